@@ -1,0 +1,430 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/span"
+)
+
+// Config sets the aggregator's windows and bounds. The zero value of every
+// field means its default.
+type Config struct {
+	// Window is the length of the tumbling event-time windows. Default 10s.
+	Window time.Duration
+	// TraceIdle is how far event time must move past a trace's last span
+	// before the trace counts as finished and is joined. Default 5s.
+	TraceIdle time.Duration
+	// Lateness is how long a window stays open after the watermark passes
+	// its end, for traces that finish late. Default 5s.
+	Lateness time.Duration
+	// MaxPendingSpans caps the spans waiting for their trace to finish.
+	// Over it, the oldest traces are joined early (counted). Default 1,000,000.
+	MaxPendingSpans int
+	// MaxEdges caps the distinct edges tracked; calls on new edges past it
+	// are counted and dropped. Default 100,000.
+	MaxEdges int
+	// MaxOpsPerService caps the distinct operations of one service; runs of
+	// further operations are folded into the operation "__overflow__".
+	// Default 1,000.
+	MaxOpsPerService int
+	// OpenWindows caps how many windows may be open at once; past it the
+	// oldest is closed early. Default 64.
+	OpenWindows int
+}
+
+// OverflowOperation is the operation name further operations of a service
+// are folded into once MaxOpsPerService is reached.
+const OverflowOperation = "__overflow__"
+
+func (c Config) withDefaults() Config {
+	if c.Window <= 0 {
+		c.Window = 10 * time.Second
+	}
+	if c.TraceIdle <= 0 {
+		c.TraceIdle = 5 * time.Second
+	}
+	if c.Lateness <= 0 {
+		c.Lateness = 5 * time.Second
+	}
+	if c.MaxPendingSpans <= 0 {
+		c.MaxPendingSpans = 1_000_000
+	}
+	if c.MaxEdges <= 0 {
+		c.MaxEdges = 100_000
+	}
+	if c.MaxOpsPerService <= 0 {
+		c.MaxOpsPerService = 1000
+	}
+	if c.OpenWindows <= 0 {
+		c.OpenWindows = 64
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming the field.
+func (c Config) Validate() error {
+	if c.Window < 0 || c.TraceIdle < 0 || c.Lateness < 0 {
+		return errors.New("graph: window, trace_idle and lateness must not be negative")
+	}
+	if c.Window > 0 && c.Window < time.Millisecond {
+		return fmt.Errorf("graph: window %v is shorter than 1ms", c.Window)
+	}
+	return nil
+}
+
+// WindowFunc receives each closed window, in event-time order. It runs on
+// the aggregator's goroutine and owns the window it is given.
+type WindowFunc func(*Window)
+
+// Aggregator joins spans into calls and files them in event-time windows.
+// Spans go in through Add; a window closes once the watermark (the latest
+// span end seen, minus TraceIdle and Lateness) passes its end, and is handed
+// to the WindowFunc. An Aggregator is driven by one goroutine; Snapshot may
+// be called from any goroutine.
+type Aggregator struct {
+	cfg      Config
+	onWindow WindowFunc
+	m        *Metrics
+
+	pend     *pending
+	joiner   joiner
+	maxEnd   int64             // latest span end seen (event time)
+	open     map[int64]*Window // open windows by start
+	closedTo int64             // windows ending at or before this are closed
+
+	edges    map[EdgeKey]struct{} // every edge tracked (for the cap)
+	opsBySvc map[string]map[string]struct{}
+
+	total      *Window                  // all closed windows merged
+	firstStart time.Time                // start of the first closed window
+	snap       atomic.Pointer[Snapshot] // published on every window close
+}
+
+// New returns an aggregator that hands closed windows to onWindow (which
+// may be nil) and records its counters in m (which may be nil).
+func New(cfg Config, onWindow WindowFunc, m *Metrics) *Aggregator {
+	cfg = cfg.withDefaults()
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	a := &Aggregator{
+		cfg:      cfg,
+		onWindow: onWindow,
+		m:        m,
+		pend:     newPending(),
+		open:     make(map[int64]*Window),
+		edges:    make(map[EdgeKey]struct{}),
+		opsBySvc: make(map[string]map[string]struct{}),
+		total:    newWindow(0, 0),
+	}
+	a.snap.Store(&Snapshot{})
+	return a
+}
+
+// Add buffers valid spans, then joins the traces that have finished and
+// closes the windows the watermark has passed. It returns how many spans
+// were rejected as too late (their window already closed); those are also
+// counted in the metrics.
+func (a *Aggregator) Add(spans []span.Span) (late int) {
+	for i := range spans {
+		s := &spans[i]
+		if a.windowStart(s.End)+int64(a.cfg.Window) <= a.closedTo {
+			late++
+			continue
+		}
+		a.pend.add(s)
+		a.maxEnd = max(a.maxEnd, s.End)
+	}
+	a.m.tooLate.Add(float64(late))
+	for a.pend.nSpans > a.cfg.MaxPendingSpans {
+		t := a.pend.popOldest()
+		a.m.evicted.Inc()
+		a.finish(t)
+	}
+	a.advance(a.maxEnd)
+	a.m.pendingSpans.Set(float64(a.pend.nSpans))
+	return late
+}
+
+// AdvanceTo moves event time forward to t (Unix ns) even without spans, so
+// windows close when traffic stops. Live consumers call it from a wall-clock
+// ticker with now minus a safety margin; replay never needs it.
+func (a *Aggregator) AdvanceTo(t int64) {
+	if t > a.maxEnd {
+		a.maxEnd = t
+		a.advance(t)
+	}
+}
+
+// Flush joins every pending trace and closes every open window, as at the
+// end of a replay.
+func (a *Aggregator) Flush() {
+	for t := a.pend.popOldest(); t != nil; t = a.pend.popOldest() {
+		a.finish(t)
+	}
+	a.closeThrough(int64(^uint64(0) >> 1))
+	a.m.pendingSpans.Set(0)
+}
+
+func (a *Aggregator) advance(now int64) {
+	cutoff := now - int64(a.cfg.TraceIdle)
+	for t := a.pend.popExpired(cutoff); t != nil; t = a.pend.popExpired(cutoff) {
+		a.finish(t)
+	}
+	a.closeThrough(cutoff - int64(a.cfg.Lateness))
+}
+
+func (a *Aggregator) windowStart(t int64) int64 {
+	w := int64(a.cfg.Window)
+	s := t - t%w
+	if t < 0 && t%w != 0 {
+		s -= w
+	}
+	return s
+}
+
+// window returns the open window holding event time t, or nil when that
+// window is closed.
+func (a *Aggregator) window(t int64) *Window {
+	start := a.windowStart(t)
+	end := start + int64(a.cfg.Window)
+	if end <= a.closedTo {
+		return nil
+	}
+	w, ok := a.open[start]
+	if ok {
+		return w
+	}
+	if len(a.open) >= a.cfg.OpenWindows {
+		a.m.windowsForced.Inc()
+		a.closeThrough(a.oldestOpenEnd())
+		if end <= a.closedTo {
+			return nil
+		}
+	}
+	w = newWindow(start, end)
+	a.open[start] = w
+	return w
+}
+
+func (a *Aggregator) oldestOpenEnd() int64 {
+	oldest := int64(^uint64(0) >> 1)
+	for s := range a.open {
+		oldest = min(oldest, s)
+	}
+	return oldest + int64(a.cfg.Window)
+}
+
+// finish joins a finished trace and files what it shows.
+func (a *Aggregator) finish(t *pendingTrace) {
+	edges, ops := a.joiner.join(t.spans)
+	late := 0
+	for i := range edges {
+		o := &edges[i]
+		w := a.window(o.at)
+		if w == nil {
+			late++
+			continue
+		}
+		st, ok := w.Edges[o.edge]
+		if !ok {
+			if !a.track(o.edge) {
+				continue
+			}
+			st = newEdgeStats()
+			w.Edges[o.edge] = st
+			if _, ok := w.Nodes[o.edge.Source]; !ok {
+				w.Nodes[o.edge.Source] = o.source
+			}
+			w.Nodes[o.target.Name] = o.target
+		}
+		st.observe(t.id, o.latencyMS, o.failed)
+		if o.hasGap {
+			st.observeGap(o.gapMS)
+		}
+	}
+	for i := range ops {
+		o := &ops[i]
+		w := a.window(o.at)
+		if w == nil {
+			late++
+			continue
+		}
+		key := a.opKey(o.op)
+		st, ok := w.Ops[key]
+		if !ok {
+			st = newOpStats()
+			w.Ops[key] = st
+			if _, ok := w.Nodes[key.Service]; !ok {
+				w.Nodes[key.Service] = Node{Name: key.Service, Kind: NodeService}
+			}
+		}
+		st.observe(o.durationMS, o.selfMS, o.failed)
+	}
+	if late > 0 {
+		a.m.lateObservations.Add(float64(late))
+	}
+	a.m.tracesJoined.Inc()
+	a.pend.recycle(t)
+}
+
+// track admits a new edge under the MaxEdges cap.
+func (a *Aggregator) track(k EdgeKey) bool {
+	if _, ok := a.edges[k]; ok {
+		return true
+	}
+	if len(a.edges) >= a.cfg.MaxEdges {
+		a.m.capHit.WithLabelValues("edges").Inc()
+		return false
+	}
+	a.edges[k] = struct{}{}
+	a.m.edgesTracked.Set(float64(len(a.edges)))
+	return true
+}
+
+// opKey folds operations past MaxOpsPerService into the overflow operation.
+func (a *Aggregator) opKey(k OpKey) OpKey {
+	ops, ok := a.opsBySvc[k.Service]
+	if !ok {
+		ops = make(map[string]struct{})
+		a.opsBySvc[k.Service] = ops
+	}
+	if _, ok := ops[k.Operation]; ok {
+		return k
+	}
+	if len(ops) >= a.cfg.MaxOpsPerService {
+		a.m.capHit.WithLabelValues("operations").Inc()
+		return OpKey{Service: k.Service, Operation: OverflowOperation}
+	}
+	ops[k.Operation] = struct{}{}
+	return k
+}
+
+// closeThrough closes, oldest first, every open window ending at or before t.
+func (a *Aggregator) closeThrough(t int64) {
+	if t <= a.closedTo {
+		return
+	}
+	for {
+		start, found := int64(0), false
+		for s := range a.open {
+			if s+int64(a.cfg.Window) <= t && (!found || s < start) {
+				start, found = s, true
+			}
+		}
+		if !found {
+			break
+		}
+		w := a.open[start]
+		delete(a.open, start)
+		a.closedTo = max(a.closedTo, start+int64(a.cfg.Window))
+		a.publish(w)
+	}
+	if t < int64(^uint64(0)>>1) {
+		a.closedTo = max(a.closedTo, a.windowStart(t))
+	}
+}
+
+func (a *Aggregator) publish(w *Window) {
+	for k, e := range w.Edges {
+		if t, ok := a.total.Edges[k]; ok {
+			t.Merge(e)
+		} else {
+			a.total.Edges[k] = e.Clone()
+		}
+	}
+	for k, o := range w.Ops {
+		if t, ok := a.total.Ops[k]; ok {
+			t.Merge(o)
+		} else {
+			a.total.Ops[k] = o.Clone()
+		}
+	}
+	for k, n := range w.Nodes {
+		a.total.Nodes[k] = n
+	}
+	if a.firstStart.IsZero() {
+		a.firstStart = w.Start
+	}
+	a.snap.Store(newSnapshot(w, a.total, a.firstStart))
+	a.m.windowsClosed.Inc()
+	a.m.watermark.Set(float64(w.End.UnixNano()) / 1e9)
+	if a.onWindow != nil {
+		a.onWindow(w)
+	}
+}
+
+// Snapshot returns the graph as of the last closed window. It is safe to
+// call from any goroutine; the result is immutable.
+func (a *Aggregator) Snapshot() *Snapshot { return a.snap.Load() }
+
+// Metrics are the aggregator's Prometheus collectors.
+type Metrics struct {
+	tooLate          prometheus.Counter
+	evicted          prometheus.Counter
+	capHit           *prometheus.CounterVec
+	lateObservations prometheus.Counter
+	tracesJoined     prometheus.Counter
+	windowsClosed    prometheus.Counter
+	windowsForced    prometheus.Counter
+	pendingSpans     prometheus.Gauge
+	edgesTracked     prometheus.Gauge
+	watermark        prometheus.Gauge
+}
+
+// NewMetrics creates the aggregator's collectors and registers them with reg
+// (nil registers nothing).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		tooLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_spans_too_late_total",
+			Help: "Spans dropped because their window had already closed.",
+		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_traces_evicted_total",
+			Help: "Traces joined early because the pending store was full (their late spans pair no further).",
+		}),
+		capHit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_graph_cap_hits_total",
+			Help: "Observations dropped or folded because a cap was reached, by cap.",
+		}, []string{"cap"}),
+		lateObservations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_late_observations_total",
+			Help: "Calls and operation runs of traces that finished after their window closed.",
+		}),
+		tracesJoined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_traces_joined_total",
+			Help: "Traces joined into calls.",
+		}),
+		windowsClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_windows_closed_total",
+			Help: "Event-time windows closed.",
+		}),
+		windowsForced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_graph_windows_forced_total",
+			Help: "Windows closed early because too many were open (event times spread too wide).",
+		}),
+		pendingSpans: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_graph_pending_spans",
+			Help: "Spans waiting for their trace to finish.",
+		}),
+		edgesTracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_graph_edges_tracked",
+			Help: "Distinct edges tracked.",
+		}),
+		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_graph_watermark_seconds",
+			Help: "End of the last closed window, Unix seconds (event time).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.tooLate, m.evicted, m.capHit, m.lateObservations, m.tracesJoined,
+			m.windowsClosed, m.windowsForced, m.pendingSpans, m.edgesTracked, m.watermark)
+	}
+	return m
+}

@@ -1,0 +1,34 @@
+package graph
+
+import "time"
+
+// Window is the statistics of one closed event-time window. A Window handed
+// to a WindowFunc is owned by the receiver: the aggregator keeps no
+// reference to it.
+type Window struct {
+	Start, End time.Time
+	Edges      map[EdgeKey]*EdgeStats
+	Ops        map[OpKey]*OpStats
+	// Nodes lists every node an edge of this window touches, and every
+	// service that ran an operation.
+	Nodes map[string]Node
+}
+
+func newWindow(start, end int64) *Window {
+	return &Window{
+		Start: time.Unix(0, start).UTC(),
+		End:   time.Unix(0, end).UTC(),
+		Edges: make(map[EdgeKey]*EdgeStats),
+		Ops:   make(map[OpKey]*OpStats),
+		Nodes: make(map[string]Node),
+	}
+}
+
+// Spans reports how many operation runs (spans) the window holds.
+func (w *Window) Spans() int64 {
+	var n int64
+	for _, o := range w.Ops {
+		n += o.Requests
+	}
+	return n
+}

@@ -1,0 +1,99 @@
+// Package sketch holds mergeable latency sketches: quantiles within a fixed
+// relative error, from any number of observations, in bounded memory.
+package sketch
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// RelativeAccuracy is the guaranteed relative error of every quantile a
+// Latency returns: the value reported for quantile q is within 1% of the
+// exact value at that rank.
+const RelativeAccuracy = 0.01
+
+// Latency is a mergeable quantile sketch of non-negative durations (any unit;
+// Causeway records milliseconds). It also keeps exact count, sum, min and max.
+//
+// It wraps DDSketch from github.com/DataDog/sketches-go: a published,
+// well-tested algorithm with a relative-error guarantee and lossless merges,
+// which per-window edge statistics and cross-instance summaries both need.
+// A Latency is not safe for concurrent use. The zero value is not usable;
+// call NewLatency.
+type Latency struct {
+	s *ddsketch.DDSketchWithExactSummaryStatistics
+}
+
+// NewLatency returns an empty sketch.
+func NewLatency() *Latency {
+	s, err := ddsketch.NewDefaultDDSketchWithExactSummaryStatistics(RelativeAccuracy)
+	if err != nil { // only for an invalid accuracy constant
+		panic(fmt.Sprintf("sketch: %v", err))
+	}
+	return &Latency{s: s}
+}
+
+// Add records one observation. Negative and NaN values are recorded as zero,
+// since a duration cannot be negative.
+func (l *Latency) Add(v float64) {
+	if !(v > 0) {
+		v = 0
+	}
+	_ = l.s.Add(v) // cannot fail for finite non-negative values
+}
+
+// Merge adds every observation of o into l. o is unchanged.
+func (l *Latency) Merge(o *Latency) {
+	if o == nil || o.s.IsEmpty() {
+		return
+	}
+	_ = l.s.MergeWith(o.s) // same mapping on both sides, cannot fail
+}
+
+// Quantile returns the value at quantile q in [0, 1], or NaN when the sketch
+// is empty.
+func (l *Latency) Quantile(q float64) float64 {
+	v, err := l.s.GetValueAtQuantile(q)
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// Count returns the number of observations.
+func (l *Latency) Count() float64 { return l.s.GetCount() }
+
+// Sum returns the exact sum of the observations.
+func (l *Latency) Sum() float64 { return l.s.GetSum() }
+
+// Mean returns the exact mean, or NaN when empty.
+func (l *Latency) Mean() float64 {
+	if l.s.IsEmpty() {
+		return math.NaN()
+	}
+	return l.s.GetSum() / l.s.GetCount()
+}
+
+// Max returns the exact largest observation, or NaN when empty.
+func (l *Latency) Max() float64 {
+	v, err := l.s.GetMaxValue()
+	if err != nil {
+		return math.NaN()
+	}
+	return v
+}
+
+// Clone returns an independent copy.
+func (l *Latency) Clone() *Latency {
+	c := NewLatency()
+	c.Merge(l)
+	return c
+}
+
+// String returns count and the usual quantiles on one line, for test failures.
+func (l *Latency) String() string {
+	return fmt.Sprintf("n=%g p50=%.3g p90=%.3g p99=%.3g max=%.3g",
+		l.Count(), l.Quantile(0.5), l.Quantile(0.9), l.Quantile(0.99), l.Max())
+}

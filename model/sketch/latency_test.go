@@ -1,0 +1,64 @@
+package sketch
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// exact returns the lower-rank exact quantile DDSketch is specified against.
+func exact(sorted []float64, q float64) float64 {
+	return sorted[int(q*float64(len(sorted)-1))]
+}
+
+func TestLatencyQuantilesWithinOnePercent(t *testing.T) {
+	dists := map[string]func(r *rand.Rand) float64{
+		"lognormal-5ms": func(r *rand.Rand) float64 { return math.Exp(math.Log(5) + 0.6*r.NormFloat64()) },
+		"bimodal":       func(r *rand.Rand) float64 { return []float64{0.3, 40}[r.IntN(2)] * (1 + 0.2*r.Float64()) },
+		"pareto-tail":   func(r *rand.Rand) float64 { return 1 / math.Pow(1-r.Float64(), 1/1.5) },
+	}
+	for name, draw := range dists {
+		t.Run(name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 2))
+			// Two halves merged, to check Merge keeps the guarantee.
+			a, b := NewLatency(), NewLatency()
+			var all []float64
+			for i := range 20000 {
+				v := draw(r)
+				all = append(all, v)
+				if i%2 == 0 {
+					a.Add(v)
+				} else {
+					b.Add(v)
+				}
+			}
+			a.Merge(b)
+			slices.Sort(all)
+			if a.Count() != float64(len(all)) {
+				t.Fatalf("count %g, want %d", a.Count(), len(all))
+			}
+			for _, q := range []float64{0.5, 0.9, 0.99} {
+				got, want := a.Quantile(q), exact(all, q)
+				if rel := math.Abs(got-want) / want; rel > RelativeAccuracy {
+					t.Errorf("p%g = %g, exact %g: relative error %.4f > %g", q*100, got, want, rel, RelativeAccuracy)
+				}
+			}
+			if a.Max() != all[len(all)-1] {
+				t.Errorf("max %g, want %g", a.Max(), all[len(all)-1])
+			}
+		})
+	}
+}
+
+func TestLatencyEmptyAndNegative(t *testing.T) {
+	l := NewLatency()
+	if !math.IsNaN(l.Quantile(0.5)) || !math.IsNaN(l.Mean()) {
+		t.Fatalf("empty sketch: %v", l)
+	}
+	l.Add(-3)
+	l.Add(math.NaN())
+	if l.Count() != 2 || l.Quantile(0.99) != 0 {
+		t.Fatalf("negative and NaN must count as zero: %v", l)
+	}
+}
