@@ -15,26 +15,26 @@ import (
 // field means its default.
 type Config struct {
 	// Window is the length of the tumbling event-time windows. Default 10s.
-	Window time.Duration
+	Window time.Duration `yaml:"window"`
 	// TraceIdle is how far event time must move past a trace's last span
 	// before the trace counts as finished and is joined. Default 5s.
-	TraceIdle time.Duration
+	TraceIdle time.Duration `yaml:"trace_idle"`
 	// Lateness is how long a window stays open after the watermark passes
 	// its end, for traces that finish late. Default 5s.
-	Lateness time.Duration
+	Lateness time.Duration `yaml:"lateness"`
 	// MaxPendingSpans caps the spans waiting for their trace to finish.
 	// Over it, the oldest traces are joined early (counted). Default 1,000,000.
-	MaxPendingSpans int
+	MaxPendingSpans int `yaml:"max_pending_spans"`
 	// MaxEdges caps the distinct edges tracked; calls on new edges past it
 	// are counted and dropped. Default 100,000.
-	MaxEdges int
+	MaxEdges int `yaml:"max_edges"`
 	// MaxOpsPerService caps the distinct operations of one service; runs of
 	// further operations are folded into the operation "__overflow__".
 	// Default 1,000.
-	MaxOpsPerService int
+	MaxOpsPerService int `yaml:"max_ops_per_service"`
 	// OpenWindows caps how many windows may be open at once; past it the
 	// oldest is closed early. Default 64.
-	OpenWindows int
+	OpenWindows int `yaml:"open_windows"`
 }
 
 // OverflowOperation is the operation name further operations of a service
@@ -428,3 +428,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// Config returns the aggregator's configuration with defaults filled in.
+func (a *Aggregator) Config() Config { return a.cfg }

@@ -1,0 +1,49 @@
+# Causeway. `make run` starts the embedded demo; `make test` runs every test.
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+FUZZTIME ?= 10s
+
+.PHONY: all build run test unit lint fuzz-short fuzz integration bench replay-nezha clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/detector ./cmd/detector
+
+## run: the embedded demo — in-process Kafka broker, simulated services, an injected fault; API on 127.0.0.1:8080
+run: build
+	$(BIN)/detector run $(ARGS)
+
+## test: vet, gofmt, unit and golden tests, short fuzzing, then integration tests against a real Kafka broker
+test: lint unit fuzz-short integration
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+# Each fuzz target for a few seconds; `make fuzz FUZZTIME=5m` for a long run.
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=5s
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeProto$$' -fuzztime $(FUZZTIME) ./consume/otlp
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeJSON$$' -fuzztime $(FUZZTIME) ./consume
+
+## integration: real Apache Kafka (KRaft, from Maven Central) on 127.0.0.1, started and stopped by scripts/integration.sh
+integration:
+	scripts/integration.sh ./...
+
+## bench: decode and aggregation throughput
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
+
+## replay-nezha: the fault-free Online Boutique minute through the pipeline
+replay-nezha: build
+	$(BIN)/detector replay --input ../shared/datasets/nezha-ob/normal-2022-08-23.jsonl.gz --out /tmp/causeway-nezha-graph.json
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,123 @@
+package graph
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/causeway/causeway/span"
+)
+
+// call builds a two-span trace: a frontend server span calling svc/op.
+func call(trace int, svc, op string, at time.Duration) []span.Span {
+	var tid span.TraceID
+	copy(tid[:], fmt.Sprintf("t%d", trace))
+	start := epoch + int64(at)
+	return []span.Span{
+		{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer,
+			Start: start, End: start + 10e6, GRPCStatus: -1},
+		{TraceID: tid, SpanID: span.ID{2}, ParentID: span.ID{1}, Service: svc, Name: op, Kind: span.KindServer,
+			Start: start + 1e6, End: start + 9e6, GRPCStatus: -1},
+	}
+}
+
+func TestPendingCapJoinsOldestEarly(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	a := New(Config{MaxPendingSpans: 4}, nil, m)
+	// Parent and child of trace 1 arrive apart, with two other traces in
+	// between: the cap forces trace 1 out before its child arrives.
+	t1 := call(1, "cart", "Get", 0)
+	a.Add(t1[:1])
+	a.Add(call(2, "cart", "Get", time.Millisecond))
+	a.Add(call(3, "cart", "Get", 2*time.Millisecond))
+	if got := testutil.ToFloat64(m.evicted); got != 1 {
+		t.Fatalf("evicted %v traces, want 1", got)
+	}
+	if a.pend.nSpans > 4 {
+		t.Fatalf("pending holds %d spans over the cap of 4", a.pend.nSpans)
+	}
+	a.Add(t1[1:])
+	a.Flush()
+	var calls int64
+	for _, e := range a.Snapshot().Edges {
+		calls += e.Total.Requests
+	}
+	if calls != 2 { // traces 2 and 3; trace 1 lost its pairing to the cap
+		t.Fatalf("edge requests %d, want 2", calls)
+	}
+}
+
+func TestEdgeCapAndOperationOverflow(t *testing.T) {
+	m := NewMetrics(nil)
+	a := New(Config{MaxEdges: 3, MaxOpsPerService: 2}, nil, m)
+	for i := range 10 {
+		a.Add(call(i, "cart", fmt.Sprintf("op%d", i), time.Duration(i)*time.Millisecond))
+	}
+	a.Flush()
+	snap := a.Snapshot()
+	ops := 0
+	for _, e := range snap.Edges {
+		ops += len(e.Operations)
+	}
+	if ops != 3 {
+		t.Errorf("tracked %d edges, want the cap of 3", ops)
+	}
+	if got := testutil.ToFloat64(m.capHit.WithLabelValues("edges")); got != 7 {
+		t.Errorf("edge cap hits %v, want 7", got)
+	}
+	for _, n := range snap.Nodes {
+		if n.Name != "cart" {
+			continue
+		}
+		if len(n.Operations) != 3 || n.Operations[0].Name != OverflowOperation {
+			t.Errorf("cart operations %+v, want op0, op1 and %s", n.Operations, OverflowOperation)
+		}
+		if n.Operations[0].Total.Requests != 8 {
+			t.Errorf("overflow holds %d runs, want 8", n.Operations[0].Total.Requests)
+		}
+	}
+}
+
+func TestWindowsCloseInOrderBehindWatermark(t *testing.T) {
+	var got []time.Time
+	a := New(Config{Window: 10 * time.Second, TraceIdle: time.Second, Lateness: time.Second},
+		func(w *Window) { got = append(got, w.Start) }, nil)
+	for i := range 5 {
+		a.Add(call(i, "cart", "Get", time.Duration(i)*10*time.Second))
+	}
+	// Watermark: 40.01s - 2s: windows [0,10), [10,20), [20,30) closed.
+	if len(got) != 3 {
+		t.Fatalf("closed %d windows, want 3", len(got))
+	}
+	a.AdvanceTo(epoch + int64(100*time.Second))
+	if len(got) != 5 {
+		t.Fatalf("after AdvanceTo closed %d windows, want 5", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Sub(got[i-1]) != 10*time.Second {
+			t.Fatalf("windows out of order or missing: %v", got)
+		}
+	}
+	if late := a.Add(call(9, "cart", "Get", 5*time.Second)); late != 2 {
+		t.Fatalf("late spans %d, want 2", late)
+	}
+}
+
+func TestSelfTimeNeverNegative(t *testing.T) {
+	var j joiner
+	// Overlapping and out-of-range children.
+	spans := []span.Span{
+		{SpanID: span.ID{1}, Service: "a", Name: "x", Start: 100, End: 200},
+		{SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "a", Name: "y", Start: 50, End: 150},
+		{SpanID: span.ID{3}, ParentID: span.ID{1}, Service: "a", Name: "y", Start: 120, End: 180},
+		{SpanID: span.ID{4}, ParentID: span.ID{1}, Service: "a", Name: "y", Start: 190, End: 400},
+	}
+	j.join(spans)
+	if got := j.selfTime(spans, 0); got != 10 { // covered: 100-180 and 190-200
+		t.Fatalf("self time %d, want 10", got)
+	}
+}
