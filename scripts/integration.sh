@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# integration.sh: run the Go integration tests (build tag `integration`)
+# against a fresh single-node Kafka, and always stop that broker afterwards.
+#
+#   scripts/integration.sh [go test flags and packages]   (default: ./...)
+#
+# The broker listens on 127.0.0.1:$KAFKA_PORT (default 19092, away from a
+# Kafka a developer may run on 9092) with its files in $KAFKA_DIR (default
+# $TMPDIR/causeway-kafka-it, kept after the run for its logs). Tests find it
+# in KAFKA_BROKERS. If KAFKA_BROKERS is already set, that broker is used and
+# none is started. The exit code is go test's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+args=("$@")
+[[ ${#args[@]} -gt 0 ]] || args=(./...)
+
+# go test runs in its own process group, in the background, so that a signal
+# to this script is acted on at once (bash runs traps only between commands,
+# and `wait` is such a point) and ends go test together with its test binaries.
+gotest=
+# shellcheck disable=SC2317 # called from the traps below
+on_signal() {
+	if [[ -n $gotest ]]; then
+		kill -TERM -- "-$gotest" 2>/dev/null || true
+		wait "$gotest" 2>/dev/null || true
+	fi
+	exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+
+if [[ -n ${KAFKA_BROKERS:-} ]]; then
+	echo "integration: using the broker at KAFKA_BROKERS=$KAFKA_BROKERS"
+else
+	export KAFKA_DIR=${KAFKA_DIR:-${TMPDIR:-/tmp}/causeway-kafka-it}
+	export KAFKA_PORT=${KAFKA_PORT:-19092}
+	scripts/kafka.sh install
+	# Stop the broker however this script ends: normal exit, test failure,
+	# Ctrl-C or SIGTERM (the signal traps end go test and exit, running EXIT).
+	trap 'scripts/kafka.sh stop --dir "$KAFKA_DIR" || true' EXIT
+	started=$(scripts/kafka.sh start --dir "$KAFKA_DIR" --port "$KAFKA_PORT")
+	KAFKA_BROKERS=${started#KAFKA_BROKERS=}
+	export KAFKA_BROKERS
+	echo "integration: broker at KAFKA_BROKERS=$KAFKA_BROKERS, logs in $KAFKA_DIR/kafka.log"
+fi
+
+setsid go test -tags integration -count=1 "${args[@]}" &
+gotest=$!
+rc=0
+wait "$gotest" || rc=$?
+gotest=
+if ((rc != 0)) && [[ -n ${KAFKA_DIR:-} ]]; then
+	echo "integration: go test failed (exit $rc); broker log: $KAFKA_DIR/kafka.log" >&2
+fi
+exit "$rc"
