@@ -35,7 +35,7 @@ fuzz:
 
 ## integration: real Apache Kafka (KRaft, from Maven Central) on 127.0.0.1, started and stopped by scripts/integration.sh
 integration:
-	scripts/integration.sh ./...
+	scripts/integration.sh -run '^TestIntegration' ./...
 
 ## bench: decode and aggregation throughput
 bench:

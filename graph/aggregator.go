@@ -17,7 +17,10 @@ type Config struct {
 	// Window is the length of the tumbling event-time windows. Default 10s.
 	Window time.Duration `yaml:"window"`
 	// TraceIdle is how far event time must move past a trace's last span
-	// before the trace counts as finished and is joined. Default 5s.
+	// before the trace counts as finished and is joined. Default 15s: SDKs
+	// export every 5s by default and batching adds more, so a trace's spans
+	// from a quiet service can arrive well after its busy callers'; on the
+	// Nezha Online Boutique minute, 5s loses a fifth of the calls, 15s 3%.
 	TraceIdle time.Duration `yaml:"trace_idle"`
 	// Lateness is how long a window stays open after the watermark passes
 	// its end, for traces that finish late. Default 5s.
@@ -46,7 +49,7 @@ func (c Config) withDefaults() Config {
 		c.Window = 10 * time.Second
 	}
 	if c.TraceIdle <= 0 {
-		c.TraceIdle = 5 * time.Second
+		c.TraceIdle = 15 * time.Second
 	}
 	if c.Lateness <= 0 {
 		c.Lateness = 5 * time.Second

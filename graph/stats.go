@@ -57,6 +57,14 @@ func worse(a, b Exemplar) bool {
 }
 
 func (e *EdgeStats) offerExemplar(x Exemplar) {
+	for i := range e.Exemplars { // one exemplar per trace: its worst call
+		if e.Exemplars[i].TraceID == x.TraceID {
+			if worse(x, e.Exemplars[i]) {
+				e.Exemplars[i] = x
+			}
+			return
+		}
+	}
 	if len(e.Exemplars) < maxExemplars {
 		e.Exemplars = append(e.Exemplars, x)
 		return

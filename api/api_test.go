@@ -1,0 +1,73 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/graph"
+)
+
+type fixedGraph struct{ s *graph.Snapshot }
+
+func (f fixedGraph) Snapshot() *graph.Snapshot { return f.s }
+
+func TestHandler(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_test_total", Help: "x"})
+	reg.MustRegister(c)
+	c.Add(3)
+	snap := &graph.Snapshot{Nodes: []graph.NodeView{{Node: graph.Node{Name: "frontend", Kind: graph.NodeService}}},
+		Edges: []graph.EdgeView{{Source: "frontend", Target: "cartservice", TargetKind: graph.NodeService}}}
+	var ready atomic.Bool
+	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Gatherer: reg, Ready: func() error {
+		if !ready.Load() {
+			return errors.New("joining group")
+		}
+		return nil
+	}}))
+	defer srv.Close()
+
+	get := func(path string) (int, string, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+	}
+
+	code, ctype, body := get("/api/v1/graph")
+	var got graph.Snapshot
+	if code != 200 || ctype != "application/json" || json.Unmarshal([]byte(body), &got) != nil ||
+		len(got.Edges) != 1 || got.Edges[0].Target != "cartservice" {
+		t.Errorf("graph: %d %s %s", code, ctype, body)
+	}
+	if code, _, body := get("/metrics"); code != 200 || !strings.Contains(body, "causeway_test_total 3") {
+		t.Errorf("metrics: %d %s", code, body)
+	}
+	if code, _, _ := get("/healthz"); code != 200 {
+		t.Errorf("healthz: %d", code)
+	}
+	if code, _, body := get("/readyz"); code != 503 || !strings.Contains(body, "joining group") {
+		t.Errorf("readyz while not ready: %d %s", code, body)
+	}
+	ready.Store(true)
+	if code, _, _ := get("/readyz"); code != 200 {
+		t.Errorf("readyz when ready: %d", code)
+	}
+	if code, ctype, body := get("/api/v1/nope"); code != 404 || ctype != "application/json" || !strings.Contains(body, "no such endpoint") {
+		t.Errorf("unknown endpoint: %d %s %s", code, ctype, body)
+	}
+	if code, _, _ := get("/debug/pprof/"); code != 404 {
+		t.Errorf("pprof is served without being asked for: %d", code)
+	}
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+)
+
+// Config is everything `detector run` can be told: one YAML file, then
+// environment variables, then flags, each overriding the one before.
+type Config struct {
+	// Listen is the address of the HTTP API. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// Pprof mounts /debug/pprof on the API listener.
+	Pprof bool `yaml:"pprof"`
+	// Kafka is where spans come from. With no brokers, `detector run`
+	// starts the embedded demo: an in-process broker fed by the simulator.
+	Kafka consume.Config `yaml:"kafka"`
+	// Graph sets windows and bounds of the service graph.
+	Graph graph.Config `yaml:"graph"`
+	// Idle is how long the wall clock may run ahead of the newest span
+	// before event time is advanced anyway, so windows close when traffic
+	// stops. Default 30s.
+	Idle time.Duration `yaml:"idle_advance"`
+	// Demo configures the embedded demo.
+	Demo DemoConfig `yaml:"demo"`
+}
+
+// DemoConfig configures the embedded demo of `detector run` without brokers.
+type DemoConfig struct {
+	// Faults to inject, in the simulator's syntax; empty means the default
+	// scenario's fault.
+	Faults []string `yaml:"faults"`
+	// Speed is simulated seconds per wall-clock second. Default 1.
+	Speed float64 `yaml:"speed"`
+	// Seed makes the simulated traffic reproducible. Default 1.
+	Seed int64 `yaml:"seed"`
+	// ByTrace publishes one message per trace keyed by trace id, as the
+	// Collector's kafka exporter does with partition_traces_by_id.
+	ByTrace bool `yaml:"by_trace"`
+}
+
+func defaultConfig() Config {
+	return Config{Listen: "127.0.0.1:8080", LogLevel: "info", Idle: 30 * time.Second,
+		Demo: DemoConfig{Speed: 1, Seed: 1, ByTrace: true}}
+}
+
+// Embedded reports whether the configuration asks for the embedded demo.
+func (c *Config) Embedded() bool { return len(c.Kafka.Brokers) == 0 }
+
+// Validate reports the first setting that cannot work, naming its field.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q: %w", c.Listen, err)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if !c.Embedded() {
+		if err := c.Kafka.WithDefaults().Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.Graph.Validate(); err != nil {
+		return err
+	}
+	if c.Idle < 0 {
+		return errors.New("idle_advance: must not be negative")
+	}
+	if c.Demo.Speed <= 0 {
+		return fmt.Errorf("demo.speed: %v must be positive", c.Demo.Speed)
+	}
+	return nil
+}
+
+// loadFile merges the YAML file at path into c. Unknown keys are errors,
+// reported with their line, so a typo never silently means a default.
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: empty file
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// envOverrides applies CAUSEWAY_* environment variables.
+func (c *Config) envOverrides(getenv func(string) string) error {
+	if v := getenv("CAUSEWAY_LISTEN"); v != "" {
+		c.Listen = v
+	}
+	if v := getenv("CAUSEWAY_KAFKA_BROKERS"); v != "" {
+		c.Kafka.Brokers = splitList(v)
+	}
+	if v := getenv("CAUSEWAY_KAFKA_TOPIC"); v != "" {
+		c.Kafka.Topic = v
+	}
+	if v := getenv("CAUSEWAY_KAFKA_GROUP"); v != "" {
+		c.Kafka.GroupID = v
+	}
+	if v := getenv("CAUSEWAY_KAFKA_ENCODING"); v != "" {
+		c.Kafka.Encoding = consume.Encoding(v)
+	}
+	if v := getenv("CAUSEWAY_KAFKA_SASL_PASSWORD"); v != "" {
+		c.Kafka.SASL.Password = v
+	}
+	if v := getenv("CAUSEWAY_LOG_LEVEL"); v != "" {
+		c.LogLevel = v
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// listFlag is a repeatable or comma-separated string flag.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+func (l listFlag) Set(s string) error { *l.v = append(*l.v, splitList(s)...); return nil }
+
+// parseRunFlags builds the run configuration from args, the environment and
+// the optional --config file.
+func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
+	// The config file is read first, so find it before the other flags.
+	cfg := defaultConfig()
+	pre := flag.NewFlagSet("run", flag.ContinueOnError)
+	pre.SetOutput(new(bytes.Buffer))
+	path := pre.String("config", "", "")
+	_ = pre.Parse(args) // errors are reported by the full parse below
+	if *path != "" {
+		if err := cfg.loadFile(*path); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.envOverrides(getenv); err != nil {
+		return cfg, err
+	}
+
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.String("config", "", "YAML configuration file")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP API address")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof on the API listener")
+	var brokers []string
+	fs.Var(listFlag{&brokers}, "brokers", "Kafka bootstrap brokers host:port (comma-separated or repeated); none starts the embedded demo")
+	fs.StringVar(&cfg.Kafka.Topic, "topic", cfg.Kafka.Topic, "Kafka topic (default otlp_spans)")
+	fs.StringVar(&cfg.Kafka.GroupID, "group", cfg.Kafka.GroupID, "Kafka consumer group (default causeway)")
+	enc := fs.String("encoding", string(cfg.Kafka.Encoding), "otlp_proto (default) or otlp_json")
+	fs.StringVar(&cfg.Kafka.DeadLetterTopic, "dead-letter-topic", cfg.Kafka.DeadLetterTopic, "copy undecodable messages to this topic")
+	fs.DurationVar(&cfg.Graph.Window, "window", cfg.Graph.Window, "event-time window length (default 10s)")
+	var faults []string
+	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), e.g. "+faultExample)
+	fs.Float64Var(&cfg.Demo.Speed, "speed", cfg.Demo.Speed, "demo: simulated seconds per second")
+	fs.Int64Var(&cfg.Demo.Seed, "seed", cfg.Demo.Seed, "demo: simulator seed")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("run: unexpected argument %q", fs.Arg(0))
+	}
+	if len(brokers) > 0 {
+		cfg.Kafka.Brokers = brokers
+	}
+	if len(faults) > 0 {
+		cfg.Demo.Faults = faults
+	}
+	cfg.Kafka.Encoding = consume.Encoding(*enc)
+	return cfg, cfg.Validate()
+}

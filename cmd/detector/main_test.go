@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+)
+
+func quietLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func consumeEncoding(s string) consume.Encoding { return consume.Encoding(s) }
+
+// TestEmbeddedDemo starts the whole detector as `make run` does, on port 0
+// and with simulated time running fast, and waits until the API shows the
+// simulated topology with its databases and queue.
+func TestEmbeddedDemo(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Demo.Speed = 20
+	windows := make(chan *graph.Window, 64)
+	m := &Main{Config: cfg, Log: quietLogger(t), OnWindow: func(w *graph.Window) {
+		select {
+		case windows <- w:
+		default:
+		}
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	addr := m.Addr(ctx)
+	if addr == "" {
+		t.Fatalf("detector did not start: %v", <-done)
+	}
+
+	// Three closed windows: enough for every edge to have been seen.
+	for i := 0; i < 3; i++ {
+		select {
+		case <-windows:
+		case err := <-done:
+			t.Fatalf("detector stopped: %v", err)
+		case <-ctx.Done():
+			t.Fatalf("only %d windows closed before the deadline", i)
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/api/v1/graph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var snap graph.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[graph.NodeKind]int{}
+	for _, n := range snap.Nodes {
+		kinds[n.Kind]++
+	}
+	if kinds[graph.NodeService] < 8 || kinds[graph.NodeDatabase] < 1 || kinds[graph.NodeCache] < 1 || kinds[graph.NodeQueue] < 1 || kinds[graph.NodeExternal] < 1 {
+		t.Errorf("node kinds %v: want ≥8 services and a database, cache, queue and external host", kinds)
+	}
+	edges := map[string]bool{}
+	for _, e := range snap.Edges {
+		edges[e.Source+"->"+e.Target] = true
+	}
+	for _, want := range []string{"frontend->cartservice", "checkoutservice->paymentservice"} {
+		if !edges[want] {
+			t.Errorf("edge %s missing from %v", want, edges)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("detector stopped with %v", err)
+	}
+}
+
+// TestReplayNezhaNormal replays the real Online Boutique minute and checks
+// the graph has the known call edges with plausible latencies.
+func TestReplayNezhaNormal(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "g.json")
+	a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: out}
+	if err := replay(a, quietLogger(t), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var res ReplayOutput
+	readJSON(t, out, &res)
+	if res.Stats.Spans < 20000 || len(res.Stats.BadMessages) != 0 {
+		t.Fatalf("stats %+v", res.Stats)
+	}
+	// Quiet services' spans arrive in batches spread over many seconds;
+	// the default trace idle time must still pair nearly all of them.
+	if late := res.Stats.RejectedSpans["too_late"]; int64(late) > res.Stats.Spans/100 {
+		t.Errorf("%d of %d spans too late", late, res.Stats.Spans)
+	}
+	edges := map[string]graph.EdgeView{}
+	for _, e := range res.Graph.Edges {
+		edges[e.Source+"->"+e.Target] = e
+	}
+	for _, want := range []string{
+		"frontend->cartservice", "frontend->productcatalogservice", "frontend->currencyservice",
+		"frontend->recommendationservice", "frontend->adservice", "frontend->checkoutservice",
+		"frontend->shippingservice", "checkoutservice->paymentservice", "checkoutservice->emailservice",
+		"checkoutservice->shippingservice", "checkoutservice->cartservice",
+		"checkoutservice->productcatalogservice", "recommendationservice->productcatalogservice",
+	} {
+		e, ok := edges[want]
+		if !ok {
+			t.Errorf("edge %s missing", want)
+			continue
+		}
+		if e.Total.Requests < 2 || e.Total.P50 < 0.05 || e.Total.P50 > 1000 || e.Total.P99 < e.Total.P50 {
+			t.Errorf("edge %s implausible: %+v", want, e.Total)
+		}
+	}
+	if len(res.Incidents) != 0 {
+		t.Errorf("incidents %v on fault-free traffic", res.Incidents)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunFlagsAndConfigErrors(t *testing.T) {
+	env := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", "nonsense"}, "listen"},
+		{[]string{"--brokers", "localhost"}, "kafka.brokers"},
+		{[]string{"--brokers", "h:1", "--encoding", "xml"}, "kafka.encoding"},
+		{[]string{"--config", "testdata/typo.yaml"}, "field windw not found"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		_, err := parseRunFlags(tc.args, env)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseRunFlags(%q) = %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+	}
+	cfg, err := parseRunFlags([]string{"--config", "testdata/good.yaml", "--topic", "from_flag"},
+		func(k string) string { return map[string]string{"CAUSEWAY_KAFKA_GROUP": "from_env"}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kafka.Topic != "from_flag" || cfg.Kafka.GroupID != "from_env" || cfg.Graph.Window != 30*time.Second || len(cfg.Kafka.Brokers) != 2 {
+		t.Errorf("config %+v: want flag over env over file", cfg)
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/causeway/causeway/api"
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+)
+
+// Main is the running detector: consumer, graph, HTTP API and, in the
+// embedded demo, an in-process broker and the simulator. Run starts the
+// parts and blocks; they stop in reverse order when its context ends.
+type Main struct {
+	Config Config
+	Log    *slog.Logger
+	Stdout io.Writer
+	// OnWindow, when set, sees every closed window after the graph does
+	// (on the graph's goroutine). Tests use it to wait without sleeping.
+	OnWindow func(*graph.Window)
+
+	reg      *prometheus.Registry
+	agg      *graph.Aggregator
+	ready    atomic.Bool
+	initOnce sync.Once
+	addr     chan string // holds the API address once bound
+}
+
+// Addr blocks until the API listener is bound and returns its address, or
+// returns "" when ctx ends first.
+func (m *Main) Addr(ctx context.Context) string {
+	m.initOnce.Do(m.init)
+	select {
+	case a := <-m.addr:
+		m.addr <- a // let later callers see it too
+		return a
+	case <-ctx.Done():
+		return ""
+	}
+}
+
+// Graph returns the live service graph; nil before Run has started it.
+func (m *Main) Graph() *graph.Aggregator { return m.agg }
+
+func (m *Main) init() {
+	if m.Log == nil {
+		m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.Stdout == nil {
+		m.Stdout = io.Discard
+	}
+	m.addr = make(chan string, 1)
+}
+
+// Run starts the detector and blocks until ctx ends or a part fails.
+func (m *Main) Run(ctx context.Context) error {
+	m.initOnce.Do(m.init)
+	cfg := m.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	if cfg.Embedded() {
+		// The simulator delivers spans promptly (no SDK or Collector
+		// batching delays), so the demo can close windows sooner.
+		if cfg.Graph.TraceIdle == 0 {
+			cfg.Graph.TraceIdle = 5 * time.Second
+		}
+		if cfg.Graph.Lateness == 0 {
+			cfg.Graph.Lateness = 2 * time.Second
+		}
+	}
+	m.reg = prometheus.NewRegistry()
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cm := consume.NewMetrics(m.reg)
+	m.agg = graph.New(cfg.Graph, m.OnWindow, graph.NewMetrics(m.reg))
+
+	var wg sync.WaitGroup
+	defer wg.Wait() // every goroutine below is stopped by cancel
+	errc := make(chan error, 4)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+
+	idle := cfg.Idle
+	kcfg := cfg.Kafka
+	if cfg.Embedded() {
+		demo, err := startDemo(ctx, cfg.Demo, m.Log, m.reg)
+		if err != nil {
+			return err
+		}
+		defer demo.Close()
+		kcfg = demo.kafkaConfig()
+		if cfg.Demo.Speed != 1 {
+			// Simulated time runs off the wall clock: trust event time alone.
+			idle, kcfg.MaxClockSkew = 0, 100*365*24*time.Hour
+		}
+		goRun("simulator", demo.Run)
+	}
+	cons, err := consume.New(kcfg, m.Log, cm, nil)
+	if err != nil {
+		return err
+	}
+	defer cons.Close()
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler: api.Handler(api.Options{Graph: m.agg, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+			Ready: func() error {
+				if !m.ready.Load() {
+					return errors.New("starting")
+				}
+				return nil
+			}}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+			cancel()
+		}
+	}()
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	m.addr <- ln.Addr().String()
+
+	goRun("consumer", cons.Run)
+	m.ready.Store(true)
+	m.Log.Info("detector running", "api", "http://"+ln.Addr().String(), "brokers", kcfg.Brokers,
+		"topic", kcfg.WithDefaults().Topic, "group", kcfg.WithDefaults().GroupID, "embedded_demo", cfg.Embedded())
+	if cfg.Embedded() {
+		fmt.Fprintf(m.Stdout, "\nCauseway is running the embedded demo: simulated services write spans to an in-process Kafka broker.\n"+
+			"  service graph:  curl -s http://%[1]s/api/v1/graph\n"+
+			"  metrics:        curl -s http://%[1]s/metrics\n"+
+			"The first window closes within %[2]v of start; a fault starts later (see the log).\n\n",
+			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness)
+	}
+
+	err = m.apply(ctx, cons, idle)
+	cancel()
+	select {
+	case e := <-errc:
+		err = errors.Join(err, e)
+	default:
+	}
+	return err
+}
+
+// apply is the graph's goroutine: it applies each decoded message, then
+// marks it done so its offset can be committed, and moves event time on
+// with the wall clock when traffic stops.
+func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Duration) error {
+	var tick <-chan time.Time
+	if idle > 0 {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case b, ok := <-cons.Batches():
+			if !ok {
+				return nil
+			}
+			m.agg.Add(b.Spans)
+			if err := cons.Done(ctx, b); err != nil && ctx.Err() == nil {
+				m.Log.Warn("mark applied", "err", err)
+			}
+		case now := <-tick:
+			m.agg.AdvanceTo(now.Add(-idle).UnixNano())
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

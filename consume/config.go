@@ -1,0 +1,194 @@
+package consume
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go/sasl"
+	"github.com/segmentio/kafka-go/sasl/plain"
+	"github.com/segmentio/kafka-go/sasl/scram"
+)
+
+// Config says where spans come from and how they are read. Zero values of
+// optional fields mean their defaults.
+type Config struct {
+	// Brokers are the bootstrap brokers, host:port. Required.
+	Brokers []string `yaml:"brokers"`
+	// Topic is the topic the Collector's kafka exporter writes. Default otlp_spans.
+	Topic string `yaml:"topic"`
+	// GroupID is the consumer group detectors share. Default causeway.
+	GroupID string `yaml:"group_id"`
+	// Encoding is otlp_proto (default) or otlp_json.
+	Encoding Encoding `yaml:"encoding"`
+	// StartAt is where a group with no committed offset starts: "earliest"
+	// (default) or "latest".
+	StartAt string `yaml:"start_at"`
+	// MaxMessageBytes is the largest message accepted; larger ones are
+	// skipped as oversize. Default 16 MiB.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// CommitInterval is how often applied offsets are committed. Default 1s.
+	CommitInterval time.Duration `yaml:"commit_interval"`
+	// MaxClockSkew is how far in the future (by this machine's clock) a
+	// span may end; later ones are rejected as bad timestamps. Default 5m.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// DeadLetterTopic, when set, receives a copy of every message skipped
+	// whole, with headers naming the reason and where it came from.
+	DeadLetterTopic string `yaml:"dead_letter_topic"`
+	// LogInterval is the least time between two log lines for the same
+	// kind of bad input. Default 10s.
+	LogInterval time.Duration `yaml:"log_interval"`
+	// QueueMessages bounds decoded messages waiting for the next stage.
+	// Default 64.
+	QueueMessages int `yaml:"queue_messages"`
+
+	TLS  TLSConfig  `yaml:"tls"`
+	SASL SASLConfig `yaml:"sasl"`
+}
+
+// TLSConfig enables TLS to the brokers.
+type TLSConfig struct {
+	Enabled            bool   `yaml:"enabled"`
+	CAFile             string `yaml:"ca_file"`   // PEM bundle to verify brokers; default: system roots
+	CertFile           string `yaml:"cert_file"` // client certificate (mutual TLS), with KeyFile
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASLConfig authenticates to the brokers.
+type SASLConfig struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty disables SASL.
+	Mechanism string `yaml:"mechanism"`
+	Username  string `yaml:"username"`
+	// Password, or PasswordFile naming a file that holds it (trailing
+	// newline ignored). Never logged.
+	Password     string `yaml:"-"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Defaults for Config.
+const (
+	DefaultTopic   = "otlp_spans"
+	DefaultGroupID = "causeway"
+)
+
+// WithDefaults returns c with every unset optional field at its default.
+func (c Config) WithDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = DefaultTopic
+	}
+	if c.GroupID == "" {
+		c.GroupID = DefaultGroupID
+	}
+	if c.Encoding == "" {
+		c.Encoding = EncodingProto
+	}
+	if c.StartAt == "" {
+		c.StartAt = "earliest"
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 16 << 20
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.MaxClockSkew <= 0 {
+		c.MaxClockSkew = 5 * time.Minute
+	}
+	if c.LogInterval <= 0 {
+		c.LogInterval = 10 * time.Second
+	}
+	if c.QueueMessages <= 0 {
+		c.QueueMessages = 64
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, naming its field.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("kafka.brokers: at least one broker is required")
+	}
+	for _, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			return fmt.Errorf("kafka.brokers: %q is not host:port", b)
+		}
+	}
+	if _, err := ParseEncoding(string(c.Encoding)); err != nil {
+		return fmt.Errorf("kafka.encoding: %w", err)
+	}
+	if s := c.StartAt; s != "" && s != "earliest" && s != "latest" {
+		return fmt.Errorf("kafka.start_at: %q is not earliest or latest", s)
+	}
+	if c.DeadLetterTopic != "" && c.DeadLetterTopic == c.Topic {
+		return errors.New("kafka.dead_letter_topic: must differ from kafka.topic")
+	}
+	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" || c.TLS.CertFile == "" && c.TLS.KeyFile != "" {
+		return errors.New("kafka.tls: cert_file and key_file go together")
+	}
+	switch strings.ToUpper(c.SASL.Mechanism) {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.SASL.Username == "" {
+			return fmt.Errorf("kafka.sasl.username: required for %s", c.SASL.Mechanism)
+		}
+	default:
+		return fmt.Errorf("kafka.sasl.mechanism: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	return nil
+}
+
+// tlsConfig builds the client TLS settings, or nil when TLS is off.
+func (c TLSConfig) tlsConfig() (*tls.Config, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	tc := &tls.Config{ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: no PEM certificates in %s", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// mechanism builds the SASL mechanism, or nil when SASL is off.
+func (c SASLConfig) mechanism() (sasl.Mechanism, error) {
+	pass := c.Password
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
+		}
+		pass = strings.TrimRight(string(b), "\r\n")
+	}
+	switch strings.ToUpper(c.Mechanism) {
+	case "":
+		return nil, nil
+	case "PLAIN":
+		return plain.Mechanism{Username: c.Username, Password: pass}, nil
+	case "SCRAM-SHA-256":
+		return scram.Mechanism(scram.SHA256, c.Username, pass)
+	case "SCRAM-SHA-512":
+		return scram.Mechanism(scram.SHA512, c.Username, pass)
+	}
+	return nil, fmt.Errorf("kafka.sasl.mechanism: %q is not supported", c.Mechanism)
+}

@@ -1,0 +1,252 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/span"
+)
+
+// Batch is the spans of one Kafka message, handed to the next stage in
+// offset order. The receiver owns it until it calls Consumer.Done.
+type Batch struct {
+	// Spans are the message's usable spans; empty for a skipped message,
+	// which still flows through so its offset is committed in order.
+	Spans []span.Span
+	// Topic, Partition and Offset say where the message came from.
+	Topic     string
+	Partition int
+	Offset    int64
+
+	msg kafka.Message
+}
+
+// Consumer reads span messages from a Kafka consumer group.
+//
+// Run fetches and decodes messages and sends them, in order, on a bounded
+// channel; the next stage applies each Batch and then calls Done, and only
+// then is the message's offset committed (in the background, every
+// CommitInterval, and on Close). A message skipped as bad is also passed on
+// and committed in order, so a crash never commits past unapplied spans.
+type Consumer struct {
+	cfg  Config
+	log  *slog.Logger
+	m    *Metrics
+	now  func() time.Time
+	r    *kafka.Reader
+	dlq  *kafka.Writer
+	dec  *Decoder
+	samp *sampler
+	out  chan *Batch
+
+	pool sync.Pool // of []span.Span
+
+	lagMu sync.Mutex
+	lag   map[int]int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New validates cfg and returns a consumer that has not yet connected. m
+// may be nil; now may be nil (time.Now).
+func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consumer, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	if now == nil {
+		now = time.Now
+	}
+	tlsConf, err := cfg.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	mech, err := cfg.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	start := kafka.FirstOffset
+	if cfg.StartAt == "latest" {
+		start = kafka.LastOffset
+	}
+	c := &Consumer{
+		cfg:  cfg,
+		log:  log,
+		m:    m,
+		now:  now,
+		dec:  NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes),
+		samp: newSampler(log, cfg.LogInterval, now),
+		out:  make(chan *Batch, cfg.QueueMessages),
+		lag:  make(map[int]int64),
+	}
+	c.r = kafka.NewReader(kafka.ReaderConfig{
+		Brokers:        cfg.Brokers,
+		GroupID:        cfg.GroupID,
+		Topic:          cfg.Topic,
+		Dialer:         &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsConf, SASLMechanism: mech},
+		MinBytes:       1,
+		MaxBytes:       cfg.MaxMessageBytes + 1<<20, // room to fetch an oversize message and skip it
+		MaxWait:        500 * time.Millisecond,
+		CommitInterval: cfg.CommitInterval,
+		StartOffset:    start,
+		// kafka-go logs every empty long poll at info level: debug for us.
+		Logger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
+		// Its errors are mostly transient and retried inside: at most one
+		// line per interval.
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { c.samp.note("kafka reader error", fmt.Sprintf(f, a...)) }),
+	})
+	if cfg.DeadLetterTopic != "" {
+		c.dlq = &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  cfg.DeadLetterTopic,
+			Balancer:               &kafka.Hash{},
+			RequiredAcks:           kafka.RequireAll,
+			AllowAutoTopicCreation: true,
+			WriteTimeout:           10 * time.Second,
+			Transport:              &kafka.Transport{TLS: tlsConf, SASL: mech},
+		}
+	}
+	return c, nil
+}
+
+// Batches returns the channel Run sends decoded messages on. It is closed
+// when Run returns.
+func (c *Consumer) Batches() <-chan *Batch { return c.out }
+
+// Run reads until ctx ends or the reader is closed, then closes the Batches
+// channel and returns nil; it returns an error only when reading cannot go on.
+// Call it once.
+func (c *Consumer) Run(ctx context.Context) error {
+	defer close(c.out)
+	for {
+		msg, err := c.r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			c.log.Error("fetch from kafka", "topic", c.cfg.Topic, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		b := c.decode(ctx, msg)
+		select {
+		case c.out <- b:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (c *Consumer) decode(ctx context.Context, msg kafka.Message) *Batch {
+	c.m.Messages.Inc()
+	c.m.Bytes.Add(float64(len(msg.Value)))
+	c.noteLag(msg)
+	b := &Batch{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, msg: msg}
+	where := []any{"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset}
+
+	c.dec.SetMaxTime(c.now().Add(c.cfg.MaxClockSkew).UnixNano())
+	res, err := c.dec.Decode(msg.Value)
+	if err != nil {
+		var de *Error
+		reason := span.ReasonDecodeInternal
+		if errors.As(err, &de) {
+			reason = de.Reason
+		}
+		c.m.Errors.WithLabelValues(string(reason)).Inc()
+		c.samp.report(reason, msg.Value, 1, append(where, "err", err)...)
+		c.deadLetter(ctx, msg, reason)
+		return b
+	}
+	for r, n := range res.Rejected {
+		c.m.Rejected.WithLabelValues(string(r)).Add(float64(n))
+		c.samp.report(r, msg.Value, n, where...)
+	}
+	c.m.Spans.Add(float64(len(res.Spans)))
+	spans, _ := c.pool.Get().([]span.Span)
+	b.Spans = append(spans[:0], res.Spans...)
+	return b
+}
+
+// noteLag records how far behind the partition end this message is.
+func (c *Consumer) noteLag(msg kafka.Message) {
+	if msg.HighWaterMark <= 0 {
+		return
+	}
+	c.lagMu.Lock()
+	c.lag[msg.Partition] = max(0, msg.HighWaterMark-msg.Offset-1)
+	var total int64
+	for _, l := range c.lag {
+		total += l
+	}
+	c.lagMu.Unlock()
+	c.m.Lag.Set(float64(total))
+}
+
+// deadLetter copies a skipped message to the dead-letter topic, if any.
+// Failure is counted and logged; it never holds up consumption for long.
+func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, reason span.Reason) {
+	if c.dlq == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	err := c.dlq.WriteMessages(ctx, kafka.Message{
+		Key:   msg.Key,
+		Value: msg.Value,
+		Headers: append(msg.Headers[:len(msg.Headers):len(msg.Headers)],
+			kafka.Header{Key: "causeway.reason", Value: []byte(reason)},
+			kafka.Header{Key: "causeway.source.topic", Value: []byte(msg.Topic)},
+			kafka.Header{Key: "causeway.source.partition", Value: []byte(strconv.Itoa(msg.Partition))},
+			kafka.Header{Key: "causeway.source.offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		),
+	})
+	if err != nil {
+		c.m.DeadLetter.WithLabelValues("failed").Inc()
+		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", err)
+		return
+	}
+	c.m.DeadLetter.WithLabelValues("ok").Inc()
+}
+
+// Done marks b's spans as applied: its offset may now be committed. The
+// commit itself happens in the background (every CommitInterval) and on
+// Close. b must not be used afterwards.
+func (c *Consumer) Done(ctx context.Context, b *Batch) error {
+	if err := c.r.CommitMessages(ctx, b.msg); err != nil {
+		return fmt.Errorf("commit offset %d of %s/%d: %w", b.Offset, b.Topic, b.Partition, err)
+	}
+	c.m.Commits.Inc()
+	if cap(b.Spans) > 0 {
+		clear(b.Spans)
+		c.pool.Put(b.Spans[:0]) //nolint:staticcheck // a slice header is small next to what it saves
+	}
+	return nil
+}
+
+// Close stops reading, commits what Done has marked, and leaves the group.
+// It is safe to call more than once.
+func (c *Consumer) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.r.Close()
+		if c.dlq != nil {
+			c.closeErr = errors.Join(c.closeErr, c.dlq.Close())
+		}
+	})
+	return c.closeErr
+}

@@ -1,0 +1,127 @@
+package consume
+
+import (
+	"encoding/hex"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/span"
+)
+
+// Metrics are the consumer's Prometheus collectors.
+type Metrics struct {
+	Messages   prometheus.Counter
+	Spans      prometheus.Counter
+	Bytes      prometheus.Counter
+	Errors     *prometheus.CounterVec // messages rejected whole, by reason
+	Rejected   *prometheus.CounterVec // spans rejected, by reason
+	DeadLetter *prometheus.CounterVec // dead-letter copies, by result
+	Lag        prometheus.Gauge
+	Commits    prometheus.Counter
+}
+
+// NewMetrics creates the consumer's collectors and registers them with reg
+// (nil registers nothing).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Messages: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_consume_messages_total", Help: "Messages read (Kafka or replay input).",
+		}),
+		Spans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_spans_total", Help: "Usable spans decoded and handed to the graph.",
+		}),
+		Bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_consume_bytes_total", Help: "Bytes of message values read.",
+		}),
+		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_consume_errors_total", Help: "Messages skipped whole because they could not be decoded, by reason.",
+		}, []string{"reason"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_spans_rejected_total", Help: "Spans skipped because they were unusable, by reason.",
+		}, []string{"reason"}),
+		DeadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_consume_dead_letter_total", Help: "Bad messages copied to the dead-letter topic, by result (ok, failed).",
+		}, []string{"result"}),
+		Lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_consume_lag_messages", Help: "Messages between the last one read and the partition end, as last reported by the reader.",
+		}),
+		Commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_consume_commits_total", Help: "Messages whose offsets were committed after their spans were applied.",
+		}),
+	}
+	for _, r := range []span.Reason{span.ReasonNotProtobuf, span.ReasonTruncated, span.ReasonBadJSON, span.ReasonOversize} {
+		m.Errors.WithLabelValues(string(r)) // export zeros, so alerts on rate() work from the start
+	}
+	for _, r := range []span.Reason{span.ReasonNoService, span.ReasonBadID, span.ReasonBadTimestamp, span.ReasonTooLong} {
+		m.Rejected.WithLabelValues(string(r))
+	}
+	if reg != nil {
+		reg.MustRegister(m.Messages, m.Spans, m.Bytes, m.Errors, m.Rejected, m.DeadLetter, m.Lag, m.Commits)
+	}
+	return m
+}
+
+// sampler logs each reason at most once per interval, with a sample of the
+// input and how many occurrences went unlogged since the last line.
+type sampler struct {
+	log      *slog.Logger
+	interval time.Duration
+	now      func() time.Time
+
+	mu   sync.Mutex
+	last map[span.Reason]time.Time
+	hush map[span.Reason]int
+}
+
+func newSampler(log *slog.Logger, interval time.Duration, now func() time.Time) *sampler {
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	return &sampler{log: log, interval: interval, now: now,
+		last: make(map[span.Reason]time.Time), hush: make(map[span.Reason]int)}
+}
+
+// sampleBytes is how much of a bad message a log line shows.
+const sampleBytes = 64
+
+// allow reports whether a line for key may be logged now, and how many
+// occurrences were suppressed since the last one; n occurrences are noted.
+func (s *sampler) allow(key span.Reason, n int) (suppressed int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if t, seen := s.last[key]; seen && now.Sub(t) < s.interval {
+		s.hush[key] += n
+		return 0, false
+	}
+	suppressed = s.hush[key]
+	s.last[key], s.hush[key] = now, 0
+	return suppressed, true
+}
+
+// report logs n occurrences of reason unless a line for it was logged
+// within the interval, with a hex sample of the message; attrs give the
+// context (topic, partition, offset, error).
+func (s *sampler) report(reason span.Reason, msg []byte, n int, attrs ...any) {
+	suppressed, ok := s.allow(reason, n)
+	if !ok {
+		return
+	}
+	sample := msg
+	if len(sample) > sampleBytes {
+		sample = sample[:sampleBytes]
+	}
+	attrs = append(attrs, "reason", string(reason), "count", n,
+		"suppressed_since_last_log", suppressed, "sample_hex", hex.EncodeToString(sample), "size", len(msg))
+	s.log.Warn("skipping bad input", attrs...)
+}
+
+// note logs a free-form problem under key at most once per interval.
+func (s *sampler) note(key, detail string) {
+	if suppressed, ok := s.allow(span.Reason(key), 1); ok {
+		s.log.Warn(key, "detail", detail, "suppressed_since_last_log", suppressed)
+	}
+}
