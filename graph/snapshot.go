@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/causeway/causeway/model/sketch"
 )
 
 // Snapshot is a read-only view of the service graph: every node and
@@ -72,21 +74,28 @@ type StatsView struct {
 	Exemplars []string `json:"exemplar_trace_ids,omitempty"`
 }
 
-func edgeView(e *EdgeStats, seconds float64) StatsView {
+// callsView summarises requests, errors and a latency sketch over seconds
+// of event time: the part edge and operation views share.
+func callsView(requests, errors int64, lat *sketch.Latency, seconds float64) StatsView {
 	v := StatsView{
-		Requests: e.Requests,
-		Errors:   e.Errors,
-		P50:      round(e.Latency.Quantile(0.5)),
-		P90:      round(e.Latency.Quantile(0.9)),
-		P99:      round(e.Latency.Quantile(0.99)),
-		Mean:     round(e.Latency.Mean()),
+		Requests: requests,
+		Errors:   errors,
+		P50:      round(lat.Quantile(0.5)),
+		P90:      round(lat.Quantile(0.9)),
+		P99:      round(lat.Quantile(0.99)),
+		Mean:     round(lat.Mean()),
 	}
-	if e.Requests > 0 {
-		v.ErrorRate = round(float64(e.Errors) / float64(e.Requests))
+	if requests > 0 {
+		v.ErrorRate = round(float64(errors) / float64(requests))
 	}
 	if seconds > 0 {
-		v.Rate = round(float64(e.Requests) / seconds)
+		v.Rate = round(float64(requests) / seconds)
 	}
+	return v
+}
+
+func edgeView(e *EdgeStats, seconds float64) StatsView {
+	v := callsView(e.Requests, e.Errors, e.Latency, seconds)
 	if e.GapCount > 0 {
 		g := round(e.MeanGapMS())
 		v.GapMS = &g
@@ -108,20 +117,7 @@ func edgeView(e *EdgeStats, seconds float64) StatsView {
 }
 
 func opView(o *OpStats, seconds float64) StatsView {
-	v := StatsView{
-		Requests: o.Requests,
-		Errors:   o.Errors,
-		P50:      round(o.Duration.Quantile(0.5)),
-		P90:      round(o.Duration.Quantile(0.9)),
-		P99:      round(o.Duration.Quantile(0.99)),
-		Mean:     round(o.Duration.Mean()),
-	}
-	if o.Requests > 0 {
-		v.ErrorRate = round(float64(o.Errors) / float64(o.Requests))
-	}
-	if seconds > 0 {
-		v.Rate = round(float64(o.Requests) / seconds)
-	}
+	v := callsView(o.Requests, o.Errors, o.Duration, seconds)
 	sp, sm := round(o.SelfTime.Quantile(0.5)), round(o.SelfTime.Mean())
 	v.SelfP50, v.SelfMean = &sp, &sm
 	return v
