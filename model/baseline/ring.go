@@ -1,0 +1,55 @@
+package baseline
+
+// ring keeps the latest windows a baseline saw, with their scores, in
+// fixed memory.
+type ring struct {
+	dims   int
+	at     []int64
+	values []float32
+	score  []float32
+	anom   []bool
+	next   int // slot of the next push
+	full   bool
+}
+
+func newRing(size, dims int) *ring {
+	return &ring{dims: dims, at: make([]int64, size), values: make([]float32, size*dims),
+		score: make([]float32, size), anom: make([]bool, size)}
+}
+
+func (r *ring) push(at int64, x []float64, score float64, anomalous bool) {
+	i := r.next
+	r.at[i], r.score[i], r.anom[i] = at, float32(score), anomalous
+	for d, v := range x {
+		r.values[i*r.dims+d] = float32(v)
+	}
+	r.next = (i + 1) % len(r.at)
+	r.full = r.full || r.next == 0
+}
+
+// Recent is one recent window of a baseline.
+type Recent struct {
+	At        int64     `json:"at"` // the caller's window time (Unix ns)
+	Values    []float64 `json:"values"`
+	Score     float64   `json:"score"`
+	Anomalous bool      `json:"anomalous"`
+}
+
+// Recent returns the latest windows, oldest first, values in feature units.
+func (b *Baseline) Recent() []Recent {
+	r := b.recent
+	n, start := r.next, 0
+	if r.full {
+		n, start = len(r.at), r.next
+	}
+	out := make([]Recent, 0, n)
+	for k := range n {
+		i := (start + k) % len(r.at)
+		v := make([]float64, r.dims)
+		for d := range v {
+			v[d] = float64(r.values[i*r.dims+d])
+		}
+		out = append(out, Recent{At: r.at[i], Values: v, Score: float64(r.score[i]), Anomalous: r.anom[i]})
+	}
+	return out
+}

@@ -1,0 +1,194 @@
+// Package cluster groups feature vectors into regimes: k-means with
+// k-means++ seeding for each candidate number of clusters, the number
+// chosen by the Bayesian information criterion of the diagonal Gaussian
+// mixture the clusters imply. Missing values (NaN) are allowed and ignored
+// dimension by dimension.
+package cluster
+
+import (
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/stat"
+)
+
+// Options bound a fit. The zero value is usable.
+type Options struct {
+	// MaxK is the largest number of clusters tried. Default 4.
+	MaxK int
+	// MinSupport is the fewest points a cluster may have; a k that leaves
+	// a smaller cluster is not chosen. Default 5.
+	MinSupport int
+	// MinSpread floors each dimension's standard deviation when computing
+	// likelihoods, so a constant feature cannot make a cluster infinitely
+	// likely. Indexed like the points' dimensions; missing entries mean 1e-3.
+	MinSpread []float64
+	// Seed makes the k-means++ seeding reproducible.
+	Seed uint64
+}
+
+// Result is a fit: how many clusters, which point went where, and the
+// information criterion that chose it.
+type Result struct {
+	K      int
+	Labels []int // Labels[i] is point i's cluster, in [0, K)
+	BIC    float64
+}
+
+// Fit clusters points (each of the same length). With fewer than
+// 2*MinSupport points it returns a single cluster.
+func Fit(points [][]float64, o Options) Result {
+	if o.MaxK <= 0 {
+		o.MaxK = 4
+	}
+	if o.MinSupport <= 0 {
+		o.MinSupport = 5
+	}
+	n := len(points)
+	best := Result{K: 1, Labels: make([]int, n)}
+	if n == 0 {
+		return best
+	}
+	best.BIC = bic(points, best.Labels, 1, o.MinSpread)
+	rng := o.Seed | 1
+	for k := 2; k <= o.MaxK && k*o.MinSupport <= n; k++ {
+		labels := kmeans(points, k, &rng)
+		if !supported(labels, k, o.MinSupport) {
+			continue
+		}
+		if b := bic(points, labels, k, o.MinSpread); b < best.BIC {
+			best = Result{K: k, Labels: labels, BIC: b}
+		}
+	}
+	return best
+}
+
+func supported(labels []int, k, min int) bool {
+	counts := make([]int, k)
+	for _, l := range labels {
+		counts[l]++
+	}
+	return slices.Min(counts) >= min
+}
+
+// next is splitmix64: a small deterministic generator.
+func next(s *uint64) uint64 {
+	*s += 0x9e3779b97f4a7c15
+	z := *s
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+func uniform(s *uint64) float64 { return float64(next(s)>>11) / (1 << 53) }
+
+// dist2 is the squared distance over the dimensions both points have.
+func dist2(a, b []float64) float64 {
+	var d float64
+	for i := range a {
+		if x := a[i] - b[i]; !math.IsNaN(x) {
+			d += x * x
+		}
+	}
+	return d
+}
+
+// kmeans runs Lloyd's algorithm from a k-means++ seeding.
+func kmeans(points [][]float64, k int, rng *uint64) []int {
+	n, dims := len(points), len(points[0])
+	centers := make([][]float64, 0, k)
+	centers = append(centers, slices.Clone(points[int(next(rng)%uint64(n))]))
+	d2 := make([]float64, n)
+	for len(centers) < k {
+		var sum float64
+		for i, p := range points {
+			d2[i] = math.Inf(1)
+			for _, c := range centers {
+				d2[i] = min(d2[i], dist2(p, c))
+			}
+			sum += d2[i]
+		}
+		pick, r := n-1, uniform(rng)*sum
+		for i := range d2 {
+			if r -= d2[i]; r <= 0 {
+				pick = i
+				break
+			}
+		}
+		centers = append(centers, slices.Clone(points[pick]))
+	}
+	labels := make([]int, n)
+	for iter := 0; iter < 50; iter++ {
+		changed := false
+		for i, p := range points {
+			bestK, bestD := 0, math.Inf(1)
+			for j, c := range centers {
+				if d := dist2(p, c); d < bestD {
+					bestK, bestD = j, d
+				}
+			}
+			if labels[i] != bestK || iter == 0 {
+				changed = changed || labels[i] != bestK
+				labels[i] = bestK
+			}
+		}
+		if !changed && iter > 0 {
+			break
+		}
+		for j := range centers {
+			for d := 0; d < dims; d++ {
+				var sum, cnt float64
+				for i, p := range points {
+					if labels[i] == j && !math.IsNaN(p[d]) {
+						sum += p[d]
+						cnt++
+					}
+				}
+				if cnt > 0 {
+					centers[j][d] = sum / cnt
+				}
+			}
+		}
+	}
+	return labels
+}
+
+// bic is the Bayesian information criterion of the diagonal Gaussian
+// mixture with one component per cluster: lower is better.
+func bic(points [][]float64, labels []int, k int, minSpread []float64) float64 {
+	n, dims := len(points), len(points[0])
+	var ll float64
+	col := make([]float64, 0, n)
+	for j := 0; j < k; j++ {
+		members := 0
+		for _, l := range labels {
+			if l == j {
+				members++
+			}
+		}
+		logw := math.Log(float64(members) / float64(n))
+		ll += float64(members) * logw
+		for d := 0; d < dims; d++ {
+			col = col[:0]
+			for i, p := range points {
+				if labels[i] == j && !math.IsNaN(p[d]) {
+					col = append(col, p[d])
+				}
+			}
+			if len(col) == 0 {
+				continue
+			}
+			mean, variance := stat.PopMeanVariance(col, nil)
+			floor := 1e-3
+			if d < len(minSpread) && minSpread[d] > 0 {
+				floor = minSpread[d]
+			}
+			variance = max(variance, floor*floor)
+			for _, x := range col {
+				ll += -0.5*math.Log(2*math.Pi*variance) - (x-mean)*(x-mean)/(2*variance)
+			}
+		}
+	}
+	params := float64(k*2*dims + k - 1)
+	return -2*ll + params*math.Log(float64(n))
+}
