@@ -21,6 +21,27 @@ func ExampleParseFault() {
 	// network_delay:frontend>cartservice:+30ms@40s/1m0s
 }
 
+func ExampleBatchJob() {
+	// A 6-hour baseline test: a 3-minute reindex every 30 minutes, the
+	// first 10 minutes in, so the detector sees 12 runs.
+	s, err := sim.New(sim.Config{Seed: 1, Batch: &sim.BatchJob{
+		Every: 30 * time.Minute, Duration: 3 * time.Minute, Offset: 10 * time.Minute,
+		Rate: 10, Slowdown: 0.4,
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, at := range []time.Duration{0, 10 * time.Minute, 13 * time.Minute, 40 * time.Minute, 5*time.Hour + 41*time.Minute} {
+		fmt.Println(at, s.BatchRunning(s.Now().Add(at)))
+	}
+	// Output:
+	// 0s false
+	// 10m0s true
+	// 13m0s false
+	// 40m0s true
+	// 5h41m0s true
+}
+
 func ExampleSim_Messages() {
 	s, err := sim.New(sim.Default())
 	if err != nil {

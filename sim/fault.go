@@ -317,7 +317,7 @@ func (f Fault) apply(m *model, start int64) error {
 		}
 	case DeadInstance:
 		if s := m.serviceNamed(f.Target); s != nil {
-			if s == m.roots[0].op.svc {
+			if s == m.roots[0].op.svc || (m.job != nil && s == m.job.svc) {
 				return bad("Target", "%s has no instrumented callers", s.name)
 			}
 			s.dead = append(s.dead, w)

@@ -344,6 +344,14 @@ func TestNewErrors(t *testing.T) {
 		{"dead nothing", Config{Faults: []Fault{{Kind: DeadInstance, Target: "mars"}}}, `Faults[0].Target`},
 		{"negative start", Config{Faults: []Fault{{Kind: DeadInstance, Target: "adservice", Start: -1}}}, `Faults[0].Start`},
 		{"operation on slow_db", Config{Faults: []Fault{{Kind: SlowDB, Target: "catalog-db", Operation: "x", Delay: 1}}}, `Faults[0].Operation`},
+		{"batch runs overlap", Config{Batch: &BatchJob{Every: time.Minute, Duration: time.Minute}}, "Batch.Every: must exceed Batch.Duration"},
+		{"batch longer than the default period", Config{Batch: &BatchJob{Duration: time.Hour}}, "Batch.Every: must exceed Batch.Duration"},
+		{"negative batch period", Config{Batch: &BatchJob{Every: -time.Minute}}, "Batch.Every: must be positive"},
+		{"negative batch duration", Config{Batch: &BatchJob{Duration: -time.Minute}}, "Batch.Duration"},
+		{"negative batch offset", Config{Batch: &BatchJob{Offset: -time.Second}}, "Batch.Offset"},
+		{"infinite batch rate", Config{Batch: &BatchJob{Rate: math.Inf(1)}}, "Batch.Rate"},
+		{"negative batch slowdown", Config{Batch: &BatchJob{Slowdown: -0.1}}, "Batch.Slowdown"},
+		{"dead batch job", Config{Batch: &BatchJob{}, Faults: []Fault{{Kind: DeadInstance, Target: "batchjob"}}}, "Faults[0].Target: batchjob has no instrumented callers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,6 +83,7 @@ type service struct {
 	scopeEnc [][]byte                         // ScopeSpans.scope field, encoded
 	scopeIdx [nInstr]int                      // instr -> index into scopes, -1 when unused
 	dead     []window                         // dead_instance faults
+	jobPath  bool                             // slowed while the batch job runs
 }
 
 // instance is one running copy of a service: one OTLP resource.
@@ -169,11 +170,12 @@ type leafSpec struct {
 // peer is an uninstrumented dependency: a database, a cache, an external
 // host. It appears only in its callers' client spans.
 type peer struct {
-	name   string // server.address
-	system string // db.system, or "http" for an external host
-	port   int64
-	slow   []window // slow_db faults
-	dead   []window // dead_instance faults
+	name    string // server.address
+	system  string // db.system, or "http" for an external host
+	port    int64
+	slow    []window // slow_db faults
+	dead    []window // dead_instance faults
+	jobPath bool     // slowed while the batch job runs
 }
 
 // window is a fault's active interval in Unix nanoseconds, [from, to), with

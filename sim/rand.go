@@ -15,6 +15,9 @@ const (
 	streamArrivals  = 1 << 62
 	streamNoise     = 1<<62 + 1<<40
 	streamInstances = 1<<62 + 1<<41
+	// Batch job: one stream for arrivals, one per job request.
+	streamJobArrivals = 1<<62 + 1<<42
+	streamJobs        = 1<<62 + 1<<43
 )
 
 // newRNG returns the generator for one stream of a seed.

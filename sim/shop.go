@@ -13,6 +13,7 @@ type model struct {
 	insts    []*instance
 	roots    []root
 	weights  float64 // sum of root weights
+	job      *op     // the batch job's root operation, or nil
 }
 
 // root is a user-facing entry point and its share of the traffic.
@@ -23,9 +24,11 @@ type root struct {
 
 // newShop builds the shop: an Online-Boutique-like set of services, a Redis
 // cart cache, a PostgreSQL catalog database, a Kafka queue of orders with an
-// instrumented consumer, and an external payment API. Latency medians are
-// self times (time not spent waiting on calls); leaf calls are whole calls.
-func newShop(seed int64) *model {
+// instrumented consumer, and an external payment API; with job, also the
+// batch job, after everything else so the rest of the shop is unchanged.
+// Latency medians are self times (time not spent waiting on calls); leaf
+// calls are whole calls.
+func newShop(seed int64, job bool) *model {
 	m := &model{}
 
 	redis := m.peer("redis-cart", "redis", 6379)
@@ -128,6 +131,12 @@ func newShop(seed int64) *model {
 	m.root(addToCart, 2)
 	m.root(viewCart, 3)
 	m.root(checkout, 1)
+
+	if job {
+		bj := m.service("batchjob", "go", 8080, 1)
+		m.job = bj.internal("reindex", ms(2, 0.5), seq(rpc(listProducts)))
+		cat.jobPath, catalogDB.jobPath = true, true
+	}
 
 	m.finish(seed)
 	return m
@@ -260,6 +269,9 @@ func (m *model) finish(seed int64) {
 	for _, r := range m.roots {
 		walk(r.op)
 	}
+	if m.job != nil {
+		walk(m.job)
+	}
 	for si, s := range m.services {
 		r := newRNG(seed, streamInstances+uint64(si))
 		podHash := podSuffix(&r, 9)
@@ -343,9 +355,11 @@ type Edge struct {
 }
 
 // Services describes the simulated services in a fixed order. The topology
-// does not depend on the configuration, so it is a plain function.
+// does not depend on the configuration, so it is a plain function; the one
+// exception is Config.Batch, which adds the service batchjob (Go, one
+// instance, root spans "reindex" of kind internal), not listed here.
 func Services() []Service {
-	m := newShop(0)
+	m := newShop(0, false)
 	out := make([]Service, 0, len(m.services))
 	for _, s := range m.services {
 		d := Service{Name: s.name, Language: s.lang, Instances: s.nInst}
@@ -358,8 +372,9 @@ func Services() []Service {
 }
 
 // Edges lists every dependency of the shop, sorted by From, To, Via.
+// Config.Batch adds {batchjob, productcatalogservice, grpc}, not listed here.
 func Edges() []Edge {
-	m := newShop(0)
+	m := newShop(0, false)
 	var out []Edge
 	m.calls(func(c *call) {
 		switch c.kind {

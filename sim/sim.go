@@ -11,7 +11,8 @@
 // (see Services and Edges). User requests arrive as a Poisson process whose
 // rate follows a compressed day (peak and off-peak a few minutes apart) with
 // slow noise; latencies are log-normal per operation and rise a little with
-// load.
+// load. An optional batch job (Config.Batch) adds a recurring, legitimate
+// pattern: runs at a fixed period that call the catalog and slow it down.
 //
 // Everything is a function of Config: the same Config gives byte-identical
 // output, and event time comes from the simulation, never the wall clock.
@@ -58,6 +59,8 @@ type Config struct {
 	Steady bool
 	// Faults are injected in addition to normal behaviour.
 	Faults []Fault
+	// Batch, if not nil, adds a periodic batch job (see BatchJob).
+	Batch *BatchJob
 	// ByTrace gives one message per trace, keyed by its hex trace id, as
 	// the Collector's kafka exporter does with partition_traces_by_id.
 	// Otherwise messages are batches of many traces with an empty key.
@@ -118,6 +121,10 @@ func (c Config) withDefaults() Config {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
 	}
+	if c.Batch != nil {
+		b := c.Batch.withDefaults()
+		c.Batch = &b
+	}
 	return c
 }
 
@@ -133,6 +140,8 @@ func (c Config) validate() error {
 		return bad("MaxBatchSpans", "must be positive, have %d", c.MaxBatchSpans)
 	case c.Interval < 0:
 		return bad("Interval", "must be positive, have %v", c.Interval)
+	case c.Batch != nil:
+		return c.Batch.validate()
 	}
 	return nil
 }
@@ -158,6 +167,7 @@ type Sim struct {
 	seq   uint64
 	arr   rng
 	g     gen
+	job   *job // nil without Config.Batch
 
 	out  []rec    // scratch: records emitted by the current step
 	keys []endKey // scratch: for sorting by end time
@@ -166,7 +176,7 @@ type Sim struct {
 }
 
 // New validates cfg and returns a simulation positioned at cfg.Start.
-// Errors name the bad field, such as Faults[0].Target.
+// Errors name the bad field, such as Faults[0].Target or Batch.Every.
 func New(cfg Config) (*Sim, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -175,7 +185,7 @@ func New(cfg Config) (*Sim, error) {
 	cfg.Faults = slices.Clone(cfg.Faults)
 	s := &Sim{
 		cfg:   cfg,
-		m:     newShop(cfg.Seed),
+		m:     newShop(cfg.Seed, cfg.Batch != nil),
 		start: cfg.Start.UnixNano(),
 		arr:   newRNG(cfg.Seed, streamArrivals),
 	}
@@ -188,6 +198,9 @@ func New(cfg Config) (*Sim, error) {
 			return nil, fmt.Errorf("new simulator: %w", err)
 		}
 	}
+	if cfg.Batch != nil {
+		s.job = newJob(*cfg.Batch, cfg.Seed, s.start)
+	}
 	s.now = s.start
 	s.next = s.start + s.gap(s.start)
 	return s, nil
@@ -196,7 +209,8 @@ func New(cfg Config) (*Sim, error) {
 // Now returns the simulated time up to which traffic has been generated.
 func (s *Sim) Now() time.Time { return time.Unix(0, s.now).UTC() }
 
-// RateAt returns the mean request rate (per second) at simulated time t.
+// RateAt returns the mean user request rate (per second) at simulated time
+// t. Job requests of Config.Batch come on top.
 func (s *Sim) RateAt(t time.Time) float64 { return s.rateAt(t.UnixNano()) }
 
 // noiseKnot is the spacing of the slow rate noise.
@@ -229,6 +243,11 @@ func (s *Sim) gap(t int64) int64 {
 	return max(1, int64(s.arr.Exp()/s.rateAt(t)*1e9))
 }
 
+// loadAt returns the latency multiplier of the request rate at t.
+func (s *Sim) loadAt(t int64) float64 {
+	return max(0.5, 1+loadEffect*(s.rateAt(t)/s.cfg.Rate-1))
+}
+
 // endKey sorts records by end time, then generation order.
 type endKey struct {
 	end int64
@@ -242,10 +261,13 @@ type endKey struct {
 func (s *Sim) advance(d time.Duration) ([]rec, []int32) {
 	end := s.now + int64(max(d, 0))
 	for s.next < end {
-		load := max(0.5, 1+loadEffect*(s.rateAt(s.next)/s.cfg.Rate-1))
-		s.g.traceOf(s.m, s.cfg.Seed, s.seq, s.next, load)
+		s.g.traceOf(s.m, s.cfg.Seed, s.seq, s.next, s.loadAt(s.next), s.job.busyAt(s.next), nil)
 		s.seq++
 		s.next += s.gap(s.next)
+	}
+	for j := s.job; j != nil && j.next < end; j.next = j.after(j.next) {
+		s.g.traceOf(s.m, s.cfg.Seed, streamJobs+j.n, j.next, s.loadAt(j.next), j.busy, s.m.job)
+		j.n++
 	}
 	s.now = end
 	// Split finished from running spans; both keep generation order, so the

@@ -28,6 +28,7 @@ func TestDeterministic(t *testing.T) {
 		{"default scenario", faulty},
 		{"batches", Config{Seed: 7, MaxBatchSpans: 50, Faults: []Fault{{Kind: DeadInstance, Target: "cartservice"}}}},
 		{"by trace", Config{Seed: 7, ByTrace: true, Rate: 200}},
+		{"batch job", Config{Seed: 7, ByTrace: true, Batch: &BatchJob{Every: 5 * time.Second, Duration: 2 * time.Second, Offset: time.Second, Rate: 100}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,25 +70,37 @@ func TestDeterministic(t *testing.T) {
 // TestStepMatchesMessages checks the hand-written encoder against
 // proto.Marshal of the structs Step returns, byte for byte.
 func TestStepMatchesMessages(t *testing.T) {
-	cfg := Config{Seed: 3, MaxBatchSpans: 1 << 30, Faults: []Fault{
+	faults := []Fault{
 		{Kind: Errors, Target: "checkoutservice", Fraction: 0.5},
 		{Kind: DeadInstance, Target: "redis-cart", Fraction: 0.2},
-	}}
-	a, _ := New(cfg)
-	b, _ := New(cfg)
-	for step := range 20 {
-		td := a.Step(500 * time.Millisecond)
-		msgs := b.Messages(500 * time.Millisecond)
-		if len(msgs) != 1 {
-			t.Fatalf("step %d: %d messages, want 1", step, len(msgs))
-		}
-		want, err := proto.Marshal(td)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(msgs[0].Value, want) {
-			t.Fatalf("step %d: encoded message differs from proto.Marshal (%d vs %d bytes)", step, len(msgs[0].Value), len(want))
-		}
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"faults", Config{Seed: 3, MaxBatchSpans: 1 << 30, Faults: faults}},
+		{"batch job", Config{Seed: 3, MaxBatchSpans: 1 << 30, Faults: faults,
+			Batch: &BatchJob{Every: 4 * time.Second, Duration: 2 * time.Second, Rate: 50}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, _ := New(tt.cfg)
+			b, _ := New(tt.cfg)
+			for step := range 20 {
+				td := a.Step(500 * time.Millisecond)
+				msgs := b.Messages(500 * time.Millisecond)
+				if len(msgs) != 1 {
+					t.Fatalf("step %d: %d messages, want 1", step, len(msgs))
+				}
+				want, err := proto.Marshal(td)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(msgs[0].Value, want) {
+					t.Fatalf("step %d: encoded message differs from proto.Marshal (%d vs %d bytes)", step, len(msgs[0].Value), len(want))
+				}
+			}
+		})
 	}
 }
 
@@ -495,7 +508,7 @@ func TestServices(t *testing.T) {
 	if len(svcs) < 10 {
 		t.Fatalf("%d services", len(svcs))
 	}
-	for _, s := range newShop(1).services {
+	for _, s := range newShop(1, true).services {
 		if len(s.scopes) > 1<<scopeBits {
 			t.Errorf("%s has %d instrumentation scopes, groupKey allows %d", s.name, len(s.scopes), 1<<scopeBits)
 		}

@@ -37,6 +37,7 @@ type gen struct {
 	trace [16]byte
 	seq   uint64
 	load  float64 // latency multiplier: the request rate, and this request's luck
+	busy  float64 // extra latency multiplier on the batch job's path
 	recs  []rec
 }
 
@@ -54,25 +55,30 @@ func (g *gen) emit(t *tmpl, inst *instance, id, parent [8]byte, start, end int64
 		t: t, inst: inst, seq: g.seq})
 }
 
-// traceOf generates trace number seq: a root request drawn from the
-// traffic mix, starting at start, with every span it causes.
-func (g *gen) traceOf(m *model, seed int64, seq uint64, start int64, load float64) {
+// traceOf generates trace number seq: a request of root, or with a nil
+// root one drawn from the traffic mix, starting at start, with every span it
+// causes. load multiplies all latencies, busy those on the batch job's path.
+func (g *gen) traceOf(m *model, seed int64, seq uint64, start int64, load, busy float64, root *op) {
 	g.r = newRNG(seed, seq)
 	g.seq = seq
+	g.busy = busy
 	g.load = load * lognormal{Median: 1, Sigma: traceSigma}.sample(&g.r)
 	g.trace = [16]byte{}
 	for g.trace == ([16]byte{}) {
 		binary.BigEndian.PutUint64(g.trace[:8], g.r.Uint64())
 		binary.BigEndian.PutUint64(g.trace[8:], g.r.Uint64())
 	}
-	x := g.r.Float64() * m.weights
-	o := m.roots[len(m.roots)-1].op
-	for _, r := range m.roots {
-		if x < r.weight {
-			o = r.op
-			break
+	o := root
+	if o == nil {
+		x := g.r.Float64() * m.weights
+		o = m.roots[len(m.roots)-1].op
+		for _, r := range m.roots {
+			if x < r.weight {
+				o = r.op
+				break
+			}
+			x -= r.weight
 		}
-		x -= r.weight
 	}
 	inst := o.svc.insts[g.r.IntN(len(o.svc.insts))]
 	g.run(o, inst, g.id(), [8]byte{}, start)
@@ -80,7 +86,11 @@ func (g *gen) traceOf(m *model, seed int64, seq uint64, start int64, load float6
 
 // selfTime draws the self time of one execution of o.
 func (g *gen) selfTime(o *op) float64 {
-	d := o.self.sample(&g.r) * g.load
+	load := g.load
+	if o.svc.jobPath {
+		load *= g.busy
+	}
+	d := o.self.sample(&g.r) * load
 	if g.r.Float64() < pauseProb {
 		d += pause().sample(&g.r)
 	}
@@ -218,7 +228,11 @@ func (g *gen) leaf(c *call, inst *instance, parent [8]byte, t int64) (int64, out
 			return end, outUnavailable
 		}
 	}
-	d := c.leaf.lat.sample(&g.r)*g.load + delayAt(c.delay, t)
+	load := g.load
+	if p.jobPath {
+		load *= g.busy
+	}
+	d := c.leaf.lat.sample(&g.r)*load + delayAt(c.delay, t)
 	if len(p.slow) > 0 {
 		if s := delayAt(p.slow, t); s > 0 {
 			d += s * slowJitter().sample(&g.r)
