@@ -18,7 +18,12 @@ type Config struct {
 	// Threshold is the score (in regime spreads) from which a window is
 	// anomalous. Default 4.
 	Threshold float64
-	// Consecutive anomalous windows open an episode. Default 2.
+	// Consecutive is the run of suspect windows that opens an episode. A
+	// window is suspect from Threshold/sqrt(Consecutive); the run opens an
+	// episode once its combined evidence (sum of scores over sqrt of its
+	// length, as in Stouffer's method) reaches Threshold. So a strong shift
+	// opens after Consecutive windows, and so does a moderate one that
+	// persists, which a per-window threshold would miss. Default 3.
 	Consecutive int
 	// Recover is how many normal windows in a row close an episode.
 	// Default 3.
@@ -46,6 +51,12 @@ type Config struct {
 	// Learn is the weight of a new normal window in its regime's online
 	// update. Default 0.02.
 	Learn float64
+	// RecurAfter is how many windows must separate two episodes for the
+	// later to count as a recurrence of the earlier. Default 60.
+	RecurAfter int
+	// RecurMatches is how many suspect windows of an earlier episode a
+	// window must match to count as recurring. Default 3.
+	RecurMatches int
 	// Elasticity is how a log-scale feature that goes wrong upwards
 	// (latency) follows load between and beyond regimes. When the first
 	// context feature (log rate) is above a regime's by more than its
@@ -63,7 +74,7 @@ func (c *Config) defaults() {
 		c.Threshold = 4
 	}
 	if c.Consecutive <= 0 {
-		c.Consecutive = 2
+		c.Consecutive = 3
 	}
 	if c.Recover <= 0 {
 		c.Recover = 3
@@ -88,6 +99,12 @@ func (c *Config) defaults() {
 	}
 	if c.Learn <= 0 {
 		c.Learn = 0.02
+	}
+	if c.RecurAfter <= 0 {
+		c.RecurAfter = 60
+	}
+	if c.RecurMatches <= 0 {
+		c.RecurMatches = 3
 	}
 	if c.Elasticity == 0 {
 		c.Elasticity = 0.5
@@ -133,7 +150,8 @@ type Score struct {
 	// P is the upper tail probability of Value under a standard normal: a
 	// calibrated "how surprising".
 	P float64 `json:"p"`
-	// Anomalous: Value reached the threshold in this window.
+	// Anomalous: Value reached the threshold in this window, or the window
+	// belongs to a run of suspect windows whose combined evidence did.
 	Anomalous bool `json:"anomalous"`
 	// Active: the series is in an anomalous episode (Consecutive anomalous
 	// windows seen, not yet Recover normal ones). Opened and Closed mark
@@ -143,6 +161,12 @@ type Score struct {
 	Closed bool `json:"closed,omitempty"`
 	// Warming: too few windows yet to judge.
 	Warming bool `json:"warming,omitempty"`
+	// Recurring: the window was off every regime but matched earlier
+	// windows: normal ones in the sample (a mode too small to be a regime
+	// of its own), or suspect windows of an earlier, separate episode. A
+	// pattern that comes back (a batch job, a nightly cache flush) is
+	// learned as normal rather than alarmed on each time.
+	Recurring bool `json:"recurring,omitempty"`
 	// Regime is the regime the window was judged against.
 	Regime string `json:"regime,omitempty"`
 	// Feature is the worst feature; Explanation says it in words:
@@ -163,11 +187,19 @@ type Baseline struct {
 	sinceFit int
 	rng      uint64
 
-	run, calm int // consecutive anomalous windows; consecutive normal ones while active
+	run, calm int     // consecutive suspect windows; consecutive normal ones while active
+	runSum    float64 // sum of the scores of the current run
 	active    bool
+	seq       int64 // windows observed
+	runStart  int64 // seq of the first window of the current run
 
-	recent *ring
+	recent     *ring
+	quarantine *ring // recent suspect windows: At holds their seq, Score their run's start
 }
+
+// quarantineSize is how many suspect windows are kept to recognise a
+// pattern that recurs.
+const quarantineSize = 24
 
 // New returns an empty baseline. cfg is shared and must not change
 // afterwards; seed makes its sampling reproducible (use a hash of the
@@ -175,7 +207,7 @@ type Baseline struct {
 func New(cfg *Config, seed uint64) *Baseline {
 	cfg.defaults()
 	d := len(cfg.Features)
-	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, recent: newRing(cfg.Recent, d)}
+	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, recent: newRing(cfg.Recent, d), quarantine: newRing(quarantineSize, d)}
 }
 
 // Regimes returns the current regimes, lowest context (rate) first. The
@@ -195,30 +227,164 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	if len(x) != b.dims {
 		panic(fmt.Sprintf("baseline: %d values for %d features", len(x), b.dims))
 	}
+	b.seq++
 	var s Score
 	if len(b.regimes) == 0 {
 		s.Warming = true
 	} else {
 		s = b.score(x, n)
 	}
-	b.advance(&s)
-	if !s.Anomalous && !s.Active {
+	if b.isSuspect(&s) && (b.familiar(x, &s) || b.recurs(x, &s)) {
+		s.Recurring = true
+	}
+	suspect := b.advance(&s)
+	if suspect {
+		b.quarantine.push(b.seq, x, float64(b.runStart), false)
+	}
+	switch {
+	case b.filling():
+		// Until the sample is full nothing is known to be abnormal: learn
+		// every window, so what happens early (a batch run) is not
+		// mistaken for a fault for ever after.
+		b.learn(x, &s)
+	case !suspect && !s.Active:
 		b.learn(x, &s)
 	}
 	b.recent.push(at, x, s.Value, s.Anomalous)
 	return s
 }
 
-// advance moves the episode state machine by one window.
-func (b *Baseline) advance(s *Score) {
-	if s.Anomalous {
+// filling reports whether the sample is still filling up.
+func (b *Baseline) filling() bool { return len(b.sample)/b.dims < b.cfg.Sample }
+
+// isSuspect reports whether a score is high enough to be part of a run.
+func (b *Baseline) isSuspect(s *Score) bool {
+	return !s.Warming && !s.Recurring && s.Value >= b.threshold()/math.Sqrt(float64(b.cfg.Consecutive))
+}
+
+// regimeOf returns the regime a score was judged against.
+func (b *Baseline) regimeOf(s *Score) *Regime {
+	for i := range b.regimes {
+		if b.regimes[i].Name == s.Regime {
+			return &b.regimes[i]
+		}
+	}
+	return nil
+}
+
+// near reports whether x and the stored vector v are within two spreads of
+// r on every feature both have; context features count only when withCtx.
+func (b *Baseline) near(x []float64, v []float32, r *Regime, withCtx bool) bool {
+	for d := range b.dims {
+		u := float64(v[d])
+		if !withCtx && b.cfg.Features[d].Direction == Context || math.IsNaN(u) || math.IsNaN(x[d]) {
+			continue
+		}
+		if math.Abs(x[d]-u) > 2*r.Spread[d] {
+			return false
+		}
+	}
+	return true
+}
+
+// familiar reports whether suspect window x lies, load included, within
+// two spreads of at least RecurMatches normal windows of the sample: a mode
+// of normal too small to be a regime of its own is still normal.
+func (b *Baseline) familiar(x []float64, s *Score) bool {
+	r := b.regimeOf(s)
+	if r == nil {
+		return false
+	}
+	n := 0
+	for i := 0; i+b.dims <= len(b.sample); i += b.dims {
+		if b.near(x, b.sample[i:i+b.dims], r, true) {
+			if n++; n >= b.cfg.RecurMatches {
+				s.Explanation = fmt.Sprintf("off every regime but close to %d normal windows of the sample", n)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// recurs reports whether suspect window x matches at least RecurMatches
+// quarantined windows from an earlier run at least RecurAfter windows
+// back, within two spreads of s's regime on every feature both have. If
+// so, x and the windows it matched join the sample and the regimes are
+// refitted at the next learned window: the pattern is normal now.
+func (b *Baseline) recurs(x []float64, s *Score) bool {
+	r := b.regimeOf(s)
+	if r == nil {
+		return false
+	}
+	current := b.seq
+	if b.run > 0 {
+		current = b.runStart
+	}
+	q := b.quarantine
+	var matched, fresh []int
+	for i := range q.at {
+		seq := q.at[i]
+		if seq == 0 || int64(q.score[i]) == current || b.seq-seq < int64(b.cfg.RecurAfter) {
+			continue
+		}
+		if b.near(x, q.values[i*b.dims:(i+1)*b.dims], r, false) {
+			matched = append(matched, i)
+			if !q.anom[i] { // anom marks a quarantined window already adopted
+				fresh = append(fresh, i)
+			}
+		}
+	}
+	if len(matched) < b.cfg.RecurMatches {
+		return false
+	}
+	v := make([]float64, b.dims)
+	for _, i := range fresh {
+		for d := range v {
+			v[d] = float64(q.values[i*b.dims+d])
+		}
+		b.adopt(v)
+		q.anom[i] = true
+	}
+	b.adopt(x)
+	b.sinceFit = b.cfg.Recluster
+	s.Explanation = fmt.Sprintf("recurring pattern: matches %d windows of an earlier episode; learned as normal", len(matched))
+	return true
+}
+
+// adopt puts x into the sample for certain, replacing a random window
+// when it is full.
+func (b *Baseline) adopt(x []float64) {
+	slot := len(b.sample) / b.dims
+	if slot >= b.cfg.Sample {
+		slot = int(b.next() % uint64(b.cfg.Sample))
+	} else {
+		b.sample = append(b.sample, make([]float32, b.dims)...)
+	}
+	for d, v := range x {
+		b.sample[slot*b.dims+d] = float32(v)
+	}
+}
+
+// advance moves the episode state machine by one window and reports
+// whether the window was suspect (kept out of learning).
+func (b *Baseline) advance(s *Score) (suspect bool) {
+	suspect = b.isSuspect(s)
+	if suspect {
+		if b.run == 0 {
+			b.runStart = b.seq
+		}
 		b.run++
+		b.runSum += s.Value
 		b.calm = 0
-		if !b.active && b.run >= b.cfg.Consecutive {
+		combined := b.runSum / math.Sqrt(float64(b.run))
+		s.Anomalous = s.Value >= b.threshold() || b.run >= b.cfg.Consecutive && combined >= b.threshold()
+		if !b.active && !b.filling() && b.run >= b.cfg.Consecutive && combined >= b.threshold() {
 			b.active, s.Opened = true, true
 		}
 	} else {
-		b.run = 0
+		b.run, b.runSum = 0, 0
+		s.Anomalous = false
 		if b.active {
 			b.calm++
 			if b.calm >= b.cfg.Recover {
@@ -227,62 +393,84 @@ func (b *Baseline) advance(s *Score) {
 		}
 	}
 	s.Active = b.active
+	return suspect
 }
 
-// score judges x against every regime and keeps the most lenient verdict.
-func (b *Baseline) score(x []float64, n float64) Score {
-	best, bestVal, bestDist := -1, math.Inf(1), math.Inf(1)
-	worst := make([]int, len(b.regimes))
-	for ri := range b.regimes {
-		r := &b.regimes[ri]
-		shift := b.loadShift(x, r)
-		val, dist := 0.0, 0.0
-		worst[ri] = -1
-		for d := range b.dims {
-			if math.IsNaN(x[d]) || math.IsNaN(r.Centroid[d]) {
-				continue
-			}
-			f := &b.cfg.Features[d]
+// verdict is one regime's judgement of a window.
+type verdict struct {
+	val      float64   // worst counted z against the load-adjusted expectation
+	worst    int       // its feature, -1 when none counts
+	ctx      float64   // squared distance on context features: how well the load matches
+	expected []float64 // load-adjusted expectation per feature
+}
+
+// judge scores x against regime r.
+func (b *Baseline) judge(x []float64, n float64, r *Regime) verdict {
+	v := verdict{worst: -1, expected: make([]float64, b.dims)}
+	shift := b.loadShift(x, r)
+	for d := range b.dims {
+		v.expected[d] = r.Centroid[d]
+		if math.IsNaN(x[d]) || math.IsNaN(r.Centroid[d]) {
+			continue
+		}
+		f := &b.cfg.Features[d]
+		if f.Direction == Context {
 			z := (x[d] - r.Centroid[d]) / r.Spread[d]
-			dist += z * z
-			if f.Direction == Context {
-				continue
-			}
-			expected := r.Centroid[d]
-			if f.Scale == Log && shift != 0 {
-				expected += shift
-				if shift < 0 {
-					expected = max(expected, b.floor(d))
-				}
-			}
-			if z := (x[d] - expected) / r.Spread[d]; z > val && f.effect(x[d], expected, n) {
-				val, worst[ri] = z, d
+			v.ctx += z * z
+			continue
+		}
+		if f.Scale == Log && shift != 0 {
+			v.expected[d] += shift
+			if shift < 0 {
+				v.expected[d] = max(v.expected[d], b.floor(d))
 			}
 		}
-		if val < bestVal || val == bestVal && dist < bestDist {
-			best, bestVal, bestDist = ri, val, dist
+		if z := (x[d] - v.expected[d]) / r.Spread[d]; z > v.val && f.effect(x[d], v.expected[d], n) {
+			v.val, v.worst = z, d
 		}
 	}
-	r := &b.regimes[best]
-	s := Score{Value: bestVal, Regime: r.Name}
+	return v
+}
+
+// score judges x against every regime. The verdict is the most lenient
+// regime's; when every regime finds the window anomalous, the one whose
+// load matches best speaks, as it is the fairest comparison to show.
+func (b *Baseline) score(x []float64, n float64) Score {
+	vs := make([]verdict, len(b.regimes))
+	best := 0
+	for i := range b.regimes {
+		vs[i] = b.judge(x, n, &b.regimes[i])
+		if vs[i].val < vs[best].val || vs[i].val == vs[best].val && vs[i].ctx < vs[best].ctx {
+			best = i
+		}
+	}
+	thr := b.threshold()
+	if vs[best].val >= thr/math.Sqrt(float64(b.cfg.Consecutive)) {
+		for i := range vs {
+			if vs[i].ctx < vs[best].ctx {
+				best = i
+			}
+		}
+	}
+	r, v := &b.regimes[best], vs[best]
+	s := Score{Value: v.val, Regime: r.Name}
 	s.P = 0.5 * math.Erfc(s.Value/math.Sqrt2)
-	s.Anomalous = s.Value >= b.cfg.Threshold
 	s.Features = make([]FeatureScore, 0, b.dims)
 	for d := range b.dims {
 		if math.IsNaN(x[d]) || math.IsNaN(r.Centroid[d]) {
 			continue
 		}
 		f := &b.cfg.Features[d]
-		z := (x[d] - r.Centroid[d]) / r.Spread[d]
+		z := (x[d] - v.expected[d]) / r.Spread[d]
 		s.Features = append(s.Features, FeatureScore{Name: f.Name, Current: round3(f.shown(x[d])),
-			Expected: round3(f.shown(r.Centroid[d])), Z: round3(z),
-			Counts: f.Direction != Context && z > 0 && f.effect(x[d], r.Centroid[d], n)})
+			Expected: round3(f.shown(v.expected[d])), Z: round3(z),
+			Counts: f.Direction != Context && z > 0 && f.effect(x[d], v.expected[d], n)})
 	}
-	if w := worst[best]; w >= 0 {
+	if w := v.worst; w >= 0 {
 		f := &b.cfg.Features[w]
 		s.Feature = f.Name
-		s.Explanation = fmt.Sprintf("%s %s vs %s in regime '%s' (%.1f spreads)",
-			f.Name, f.format(x[w]), f.format(r.Centroid[w]), r.Name, (x[w]-r.Centroid[w])/r.Spread[w])
+		s.Explanation = fmt.Sprintf("%s %s vs %s expected in regime '%s' (%.1f spreads)",
+			f.Name, f.format(x[w]), f.format(v.expected[w]), r.Name, (x[w]-v.expected[w])/r.Spread[w])
 	}
 	return s
 }
@@ -386,6 +574,16 @@ func (b *Baseline) fit() {
 	b.regimes = b.name(regimes)
 }
 
+// threshold is the score from which a window is anomalous: the configured
+// one, raised by half while the sample is not yet full, when spreads rest
+// on few windows and are easily too narrow.
+func (b *Baseline) threshold() float64 {
+	if b.filling() {
+		return 1.5 * b.cfg.Threshold
+	}
+	return b.cfg.Threshold
+}
+
 // loadShift is how far (in log units) the load difference between x and
 // regime r moves the expected value of log-scale features: Elasticity
 // times the first context feature's distance from the regime beyond one
@@ -456,7 +654,8 @@ func (b *Baseline) name(rs []Regime) []Regime {
 }
 
 // medianMAD returns the median of dimension d over the members (all points
-// when members is nil) and the MAD scaled to a standard deviation.
+// when members is nil) and a robust standard deviation: the larger of the
+// scaled MAD and the scaled 10-90% range.
 func medianMAD(pts [][]float64, members []int, d int) (float64, float64) {
 	var col []float64
 	add := func(i int) {
@@ -478,11 +677,14 @@ func medianMAD(pts [][]float64, members []int, d int) (float64, float64) {
 	}
 	slices.Sort(col)
 	med := stat.Quantile(0.5, stat.LinInterp, col, nil)
+	// The 10-90% range catches a heavier tail than the MAD alone: latency
+	// features have one, and an underestimated spread means false alarms.
+	tail := (stat.Quantile(0.9, stat.LinInterp, col, nil) - stat.Quantile(0.1, stat.LinInterp, col, nil)) / 2.563
 	for i := range col {
 		col[i] = math.Abs(col[i] - med)
 	}
 	slices.Sort(col)
-	return med, 1.4826 * stat.Quantile(0.5, stat.LinInterp, col, nil)
+	return med, max(1.4826*stat.Quantile(0.5, stat.LinInterp, col, nil), tail)
 }
 
 // next is splitmix64; the state is part of the snapshot, so a restored

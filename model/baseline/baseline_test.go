@@ -134,8 +134,8 @@ func TestEpisodesNeedConsecutiveWindowsAndRecover(t *testing.T) {
 			closed = append(closed, i)
 		}
 	}
-	if !reflect.DeepEqual(opened, []int{3}) || !reflect.DeepEqual(closed, []int{10}) {
-		t.Fatalf("opened at %v, closed at %v; want [3] and [10]", opened, closed)
+	if !reflect.DeepEqual(opened, []int{4}) || !reflect.DeepEqual(closed, []int{10}) {
+		t.Fatalf("opened at %v, closed at %v; want [4] and [10]", opened, closed)
 	}
 }
 

@@ -15,9 +15,13 @@ type State struct {
 	SinceFit int       `json:"since_fit"`
 	RNG      uint64    `json:"rng"`
 	Run      int       `json:"run"`
+	RunSum   float64   `json:"run_sum"`
 	Calm     int       `json:"calm"`
-	Active   bool      `json:"active"`
-	Recent   ringState `json:"recent"`
+	Active     bool      `json:"active"`
+	Seq        int64     `json:"seq"`
+	RunStart   int64     `json:"run_start"`
+	Recent     ringState `json:"recent"`
+	Quarantine ringState `json:"quarantine"`
 }
 
 type ringState struct {
@@ -33,10 +37,22 @@ type ringState struct {
 func (b *Baseline) State() State {
 	return State{
 		Sample: slices.Clone(b.sample), Seen: b.seen, Regimes: b.Regimes(), SinceFit: b.sinceFit,
-		RNG: b.rng, Run: b.run, Calm: b.calm, Active: b.active,
-		Recent: ringState{At: slices.Clone(b.recent.at), Values: slices.Clone(b.recent.values),
-			Score: slices.Clone(b.recent.score), Anom: slices.Clone(b.recent.anom), Next: b.recent.next, Full: b.recent.full},
+		RNG: b.rng, Run: b.run, RunSum: b.runSum, Calm: b.calm, Active: b.active,
+		Seq: b.seq, RunStart: b.runStart, Recent: b.recent.state(), Quarantine: b.quarantine.state(),
 	}
+}
+
+func (r *ring) state() ringState {
+	return ringState{At: slices.Clone(r.at), Values: slices.Clone(r.values), Score: slices.Clone(r.score),
+		Anom: slices.Clone(r.anom), Next: r.next, Full: r.full}
+}
+
+func (rs ringState) ring(size, dims int, what string) (*ring, error) {
+	if len(rs.At) != size || len(rs.Values) != size*dims || len(rs.Score) != size || len(rs.Anom) != size || rs.Next < 0 || rs.Next >= size {
+		return nil, fmt.Errorf("baseline: %s do not fit %d slots of %d features", what, size, dims)
+	}
+	return &ring{dims: dims, at: slices.Clone(rs.At), values: slices.Clone(rs.Values), score: slices.Clone(rs.Score),
+		anom: slices.Clone(rs.Anom), next: rs.Next, full: rs.Full}, nil
 }
 
 // Restore rebuilds a baseline from a State taken with the same features.
@@ -53,17 +69,20 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 			return nil, fmt.Errorf("baseline: regime %q has %d dimensions, want %d", r.Name, len(r.Centroid), d)
 		}
 	}
-	rs := s.Recent
-	if len(rs.At) != cfg.Recent || len(rs.Values) != cfg.Recent*d || len(rs.Score) != cfg.Recent || len(rs.Anom) != cfg.Recent || rs.Next < 0 || rs.Next >= cfg.Recent {
-		return nil, fmt.Errorf("baseline: recent windows do not fit %d slots of %d features", cfg.Recent, d)
+	recent, err := s.Recent.ring(cfg.Recent, d, "recent windows")
+	if err != nil {
+		return nil, err
+	}
+	quarantine, err := s.Quarantine.ring(quarantineSize, d, "quarantined windows")
+	if err != nil {
+		return nil, err
 	}
 	b := New(cfg, s.RNG)
 	b.sample, b.seen, b.sinceFit, b.rng = slices.Clone(s.Sample), s.Seen, s.SinceFit, s.RNG
-	b.run, b.calm, b.active = s.Run, s.Calm, s.Active
+	b.run, b.runSum, b.calm, b.active = s.Run, s.RunSum, s.Calm, s.Active
 	for _, r := range s.Regimes {
 		b.regimes = append(b.regimes, Regime{Name: r.Name, Centroid: slices.Clone(r.Centroid), Spread: slices.Clone(r.Spread), Weight: r.Weight})
 	}
-	b.recent = &ring{dims: d, at: slices.Clone(rs.At), values: slices.Clone(rs.Values), score: slices.Clone(rs.Score),
-		anom: slices.Clone(rs.Anom), next: rs.Next, full: rs.Full}
+	b.seq, b.runStart, b.recent, b.quarantine = s.Seq, s.RunStart, recent, quarantine
 	return b, nil
 }

@@ -1,0 +1,300 @@
+package graph
+
+import (
+	"cmp"
+	"hash/fnv"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/causeway/causeway/model/baseline"
+)
+
+// Edge and operation feature vectors, in this order.
+const (
+	fP50 = iota
+	fP90
+	fP99
+	fErrors
+	fRate
+	fExtra // edges: client-minus-server gap (ms); operations: mean self time (log ms)
+	nFeatures
+)
+
+// MinRequests is the fewest calls a window needs on an edge or operation
+// before it is scored or learned from: quantiles of fewer say too little.
+// Tail quantiles need more: p90 is a feature only from MinP90Requests
+// calls, p99 only from MinP99Requests (below, one slow call is the p99,
+// and one slow call is not an incident).
+const (
+	MinRequests    = 5
+	MinP90Requests = 30
+	MinP99Requests = 200
+)
+
+func latencyFeatures() []baseline.Feature {
+	lat := func(name string, spread float64) baseline.Feature {
+		return baseline.Feature{Name: name, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2}
+	}
+	return []baseline.Feature{
+		lat("p50", 0.04), lat("p90", 0.05), lat("p99", 0.08),
+		{Name: "error ratio", Unit: "%", Percent: true, MinSpread: 0.01, MinAbs: 3, MinRel: 0.5, MinEvents: 3},
+		{Name: "rate", Unit: "/s", Scale: baseline.Log, Direction: baseline.Context, MinSpread: 0.05},
+	}
+}
+
+// EdgeFeatures are the features of an edge's windows: latency quantiles as
+// the caller saw them, error ratio, request rate (context) and the
+// client-minus-server gap.
+func EdgeFeatures() []baseline.Feature {
+	return append(latencyFeatures(), baseline.Feature{Name: "client-server gap", Unit: "ms", MinSpread: 0.3, MinAbs: 2, MinRel: 0.5})
+}
+
+// OpFeatures are the features of an operation's windows: duration
+// quantiles, error ratio, rate (context) and mean self time.
+func OpFeatures() []baseline.Feature {
+	return append(latencyFeatures(), baseline.Feature{Name: "self time", Unit: "ms", Scale: baseline.Log, MinSpread: 0.05, MinAbs: 2, MinRel: 0.2})
+}
+
+func logMS(v float64) float64 {
+	if math.IsNaN(v) {
+		return v
+	}
+	return math.Log(max(v, 0.001))
+}
+
+// edgeVector is the feature vector of an edge's window of the given length.
+func edgeVector(e *EdgeStats, seconds float64) []float64 {
+	x := latencyVector(e.Requests, e.Errors, e.Latency.Quantile, seconds)
+	x[fExtra] = math.NaN()
+	if e.GapCount > 0 {
+		x[fExtra] = e.MeanGapMS()
+	}
+	return x
+}
+
+func opVector(o *OpStats, seconds float64) []float64 {
+	x := latencyVector(o.Requests, o.Errors, o.Duration.Quantile, seconds)
+	x[fExtra] = logMS(o.SelfTime.Mean())
+	return x
+}
+
+func latencyVector(requests, errors int64, q func(float64) float64, seconds float64) []float64 {
+	x := make([]float64, nFeatures)
+	x[fP50], x[fP90], x[fP99] = logMS(q(0.5)), math.NaN(), math.NaN()
+	if requests >= MinP90Requests {
+		x[fP90] = logMS(q(0.9))
+	}
+	if requests >= MinP99Requests {
+		x[fP99] = logMS(q(0.99))
+	}
+	x[fErrors] = float64(errors) / float64(requests)
+	x[fRate] = math.Log(float64(requests) / seconds)
+	return x
+}
+
+// Finding is one edge or operation scored in a closed window.
+type Finding struct {
+	Edge  *EdgeKey // set for an edge
+	Op    *OpKey   // set for an operation
+	Score baseline.Score
+}
+
+// Baselines keeps a learned baseline for every edge and operation and
+// scores each closed window against them. Observe runs on the
+// aggregator's goroutine (as its WindowFunc, or called from one); the
+// read methods may be called from any goroutine.
+type Baselines struct {
+	edgeCfg, opCfg *baseline.Config
+	m              *BaselineMetrics
+
+	mu       sync.RWMutex // guards the maps and the baselines in them
+	edges    map[EdgeKey]*series
+	ops      map[OpKey]*series
+	windows  int64
+	lastSeen time.Time
+}
+
+// series is one learned baseline and its latest verdict.
+type series struct {
+	b    *baseline.Baseline
+	last baseline.Score
+	at   time.Time
+}
+
+// NewBaselines returns empty baselines with the default features and
+// settings, recording metrics in m (which may be nil).
+func NewBaselines(m *BaselineMetrics) *Baselines {
+	if m == nil {
+		m = NewBaselineMetrics(nil)
+	}
+	return &Baselines{
+		edgeCfg: &baseline.Config{Features: EdgeFeatures()},
+		opCfg:   &baseline.Config{Features: OpFeatures()},
+		m:       m,
+		edges:   make(map[EdgeKey]*series),
+		ops:     make(map[OpKey]*series),
+	}
+}
+
+func seed(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Observe scores every edge and operation of a closed window with enough
+// calls, learns from the normal ones, and returns the findings: every
+// series that is anomalous in this window or in an open episode.
+func (bs *Baselines) Observe(w *Window) []Finding {
+	seconds := w.End.Sub(w.Start).Seconds()
+	at := w.Start.UnixNano()
+	var out []Finding
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.windows++
+	bs.lastSeen = w.End
+	for _, k := range sortedKeys(w.Edges, func(a, b EdgeKey) int { return compareEdge(a, b) }) {
+		e := w.Edges[k]
+		if e.Requests < MinRequests {
+			continue
+		}
+		s, ok := bs.edges[k]
+		if !ok {
+			s = &series{b: baseline.New(bs.edgeCfg, seed(k.String()))}
+			bs.edges[k] = s
+		}
+		s.last, s.at = s.b.Observe(at, edgeVector(e, seconds), float64(e.Requests)), w.Start
+		if s.last.Anomalous || s.last.Active {
+			k := k
+			out = append(out, Finding{Edge: &k, Score: s.last})
+		}
+		bs.m.count(s.last)
+	}
+	for _, k := range sortedKeys(w.Ops, func(a, b OpKey) int { return compareOp(a, b) }) {
+		o := w.Ops[k]
+		if o.Requests < MinRequests {
+			continue
+		}
+		s, ok := bs.ops[k]
+		if !ok {
+			s = &series{b: baseline.New(bs.opCfg, seed(k.Service+"\x00"+k.Operation))}
+			bs.ops[k] = s
+		}
+		s.last, s.at = s.b.Observe(at, opVector(o, seconds), float64(o.Requests)), w.Start
+		if s.last.Anomalous || s.last.Active {
+			k := k
+			out = append(out, Finding{Op: &k, Score: s.last})
+		}
+		bs.m.count(s.last)
+	}
+	bs.m.publish(bs.edges)
+	return out
+}
+
+func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
+}
+
+func compareEdge(a, b EdgeKey) int {
+	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Operation, b.Operation))
+}
+
+func compareOp(a, b OpKey) int {
+	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
+}
+
+// BaselineMetrics are the baselines' Prometheus collectors. Scores are
+// exported per service-level edge (source, target), the worst operation's,
+// and only for edges that are anomalous or in an episode, at most
+// MaxScoreSeries of them: cardinality stays bounded whatever the graph.
+type BaselineMetrics struct {
+	score     *prometheus.GaugeVec
+	episodes  prometheus.Counter
+	windows   *prometheus.CounterVec
+	anomalous prometheus.Gauge
+	dropped   prometheus.Counter
+	exported  map[[2]string]bool
+}
+
+// MaxScoreSeries bounds the anomaly score series exported.
+const MaxScoreSeries = 200
+
+// NewBaselineMetrics creates the collectors and registers them with reg
+// (nil registers nothing).
+func NewBaselineMetrics(reg prometheus.Registerer) *BaselineMetrics {
+	m := &BaselineMetrics{
+		score: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_edge_anomaly_score",
+			Help: "Anomaly score (regime spreads beyond normal) of the worst operation of an edge that is anomalous or in an episode; absent when normal.",
+		}, []string{"source", "target"}),
+		episodes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_anomaly_episodes_total", Help: "Anomalous episodes opened on edges and operations.",
+		}),
+		windows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_baseline_windows_total", Help: "Windows scored against baselines, by verdict (normal, anomalous, warming).",
+		}, []string{"verdict"}),
+		anomalous: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_anomalous_edges", Help: "Edges (source, target) in an anomalous episode.",
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_anomaly_score_series_dropped_total", Help: "Edge scores not exported because MaxScoreSeries was reached.",
+		}),
+		exported: make(map[[2]string]bool),
+	}
+	if reg != nil {
+		reg.MustRegister(m.score, m.episodes, m.windows, m.anomalous, m.dropped)
+	}
+	return m
+}
+
+func (m *BaselineMetrics) count(s baseline.Score) {
+	switch {
+	case s.Warming:
+		m.windows.WithLabelValues("warming").Inc()
+	case s.Anomalous:
+		m.windows.WithLabelValues("anomalous").Inc()
+	default:
+		m.windows.WithLabelValues("normal").Inc()
+	}
+	if s.Opened {
+		m.episodes.Inc()
+	}
+}
+
+// publish sets the score gauges from the edges' latest verdicts.
+func (m *BaselineMetrics) publish(edges map[EdgeKey]*series) {
+	worst := make(map[[2]string]float64)
+	for k, s := range edges {
+		if !s.last.Active && !s.last.Anomalous {
+			continue
+		}
+		p := [2]string{k.Source, k.Target}
+		worst[p] = max(worst[p], s.last.Value)
+	}
+	active := 0
+	for p := range m.exported {
+		if _, ok := worst[p]; !ok {
+			m.score.DeleteLabelValues(p[0], p[1])
+			delete(m.exported, p)
+		}
+	}
+	for p, v := range worst {
+		active++
+		if !m.exported[p] && len(m.exported) >= MaxScoreSeries {
+			m.dropped.Inc()
+			continue
+		}
+		m.exported[p] = true
+		m.score.WithLabelValues(p[0], p[1]).Set(v)
+	}
+	m.anomalous.Set(float64(active))
+}

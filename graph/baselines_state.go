@@ -1,0 +1,174 @@
+package graph
+
+import (
+	"compress/gzip"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/causeway/causeway/model/baseline"
+)
+
+// The baseline snapshot format: gzip of a gob stream holding a header and
+// then every series. The header's version changes whenever the encoding
+// does; its feature names must match the running code's, else the
+// snapshot describes other vectors and is refused.
+const (
+	snapshotMagic   = "causeway-baselines"
+	snapshotVersion = 1
+)
+
+type snapshotHeader struct {
+	Magic      string
+	Version    int
+	EdgeFeats  []string
+	OpFeats    []string
+	Edges, Ops int
+	Windows    int64
+}
+
+type edgeState struct {
+	Key   EdgeKey
+	State baseline.State
+}
+
+type opState struct {
+	Key   OpKey
+	State baseline.State
+}
+
+func names(fs []baseline.Feature) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Name
+	}
+	return out
+}
+
+// Save writes every baseline to w.
+func (bs *Baselines) Save(w io.Writer) error {
+	bs.mu.RLock()
+	defer bs.mu.RUnlock()
+	z := gzip.NewWriter(w)
+	enc := gob.NewEncoder(z)
+	h := snapshotHeader{Magic: snapshotMagic, Version: snapshotVersion, EdgeFeats: names(bs.edgeCfg.Features),
+		OpFeats: names(bs.opCfg.Features), Edges: len(bs.edges), Ops: len(bs.ops), Windows: bs.windows}
+	if err := enc.Encode(h); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	for _, k := range sortedKeys(bs.edges, compareEdge) {
+		if err := enc.Encode(edgeState{Key: k, State: bs.edges[k].b.State()}); err != nil {
+			return fmt.Errorf("save baselines: %w", err)
+		}
+	}
+	for _, k := range sortedKeys(bs.ops, compareOp) {
+		if err := enc.Encode(opState{Key: k, State: bs.ops[k].b.State()}); err != nil {
+			return fmt.Errorf("save baselines: %w", err)
+		}
+	}
+	if err := z.Close(); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	return nil
+}
+
+// Load replaces the baselines with those read from r.
+func (bs *Baselines) Load(r io.Reader) error {
+	z, err := gzip.NewReader(r)
+	if err != nil {
+		return fmt.Errorf("load baselines: %w", err)
+	}
+	dec := gob.NewDecoder(z)
+	var h snapshotHeader
+	if err := dec.Decode(&h); err != nil {
+		return fmt.Errorf("load baselines: header: %w", err)
+	}
+	switch {
+	case h.Magic != snapshotMagic:
+		return errors.New("load baselines: not a baseline snapshot")
+	case h.Version != snapshotVersion:
+		return fmt.Errorf("load baselines: snapshot version %d, this build reads %d", h.Version, snapshotVersion)
+	case !slices.Equal(h.EdgeFeats, names(bs.edgeCfg.Features)) || !slices.Equal(h.OpFeats, names(bs.opCfg.Features)):
+		return errors.New("load baselines: snapshot has other features than this build")
+	}
+	edges := make(map[EdgeKey]*series, h.Edges)
+	for range h.Edges {
+		var e edgeState
+		if err := dec.Decode(&e); err != nil {
+			return fmt.Errorf("load baselines: edge: %w", err)
+		}
+		b, err := baseline.Restore(bs.edgeCfg, e.State)
+		if err != nil {
+			return fmt.Errorf("load baselines: edge %s: %w", e.Key, err)
+		}
+		edges[e.Key] = &series{b: b}
+	}
+	ops := make(map[OpKey]*series, h.Ops)
+	for range h.Ops {
+		var o opState
+		if err := dec.Decode(&o); err != nil {
+			return fmt.Errorf("load baselines: operation: %w", err)
+		}
+		b, err := baseline.Restore(bs.opCfg, o.State)
+		if err != nil {
+			return fmt.Errorf("load baselines: operation %s/%s: %w", o.Key.Service, o.Key.Operation, err)
+		}
+		ops[o.Key] = &series{b: b}
+	}
+	bs.mu.Lock()
+	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
+	bs.mu.Unlock()
+	return nil
+}
+
+// SaveFile writes the baselines to path atomically: to a temporary file in
+// the same directory, synced, then renamed over path, so a crash leaves
+// either the old snapshot or the new one, never half of one.
+func (bs *Baselines) SaveFile(path string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".baselines-*")
+	if err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	defer os.Remove(f.Name()) // no-op after the rename
+	if err := bs.Save(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil { // make the rename durable
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// LoadFile reads baselines saved by SaveFile. A missing file is not an
+// error: there is nothing learned yet.
+func (bs *Baselines) LoadFile(path string) (found bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load baselines: %w", err)
+	}
+	defer f.Close()
+	return true, bs.Load(f)
+}
