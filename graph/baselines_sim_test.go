@@ -121,4 +121,3 @@ func TestBaselinesDetectLeafLatency(t *testing.T) {
 	}
 	t.Logf("episodes: %v", episodes)
 }
-

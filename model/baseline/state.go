@@ -9,14 +9,14 @@ import (
 // gives a baseline that scores and learns exactly as the original would
 // have from that point.
 type State struct {
-	Sample   []float32 `json:"sample"`
-	Seen     int64     `json:"seen"`
-	Regimes  []Regime  `json:"regimes"`
-	SinceFit int       `json:"since_fit"`
-	RNG      uint64    `json:"rng"`
-	Run      int       `json:"run"`
-	RunSum   float64   `json:"run_sum"`
-	Calm     int       `json:"calm"`
+	Sample     []float32 `json:"sample"`
+	Seen       int64     `json:"seen"`
+	Regimes    []Regime  `json:"regimes"`
+	SinceFit   int       `json:"since_fit"`
+	RNG        uint64    `json:"rng"`
+	Run        int       `json:"run"`
+	RunSum     float64   `json:"run_sum"`
+	Calm       int       `json:"calm"`
 	Active     bool      `json:"active"`
 	Seq        int64     `json:"seq"`
 	RunStart   int64     `json:"run_start"`
