@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,11 +22,18 @@ type GraphSource interface {
 	Snapshot() *graph.Snapshot
 }
 
+// BaselineSource is what the API reads learned baselines from; safe for
+// concurrent use.
+type BaselineSource interface {
+	EdgeBaselines(source, target, operation string) []graph.SeriesView
+}
+
 // Options configure the handler. Graph and Gatherer are required.
 type Options struct {
-	Graph    GraphSource
-	Gatherer prometheus.Gatherer
-	Log      *slog.Logger
+	Graph     GraphSource
+	Baselines BaselineSource // nil: the baseline endpoint answers 404
+	Gatherer  prometheus.Gatherer
+	Log       *slog.Logger
 	// Ready reports whether the detector is ready to serve traffic (for
 	// example: joined its consumer group). Nil means always ready.
 	Ready func() error
@@ -37,6 +46,22 @@ func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/graph", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot())
+	})
+	mux.HandleFunc("GET /api/v1/edges/{edge}/baseline", func(w http.ResponseWriter, r *http.Request) {
+		source, target, ok := strings.Cut(r.PathValue("edge"), "->")
+		if !ok || source == "" || target == "" {
+			writeJSON(w, o.Log, http.StatusBadRequest, map[string]string{"error": "edge must be SOURCE->TARGET, e.g. frontend->cartservice (URL-encode > as %3E if your client needs)"})
+			return
+		}
+		var views []graph.SeriesView
+		if o.Baselines != nil {
+			views = o.Baselines.EdgeBaselines(source, target, r.URL.Query().Get("operation"))
+		}
+		if len(views) == 0 {
+			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no baseline for edge " + source + "->" + target + " (yet: an edge needs " + strconv.Itoa(graph.MinRequests) + " calls in a window to be learned)"})
+			return
+		}
+		writeJSON(w, o.Log, http.StatusOK, map[string]any{"source": source, "target": target, "operations": views})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{o.Log}}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +94,7 @@ func writeJSON(w http.ResponseWriter, log *slog.Logger, code int, v any) {
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // edges read "a->b"
 	if err := enc.Encode(v); err != nil && log != nil {
 		log.Debug("write response", "err", err)
 	}

@@ -17,6 +17,18 @@ import (
 
 type fixedGraph struct{ s *graph.Snapshot }
 
+type fixedBaselines map[string][]graph.SeriesView
+
+func (f fixedBaselines) EdgeBaselines(source, target, operation string) []graph.SeriesView {
+	var out []graph.SeriesView
+	for _, v := range f[source+"->"+target] {
+		if operation == "" || v.Operation == operation {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (f fixedGraph) Snapshot() *graph.Snapshot { return f.s }
 
 func TestHandler(t *testing.T) {
@@ -27,7 +39,11 @@ func TestHandler(t *testing.T) {
 	snap := &graph.Snapshot{Nodes: []graph.NodeView{{Node: graph.Node{Name: "frontend", Kind: graph.NodeService}}},
 		Edges: []graph.EdgeView{{Source: "frontend", Target: "cartservice", TargetKind: graph.NodeService}}}
 	var ready atomic.Bool
-	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Gatherer: reg, Ready: func() error {
+	bl := fixedBaselines{"frontend->cartservice": {
+		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []graph.RegimeView{{Name: "peak"}}},
+		{Source: "frontend", Target: "cartservice", Operation: "AddItem"},
+	}}
+	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Baselines: bl, Gatherer: reg, Ready: func() error {
 		if !ready.Load() {
 			return errors.New("joining group")
 		}
@@ -66,6 +82,20 @@ func TestHandler(t *testing.T) {
 	}
 	if code, ctype, body := get("/api/v1/nope"); code != 404 || ctype != "application/json" || !strings.Contains(body, "no such endpoint") {
 		t.Errorf("unknown endpoint: %d %s %s", code, ctype, body)
+	}
+	code, _, body = get("/api/v1/edges/frontend-%3Ecartservice/baseline")
+	if code != 200 || !strings.Contains(body, `"GetCart"`) || !strings.Contains(body, `"AddItem"`) || !strings.Contains(body, `"peak"`) {
+		t.Errorf("edge baseline: %d %s", code, body)
+	}
+	code, _, body = get("/api/v1/edges/frontend->cartservice/baseline?operation=AddItem")
+	if code != 200 || strings.Contains(body, `"GetCart"`) || !strings.Contains(body, `"AddItem"`) {
+		t.Errorf("edge baseline of one operation: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/edges/frontend->adservice/baseline"); code != 404 || !strings.Contains(body, "no baseline") {
+		t.Errorf("unknown edge: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/edges/frontend/baseline"); code != 400 || !strings.Contains(body, "SOURCE->TARGET") {
+		t.Errorf("malformed edge: %d %s", code, body)
 	}
 	if code, _, _ := get("/debug/pprof/"); code != 404 {
 		t.Errorf("pprof is served without being asked for: %d", code)

@@ -35,6 +35,12 @@ type Config struct {
 	// before event time is advanced anyway, so windows close when traffic
 	// stops. Default 30s.
 	Idle time.Duration `yaml:"idle_advance"`
+	// StateDir keeps what the detector has learned (baseline snapshots)
+	// across restarts. Empty: nothing is kept.
+	StateDir string `yaml:"state_dir"`
+	// SnapshotInterval is how often baselines are written to StateDir;
+	// they are also written at shutdown. Default 1m.
+	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
 	// Demo configures the embedded demo.
 	Demo DemoConfig `yaml:"demo"`
 }
@@ -48,14 +54,17 @@ type DemoConfig struct {
 	Speed float64 `yaml:"speed"`
 	// Seed makes the simulated traffic reproducible. Default 1.
 	Seed int64 `yaml:"seed"`
+	// History is how much normal traffic before now the demo replays at
+	// start, so baselines are learned before faults begin. Default 20m.
+	History time.Duration `yaml:"history"`
 	// ByTrace publishes one message per trace keyed by trace id, as the
 	// Collector's kafka exporter does with partition_traces_by_id.
 	ByTrace bool `yaml:"by_trace"`
 }
 
 func defaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", LogLevel: "info", Idle: 30 * time.Second,
-		Demo: DemoConfig{Speed: 1, Seed: 1, ByTrace: true}}
+	return Config{Listen: "127.0.0.1:8080", LogLevel: "info", Idle: 30 * time.Second, SnapshotInterval: time.Minute,
+		Demo: DemoConfig{Speed: 1, Seed: 1, ByTrace: true, History: 20 * time.Minute}}
 }
 
 // Embedded reports whether the configuration asks for the embedded demo.
@@ -81,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Idle < 0 {
 		return errors.New("idle_advance: must not be negative")
+	}
+	if c.SnapshotInterval <= 0 {
+		return fmt.Errorf("snapshot_interval: %v must be positive", c.SnapshotInterval)
 	}
 	if c.Demo.Speed <= 0 {
 		return fmt.Errorf("demo.speed: %v must be positive", c.Demo.Speed)
@@ -122,6 +134,9 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	}
 	if v := getenv("CAUSEWAY_KAFKA_SASL_PASSWORD"); v != "" {
 		c.Kafka.SASL.Password = v
+	}
+	if v := getenv("CAUSEWAY_STATE_DIR"); v != "" {
+		c.StateDir = v
 	}
 	if v := getenv("CAUSEWAY_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
@@ -180,10 +195,12 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	enc := fs.String("encoding", string(cfg.Kafka.Encoding), "otlp_proto (default) or otlp_json")
 	fs.StringVar(&cfg.Kafka.DeadLetterTopic, "dead-letter-topic", cfg.Kafka.DeadLetterTopic, "copy undecodable messages to this topic")
 	fs.DurationVar(&cfg.Graph.Window, "window", cfg.Graph.Window, "event-time window length (default 10s)")
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "keep baseline snapshots here across restarts (prime it with detector replay --state-dir)")
 	var faults []string
 	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), e.g. "+faultExample)
 	fs.Float64Var(&cfg.Demo.Speed, "speed", cfg.Demo.Speed, "demo: simulated seconds per second")
 	fs.Int64Var(&cfg.Demo.Seed, "seed", cfg.Demo.Seed, "demo: simulator seed")
+	fs.DurationVar(&cfg.Demo.History, "history", cfg.Demo.History, "demo: normal traffic replayed at start so baselines are learned")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

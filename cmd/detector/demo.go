@@ -28,6 +28,7 @@ type demo struct {
 	writer  *kafka.Writer
 	sim     *sim.Sim
 	speed   float64
+	history time.Duration
 	log     *slog.Logger
 	sent    prometheus.Counter
 }
@@ -35,7 +36,9 @@ type demo struct {
 func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg prometheus.Registerer) (*demo, error) {
 	scfg := sim.Default()
 	scfg.Seed = cfg.Seed
-	scfg.Start = time.Now()
+	// The simulation starts History ago: that much normal traffic is
+	// replayed at once, so baselines are learned before the first fault.
+	scfg.Start = time.Now().Add(-cfg.History)
 	scfg.ByTrace = cfg.ByTrace
 	if len(cfg.Faults) > 0 {
 		scfg.Faults = nil
@@ -46,6 +49,9 @@ func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg promet
 			}
 			scfg.Faults = append(scfg.Faults, fault)
 		}
+	}
+	for i := range scfg.Faults { // fault times count from now, not from the history's start
+		scfg.Faults[i].Start += cfg.History
 	}
 	s, err := sim.New(scfg)
 	if err != nil {
@@ -59,14 +65,15 @@ func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg promet
 		cluster: cluster,
 		sim:     s,
 		speed:   cfg.Speed,
+		history: cfg.History,
 		log:     log,
 		writer: &kafka.Writer{
 			Addr:      kafka.TCP(cluster.ListenAddrs()...),
 			Topic:     consume.DefaultTopic,
 			Balancer:  &kafka.Hash{}, // keyed by trace id when by_trace: a trace stays on one partition
-			BatchSize: 100,
+			BatchSize: 1000,          // BatchBytes stays at 1 MiB, the broker's limit
 			// Flush often: the demo should show spans as they happen.
-			BatchTimeout: 50 * time.Millisecond,
+			BatchTimeout: 5 * time.Millisecond,
 			RequiredAcks: kafka.RequireOne,
 			Transport:    &kafka.Transport{},
 		},
@@ -76,7 +83,7 @@ func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg promet
 	}
 	reg.MustRegister(d.sent)
 	for _, f := range scfg.Faults {
-		log.Info("demo fault scheduled", "fault", f.String(), "starts_in_sim_time", f.Start)
+		log.Info("demo fault scheduled", "fault", f.String(), "starts_at", scfg.Start.Add(f.Start).Format(time.TimeOnly))
 	}
 	return d, nil
 }
@@ -86,9 +93,10 @@ func (d *demo) kafkaConfig() consume.Config {
 	return consume.Config{Brokers: d.cluster.ListenAddrs()}
 }
 
-// Run feeds simulated traffic into the broker until ctx ends.
+// Run feeds simulated traffic into the broker until ctx ends: first the
+// history, as fast as the broker takes it, then live at the set speed.
 func (d *demo) Run(ctx context.Context) error {
-	err := d.sim.Run(ctx, d.speed, func(ctx context.Context, msgs []sim.Message) error {
+	publish := func(ctx context.Context, msgs []sim.Message) error {
 		kms := make([]kafka.Message, len(msgs))
 		for i, m := range msgs {
 			kms[i] = kafka.Message{Key: m.Key, Value: m.Value}
@@ -101,7 +109,18 @@ func (d *demo) Run(ctx context.Context) error {
 		}
 		d.sent.Add(float64(len(kms)))
 		return nil
-	})
+	}
+	if d.history > 0 {
+		d.log.Info("demo: replaying simulated history so baselines know normal", "history", d.history)
+	}
+	for d.sim.Now().Before(time.Now()) && ctx.Err() == nil {
+		// Big chunks: the writer flushes full batches at once, while a
+		// small write waits out its batch timeout.
+		if err := publish(ctx, d.sim.Messages(30*time.Second)); err != nil {
+			return err
+		}
+	}
+	err := d.sim.Run(ctx, d.speed, publish)
 	if ctx.Err() != nil {
 		return nil
 	}

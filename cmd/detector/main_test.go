@@ -48,6 +48,7 @@ func TestEmbeddedDemo(t *testing.T) {
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	started := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	addr := m.Addr(ctx)
@@ -55,16 +56,21 @@ func TestEmbeddedDemo(t *testing.T) {
 		t.Fatalf("detector did not start: %v", <-done)
 	}
 
-	// Three closed windows: enough for every edge to have been seen.
-	for i := 0; i < 3; i++ {
+	// The default fault (paymentservice +200 ms) starts 40 s of simulated
+	// time after start; wait for windows a minute past it.
+	for i := 0; ; i++ {
 		select {
-		case <-windows:
+		case w := <-windows:
+			if w.Start.After(started.Add(100 * time.Second)) {
+				goto ready
+			}
 		case err := <-done:
 			t.Fatalf("detector stopped: %v", err)
 		case <-ctx.Done():
 			t.Fatalf("only %d windows closed before the deadline", i)
 		}
 	}
+ready:
 	resp, err := http.Get("http://" + addr + "/api/v1/graph")
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +96,22 @@ func TestEmbeddedDemo(t *testing.T) {
 			t.Errorf("edge %s missing from %v", want, edges)
 		}
 	}
+
+	// Baselines were learned from the replayed history, and the fault on
+	// paymentservice shows on the edge to it.
+	resp, err = http.Get("http://" + addr + "/api/v1/edges/checkoutservice-%3Epaymentservice/baseline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var bl struct{ Operations []graph.SeriesView }
+	if err := json.NewDecoder(resp.Body).Decode(&bl); err != nil || len(bl.Operations) == 0 {
+		t.Fatalf("baseline of checkoutservice->paymentservice: %v %+v", err, bl)
+	}
+	op := bl.Operations[0]
+	if len(op.Regimes) == 0 || op.Latest == nil || !op.Latest.Active {
+		t.Errorf("checkoutservice->paymentservice during the fault: regimes %d, latest %+v", len(op.Regimes), op.Latest)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("detector stopped with %v", err)
@@ -100,7 +122,8 @@ func TestEmbeddedDemo(t *testing.T) {
 // the graph has the known call edges with plausible latencies.
 func TestReplayNezhaNormal(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "g.json")
-	a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: out}
+	state := t.TempDir()
+	a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: out, stateDir: state}
 	if err := replay(a, quietLogger(t), io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -136,6 +159,14 @@ func TestReplayNezhaNormal(t *testing.T) {
 	}
 	if len(res.Incidents) != 0 {
 		t.Errorf("incidents %v on fault-free traffic", res.Incidents)
+	}
+	// The replay primed baselines a detector run can start from.
+	bs := graph.NewBaselines(nil)
+	if found, err := bs.LoadFile(filepath.Join(state, baselineFile)); !found || err != nil {
+		t.Fatalf("primed snapshot: found %v, %v", found, err)
+	}
+	if edges, _ := bs.Len(); edges < 10 {
+		t.Errorf("primed %d edge baselines, want the Online Boutique's", edges)
 	}
 }
 

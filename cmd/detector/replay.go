@@ -36,13 +36,36 @@ type ReplayStats struct {
 	FirstWindow    time.Time      `json:"first_window_start"`
 	LastWindow     time.Time      `json:"last_window_end"`
 	ElapsedSeconds float64        `json:"elapsed_seconds"`
+	// Episodes lists every anomalous episode opened on an edge or an
+	// operation, in event-time order.
+	Episodes []Episode `json:"anomaly_episodes"`
+}
+
+// Episode is an edge or operation leaving its baseline.
+type Episode struct {
+	Opened      time.Time `json:"opened_at"`
+	Edge        string    `json:"edge,omitempty"`
+	Operation   string    `json:"operation,omitempty"`
+	Score       float64   `json:"score"`
+	Explanation string    `json:"explanation"`
+}
+
+func episodeOf(w *graph.Window, f graph.Finding) Episode {
+	e := Episode{Opened: w.End, Score: f.Score.Value, Explanation: f.Score.Explanation}
+	if f.Edge != nil {
+		e.Edge = f.Edge.String()
+	} else {
+		e.Operation = f.Op.Service + "/" + f.Op.Operation
+	}
+	return e
 }
 
 type replayArgs struct {
-	inputs []string
-	format string
-	out    string
-	graph  graph.Config
+	inputs   []string
+	format   string
+	out      string
+	stateDir string
+	graph    graph.Config
 }
 
 func parseReplayFlags(args []string) (replayArgs, error) {
@@ -51,6 +74,7 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 	fs.Var(listFlag{&a.inputs}, "input", "input file: OTLP JSON lines or length-prefixed OTLP protobuf, gzip accepted (repeatable)")
 	fs.StringVar(&a.format, "format", "", "otlp_json or otlp_proto (default: from the file name; .pb/.bin/.proto mean protobuf)")
 	fs.StringVar(&a.out, "out", "", "write the result here as JSON (default: stdout)")
+	fs.StringVar(&a.stateDir, "state-dir", "", "load baselines from this directory first and save them after: replaying normal traffic primes a detector run with the same --state-dir")
 	fs.DurationVar(&a.graph.Window, "window", 0, "event-time window length (default 10s)")
 	fs.DurationVar(&a.graph.TraceIdle, "trace-idle", 0, "event time a trace waits for more spans before it is joined (default 15s)")
 	fs.DurationVar(&a.graph.Lateness, "lateness", 0, "how long a window stays open behind the watermark (default 5s)")
@@ -73,13 +97,24 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 // traffic, in event time, as fast as the CPU allows. Progress goes to log.
 func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 	start := time.Now()
-	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}}
+	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}, Episodes: []Episode{}}
+	bs := graph.NewBaselines(nil)
+	snapshot := ""
+	if a.stateDir != "" {
+		snapshot = filepath.Join(a.stateDir, baselineFile)
+		restoreBaselines(bs, snapshot, log)
+	}
 	agg := graph.New(a.graph, func(w *graph.Window) {
 		if stats.Windows == 0 {
 			stats.FirstWindow = w.Start
 		}
 		stats.Windows++
 		stats.LastWindow = w.End
+		for _, f := range bs.Observe(w) {
+			if f.Score.Opened {
+				stats.Episodes = append(stats.Episodes, episodeOf(w, f))
+			}
+		}
 	}, nil)
 
 	progress := time.NewTicker(5 * time.Second)
@@ -122,6 +157,12 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 	}
 	agg.Flush()
 	stats.ElapsedSeconds = time.Since(start).Seconds()
+	if snapshot != "" {
+		if err := bs.SaveFile(snapshot); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		log.Info("baselines saved", "path", snapshot)
+	}
 
 	out := ReplayOutput{Graph: agg.Snapshot(), Incidents: []any{}, Stats: stats}
 	w := stdout

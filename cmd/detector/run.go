@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,7 @@ type Main struct {
 
 	reg      *prometheus.Registry
 	agg      *graph.Aggregator
+	bs       *graph.Baselines
 	ready    atomic.Bool
 	initOnce sync.Once
 	addr     chan string // holds the API address once bound
@@ -87,7 +90,18 @@ func (m *Main) Run(ctx context.Context) error {
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cm := consume.NewMetrics(m.reg)
-	m.agg = graph.New(cfg.Graph, m.OnWindow, graph.NewMetrics(m.reg))
+	m.bs = graph.NewBaselines(graph.NewBaselineMetrics(m.reg))
+	snapshot := ""
+	if cfg.StateDir != "" {
+		snapshot = filepath.Join(cfg.StateDir, baselineFile)
+		restoreBaselines(m.bs, snapshot, m.Log)
+	}
+	m.agg = graph.New(cfg.Graph, func(w *graph.Window) {
+		logFindings(m.Log, m.bs.Observe(w))
+		if m.OnWindow != nil {
+			m.OnWindow(w)
+		}
+	}, graph.NewMetrics(m.reg))
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // every goroutine below is stopped by cancel
@@ -112,9 +126,12 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		defer demo.Close()
 		kcfg = demo.kafkaConfig()
+		// The simulator never goes quiet, and its history arrives all at
+		// once: event time alone closes windows. Sped up, simulated time
+		// runs ahead of the wall clock.
+		idle = 0
 		if cfg.Demo.Speed != 1 {
-			// Simulated time runs off the wall clock: trust event time alone.
-			idle, kcfg.MaxClockSkew = 0, 100*365*24*time.Hour
+			kcfg.MaxClockSkew = 100 * 365 * 24 * time.Hour
 		}
 		goRun("simulator", demo.Run)
 	}
@@ -129,7 +146,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: m.agg, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
 			Ready: func() error {
 				if !m.ready.Load() {
 					return errors.New("starting")
@@ -153,6 +170,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.addr <- ln.Addr().String()
 
+	if snapshot != "" {
+		goRun("baseline snapshots", func(ctx context.Context) error {
+			saveEvery(ctx, m.bs, snapshot, cfg.SnapshotInterval, m.Log)
+			return nil
+		})
+		// Last: after the graph's goroutine has stopped, nothing changes.
+		defer saveBaselines(m.bs, snapshot, m.Log)
+	}
 	goRun("consumer", cons.Run)
 	m.ready.Store(true)
 	m.Log.Info("detector running", "api", "http://"+ln.Addr().String(), "brokers", kcfg.Brokers,
@@ -199,6 +224,71 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			m.agg.AdvanceTo(now.Add(-idle).UnixNano())
 		case <-ctx.Done():
 			return nil
+		}
+	}
+}
+
+// baselineFile is the baseline snapshot's name in the state directory.
+const baselineFile = "baselines.snap"
+
+// restoreBaselines loads the snapshot at path if there is one. A snapshot
+// that cannot be read is set aside (renamed *.unreadable) and learning
+// starts afresh: a detector that will not start is worse than one that
+// relearns normal.
+func restoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
+	found, err := bs.LoadFile(path)
+	switch {
+	case err != nil:
+		aside := path + ".unreadable"
+		_ = os.Rename(path, aside)
+		log.Error("baseline snapshot unreadable; learning afresh", "path", path, "moved_to", aside, "err", err)
+	case found:
+		edges, ops := bs.Len()
+		log.Info("baselines restored", "path", path, "edges", edges, "operations", ops)
+	default:
+		log.Info("no baseline snapshot yet; learning from scratch", "path", path)
+	}
+}
+
+func saveBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
+	if err := bs.SaveFile(path); err != nil {
+		log.Error("save baseline snapshot", "path", path, "err", err)
+		return
+	}
+	log.Debug("baseline snapshot saved", "path", path)
+}
+
+// saveEvery snapshots the baselines every interval until ctx ends.
+func saveEvery(ctx context.Context, bs *graph.Baselines, path string, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			saveBaselines(bs, path, log)
+		}
+	}
+}
+
+// logFindings logs the episodes that opened or closed in a window.
+func logFindings(log *slog.Logger, fs []graph.Finding) {
+	for _, f := range fs {
+		if !f.Score.Opened && !f.Score.Closed {
+			continue
+		}
+		what := "edge"
+		name := ""
+		if f.Edge != nil {
+			name = f.Edge.String()
+		} else {
+			what, name = "operation", f.Op.Service+"/"+f.Op.Operation
+		}
+		if f.Score.Opened {
+			log.Info("anomaly opened", what, name, "score", fmt.Sprintf("%.1f", f.Score.Value), "why", f.Score.Explanation)
+		} else {
+			log.Info("anomaly closed", what, name)
 		}
 	}
 }

@@ -1,0 +1,175 @@
+package graph
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/sim"
+	"github.com/causeway/causeway/span"
+)
+
+// simWindows returns the closed windows of simulated traffic.
+func simWindows(t testing.TB, cfg sim.Config, d time.Duration) []*Window {
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws []*Window
+	agg := New(Config{}, func(w *Window) { ws = append(ws, w) }, nil)
+	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
+	for range int(d / time.Second) {
+		for _, m := range s.Messages(time.Second) {
+			res, err := dec.Decode(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agg.Add(res.Spans)
+		}
+	}
+	agg.Flush()
+	return ws
+}
+
+type verdict struct {
+	Key   string
+	Score baseline.Score
+}
+
+func observeAll(bs *Baselines, ws []*Window) []verdict {
+	var out []verdict
+	for _, w := range ws {
+		for _, f := range bs.Observe(w) {
+			key := ""
+			if f.Edge != nil {
+				key = f.Edge.String()
+			} else {
+				key = f.Op.Service + "/" + f.Op.Operation
+			}
+			out = append(out, verdict{fmt.Sprintf("%s@%d", key, w.Start.Unix()), f.Score})
+		}
+	}
+	return out
+}
+
+// TestBaselinesRestartGivesSameScores: snapshot, restore into fresh
+// baselines, go on: the verdicts are those of an uninterrupted run.
+func TestBaselinesRestartGivesSameScores(t *testing.T) {
+	cfg := sim.Default()
+	cfg.Rate = 40
+	cfg.Faults = []sim.Fault{mustFault(t, "latency:cartservice:+15ms@25m/3m")}
+	ws := simWindows(t, cfg, 30*time.Minute)
+
+	want := observeAll(NewBaselines(nil), ws)
+	if len(want) == 0 {
+		t.Fatal("the fault raised nothing: the comparison would prove little")
+	}
+
+	cut := len(ws) / 2
+	first := NewBaselines(nil)
+	got := observeAll(first, ws[:cut])
+	var buf bytes.Buffer
+	if err := first.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := NewBaselines(nil)
+	if err := restored.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, observeAll(restored, ws[cut:])...)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("restored run differs: %d verdicts vs %d uninterrupted", len(got), len(want))
+	}
+
+	// And the file form: atomic save, then load.
+	path := t.TempDir() + "/baselines.snap"
+	if err := first.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	again := NewBaselines(nil)
+	if found, err := again.LoadFile(path); !found || err != nil {
+		t.Fatalf("LoadFile = %v, %v", found, err)
+	}
+	if e1, o1 := first.Len(); true {
+		if e2, o2 := again.Len(); e1 != e2 || o1 != o2 {
+			t.Fatalf("loaded %d/%d baselines, saved %d/%d", e2, o2, e1, o1)
+		}
+	}
+}
+
+func mustFault(t testing.TB, s string) sim.Fault {
+	f, err := sim.ParseFault(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestBaselinesLoadRefusesOtherSnapshots(t *testing.T) {
+	bs := NewBaselines(nil)
+	if err := bs.Load(bytes.NewReader([]byte("not gzip"))); err == nil {
+		t.Fatal("loaded garbage")
+	}
+	if found, err := bs.LoadFile(t.TempDir() + "/none"); found || err != nil {
+		t.Fatalf("missing file: %v, %v; want not found, no error", found, err)
+	}
+}
+
+// steadyEdge feeds one edge baseline n windows of plausible traffic.
+func steadyEdge(b *baseline.Baseline, r *rand.Rand, n int) {
+	for i := range n {
+		rate := 20.0 * (1 + 0.5*math.Sin(float64(i)/60))
+		x := []float64{math.Log(10 * math.Exp(0.05*r.NormFloat64())), math.Log(25), math.NaN(), 0, math.Log(rate), 0.4}
+		b.Observe(int64(i), x, rate*10)
+	}
+}
+
+// bytesPerEdge measures the heap held by n edge baselines in steady state.
+func bytesPerEdge(n int) float64 {
+	cfg := &baseline.Config{Features: EdgeFeatures()}
+	r := rand.New(rand.NewPCG(1, 2))
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	keep := make([]*baseline.Baseline, n)
+	for i := range keep {
+		keep[i] = baseline.New(cfg, uint64(i))
+		steadyEdge(keep[i], r, 400)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
+}
+
+// TestBaselineMemoryPerEdge: a tracked edge's baseline stays under 8 KiB.
+func TestBaselineMemoryPerEdge(t *testing.T) {
+	if got := bytesPerEdge(500); got > 8<<10 {
+		t.Fatalf("%.0f bytes per edge baseline, want under 8 KiB", got)
+	}
+}
+
+// BenchmarkBaselineObserve is the cost of scoring and learning one window
+// of one edge, in steady state; it also reports the memory per edge.
+func BenchmarkBaselineObserve(b *testing.B) {
+	cfg := &baseline.Config{Features: EdgeFeatures()}
+	r := rand.New(rand.NewPCG(3, 4))
+	bl := baseline.New(cfg, 1)
+	steadyEdge(bl, r, 400)
+	x := []float64{math.Log(10), math.Log(25), math.NaN(), 0, math.Log(20), 0.4}
+	b.ReportAllocs()
+	i := int64(400)
+	for b.Loop() {
+		x[0] = math.Log(10 * math.Exp(0.05*r.NormFloat64()))
+		bl.Observe(i, x, 200)
+		i++
+	}
+	b.ReportMetric(bytesPerEdge(500), "bytes/edge")
+}
