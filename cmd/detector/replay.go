@@ -9,19 +9,21 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/span"
 )
 
 // ReplayOutput is the document `detector replay --out` writes; docs/replay.md
 // describes it field by field.
 type ReplayOutput struct {
-	Graph     *graph.Snapshot `json:"graph"`
-	Incidents []any           `json:"incidents"`
+	Graph     *graph.Snapshot     `json:"graph"`
+	Incidents []incident.Incident `json:"incidents"`
 	Stats     ReplayStats     `json:"stats"`
 }
 
@@ -104,17 +106,23 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 		snapshot = filepath.Join(a.stateDir, baselineFile)
 		restoreBaselines(bs, snapshot, log)
 	}
+	incidents, err := incident.NewManager(incident.Options{})
+	if err != nil {
+		return err
+	}
 	agg := graph.New(a.graph, func(w *graph.Window) {
 		if stats.Windows == 0 {
 			stats.FirstWindow = w.Start
 		}
 		stats.Windows++
 		stats.LastWindow = w.End
-		for _, f := range bs.Observe(w) {
+		fs := bs.Observe(w)
+		for _, f := range fs {
 			if f.Score.Opened {
 				stats.Episodes = append(stats.Episodes, episodeOf(w, f))
 			}
 		}
+		incidents.Observe(w, fs) // no store: cannot fail
 	}, nil)
 
 	progress := time.NewTicker(5 * time.Second)
@@ -164,7 +172,11 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 		log.Info("baselines saved", "path", snapshot)
 	}
 
-	out := ReplayOutput{Graph: agg.Snapshot(), Incidents: []any{}, Stats: stats}
+	out := ReplayOutput{Graph: agg.Snapshot(), Incidents: incidents.List("", time.Time{}, time.Time{}), Stats: stats}
+	slices.Reverse(out.Incidents) // oldest first, as they happened
+	if out.Incidents == nil {
+		out.Incidents = []incident.Incident{}
+	}
 	w := stdout
 	if a.out != "" {
 		f, err := os.Create(a.out)

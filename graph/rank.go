@@ -1,0 +1,380 @@
+package graph
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/causeway/causeway/model/baseline"
+)
+
+// SuspectKind says what a suspect is blamed for.
+type SuspectKind string
+
+// Suspect kinds.
+const (
+	// SuspectLatency: the service's own (self) time rose.
+	SuspectLatency SuspectKind = "latency"
+	// SuspectErrors: errors originate here (its calls fail while its
+	// callees' do not).
+	SuspectErrors SuspectKind = "errors"
+	// SuspectNetwork: the time between caller and callee grew (client
+	// span minus server span), not the time inside the callee.
+	SuspectNetwork SuspectKind = "network"
+	// SuspectDependency: an uninstrumented dependency (database, cache,
+	// queue, external host) answers slower or fails.
+	SuspectDependency SuspectKind = "dependency"
+	// SuspectDown: callers' calls fail with no answer at all.
+	SuspectDown SuspectKind = "unreachable"
+)
+
+// Evidence is one observation that points at a suspect.
+type Evidence struct {
+	Series   string  `json:"series"`  // "edge a->b:op" or "op service/op"
+	Feature  string  `json:"feature"` // "self time", "p50", "client-server gap", "error ratio"
+	Current  float64 `json:"current"`
+	Baseline float64 `json:"baseline"`
+	Unit     string  `json:"unit"`
+	Spreads  float64 `json:"spreads"`
+	Windows  int     `json:"windows"` // anomalous windows seen
+	// Exemplars are trace ids of calls that show it.
+	Exemplars []string `json:"exemplar_trace_ids,omitempty"`
+}
+
+// Suspect is one candidate root cause with its score and evidence.
+type Suspect struct {
+	Service   string      `json:"service"`             // service or virtual node
+	Operation string      `json:"operation,omitempty"` // the operation most to blame, if any
+	Kind      SuspectKind `json:"kind"`
+	NodeKind  NodeKind    `json:"node_kind"`
+	Caller    string      `json:"caller,omitempty"` // for network suspects: the calling side
+	Score     float64     `json:"score"`
+	Summary   string      `json:"summary"`
+	Evidence  []Evidence  `json:"evidence"`
+}
+
+// Observation is what the ranking is given for one anomalous series: its
+// latest verdict and how many anomalous windows it had in the incident.
+type Observation struct {
+	Finding
+	Windows   int
+	Exemplars []string
+	NodeKind  NodeKind // kind of the edge's target
+}
+
+// Rank orders the candidate root causes behind a set of anomalous series.
+//
+// It reasons along the calls. A service whose operations' self time rose
+// is a suspect; one whose latency rose only because a callee got slower is
+// a victim (its self time did not move). A dependency without spans of its
+// own (database, cache, external host) is judged by its callers' view of
+// it. A grown client-minus-server gap blames the network in front of the
+// callee; errors that rise on calls to a callee whose own operations do
+// not fail, or that get no answer at all, blame the callee. What remains
+// is ordered by a random walk with restart over the anomalous call graph,
+// started from the evidence and flowing from callers to callees, so that
+// among comparable suspects the most downstream wins.
+func Rank(obs []Observation) []Suspect {
+	type cand struct {
+		s        Suspect
+		strength float64
+	}
+	cands := map[string]*cand{}
+	get := func(name string, kind SuspectKind, nk NodeKind) *cand {
+		key := name + "\x00" + string(kind)
+		c, ok := cands[key]
+		if !ok {
+			c = &cand{s: Suspect{Service: name, Kind: kind, NodeKind: nk}}
+			cands[key] = c
+		}
+		return c
+	}
+	add := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
+		z := magnitude(fs, unit) * weightOf(o.Windows)
+		c.s.Evidence = append(c.s.Evidence, Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
+			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars})
+		if z > c.strength {
+			c.strength = z
+			if op != "" {
+				c.s.Operation = op
+			}
+		}
+	}
+	// Which services' own operations fail (to tell error origins).
+	opErrors := map[string]bool{}
+	calls := map[[2]string]bool{} // anomalous caller -> callee pairs, for the walk
+	var gaps []gapEvidence
+	for i := range obs {
+		o := &obs[i]
+		if o.Op != nil {
+			for _, fs := range o.Score.Features {
+				if fs.Name == "error ratio" && fs.Counts {
+					opErrors[o.Op.Service] = true
+				}
+			}
+		}
+	}
+	for i := range obs {
+		o := &obs[i]
+		switch {
+		case o.Op != nil:
+			series := "op " + o.Op.Service + "/" + o.Op.Operation
+			for _, fs := range o.Score.Features {
+				if !fs.Counts {
+					continue
+				}
+				switch fs.Name {
+				case "self time":
+					add(get(o.Op.Service, SuspectLatency, NodeService), o, fs, "ms", series, o.Op.Operation)
+				case "p50", "p90", "p99":
+					// Slower without more self time is what a victim
+					// looks like; it is weak evidence on its own.
+					c := get(o.Op.Service, SuspectLatency, NodeService)
+					before := c.strength
+					add(c, o, fs, "ms", series, o.Op.Operation)
+					c.strength = max(before, c.strength*victimWeight)
+				}
+			}
+		case o.Edge != nil:
+			e := o.Edge
+			series := "edge " + e.String()
+			calls[[2]string{e.Source, e.Target}] = true
+			virtual := o.NodeKind != NodeService && o.NodeKind != ""
+			for _, fs := range o.Score.Features {
+				if !fs.Counts {
+					continue
+				}
+				switch {
+				case fs.Name == "client-server gap":
+					gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series})
+				case fs.Name == "error ratio" && virtual:
+					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
+				case fs.Name == "error ratio" && !opErrors[e.Target]:
+					add(get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
+				case virtual: // a latency feature of a call to a dependency
+					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
+				}
+			}
+		}
+	}
+	// A grown gap implicates both ends: the network or ingress of the
+	// callee, or the caller itself (a starved CPU, a full connection pool
+	// stretches its client spans). The end that the most gap edges share
+	// is the suspect; evidence combines as z sums over the square root of
+	// their number.
+	type end struct {
+		sum     float64
+		n       int
+		callers map[string]bool
+		callees map[string]bool
+		ev      []gapEvidence
+	}
+	ends := map[string]*end{}
+	for _, g := range gaps {
+		e := g.o.Edge
+		for _, name := range []string{e.Source, e.Target} {
+			x, ok := ends[name]
+			if !ok {
+				x = &end{callers: map[string]bool{}, callees: map[string]bool{}}
+				ends[name] = x
+			}
+			x.sum += magnitude(g.fs, "ms") * weightOf(g.o.Windows)
+			x.n++
+			x.ev = append(x.ev, g)
+			if name == e.Source {
+				x.callees[e.Target] = true
+			} else {
+				x.callers[e.Source] = true
+			}
+		}
+	}
+	for name, x := range ends {
+		kind, nk := SuspectNetwork, NodeService
+		if len(x.callees) > len(x.callers) {
+			kind = SuspectLatency // the calling side stretches its own client spans
+		}
+		for _, g := range x.ev {
+			if g.o.Edge.Target == name {
+				nk = g.o.NodeKind
+			}
+		}
+		c := get(name, kind, nk)
+		for _, g := range x.ev {
+			if g.o.Edge.Target == name {
+				c.s.Caller = g.o.Edge.Source
+			}
+			add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
+		}
+		c.strength = max(c.strength, x.sum/math.Sqrt(float64(x.n))*math.Sqrt(float64(len(x.callers)+len(x.callees))))
+	}
+
+	// Errors that originate in a service: its operations fail and no
+	// anomalous callee of it fails.
+	for i := range obs {
+		o := &obs[i]
+		if o.Op == nil || !opErrors[o.Op.Service] {
+			continue
+		}
+		origin := true
+		for p := range calls {
+			if p[0] == o.Op.Service && opErrors[p[1]] {
+				origin = false
+			}
+		}
+		if !origin {
+			continue
+		}
+		for _, fs := range o.Score.Features {
+			if fs.Name == "error ratio" && fs.Counts {
+				add(get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", "op "+o.Op.Service+"/"+o.Op.Operation, o.Op.Operation)
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+
+	// Random walk with restart over the anomalous call graph: restart in
+	// proportion to evidence, walk from callers to callees.
+	names := map[string]float64{}
+	for _, c := range cands {
+		names[c.s.Service] = max(names[c.s.Service], c.strength)
+	}
+	pr := walk(names, calls)
+
+	out := make([]Suspect, 0, len(cands))
+	for _, c := range cands {
+		c.s.Score = round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
+		slices.SortFunc(c.s.Evidence, func(a, b Evidence) int { return cmp.Compare(b.Spreads, a.Spreads) })
+		if len(c.s.Evidence) > 5 {
+			c.s.Evidence = c.s.Evidence[:5]
+		}
+		c.s.Summary = summary(&c.s)
+		out = append(out, c.s)
+	}
+	slices.SortFunc(out, func(a, b Suspect) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.Service, b.Service), cmp.Compare(a.Kind, b.Kind))
+	})
+	return out
+}
+
+// magnitude is how much a feature got worse, comparable across features:
+// the log of the ratio to its baseline (latencies in ms; error ratios in
+// percent plus one point, so 0% to 50% weighs like a 50-fold slowdown
+// would not), discounted while barely significant (under 4 spreads).
+func magnitude(fs baseline.FeatureScore, unit string) float64 {
+	cur, base := fs.Current, fs.Expected
+	if unit == "%" {
+		cur, base = cur+1, base+1
+	}
+	if cur <= 0 || base <= 0 || cur <= base {
+		return 0
+	}
+	return math.Log(cur/base) * math.Min(1, fs.Z/4)
+}
+
+// gapEvidence is a grown client-minus-server gap on one edge.
+type gapEvidence struct {
+	o      *Observation
+	fs     baseline.FeatureScore
+	series string
+}
+
+// victimWeight scales evidence that a service is slower overall (not in
+// its own time): a callee may explain it.
+const victimWeight = 0.3
+
+// weightOf favours evidence that persisted: one window counts half, three
+// or more fully.
+func weightOf(windows int) float64 {
+	return math.Min(1, 0.5+float64(windows)/6)
+}
+
+// walk runs a random walk with restart (personalised PageRank) from the
+// evidence over the caller -> callee graph and returns each node's share,
+// scaled so the largest is 1.
+func walk(restart map[string]float64, calls map[[2]string]bool) map[string]float64 {
+	nodes := map[string]bool{}
+	for n := range restart {
+		nodes[n] = true
+	}
+	out := map[string][]string{}
+	for p := range calls {
+		nodes[p[0]], nodes[p[1]] = true, true
+		out[p[0]] = append(out[p[0]], p[1])
+	}
+	var total float64
+	for _, v := range restart {
+		total += v
+	}
+	r := map[string]float64{}
+	for n := range nodes {
+		r[n] = restart[n] / total
+	}
+	p := maps(r)
+	const alpha = 0.85
+	for range 50 {
+		next := map[string]float64{}
+		for n := range nodes {
+			next[n] = (1 - alpha) * r[n]
+		}
+		for n, v := range p {
+			if len(out[n]) == 0 {
+				next[n] += alpha * v // a sink keeps its mass: the walk stops at the bottom
+				continue
+			}
+			for _, m := range out[n] {
+				next[m] += alpha * v / float64(len(out[n]))
+			}
+		}
+		p = next
+	}
+	var top float64
+	for _, v := range p {
+		top = max(top, v)
+	}
+	for n := range p {
+		p[n] /= top
+	}
+	return p
+}
+
+func maps(m map[string]float64) map[string]float64 {
+	c := make(map[string]float64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// summary is the one readable sentence of a suspect.
+func summary(s *Suspect) string {
+	if len(s.Evidence) == 0 {
+		return s.Service
+	}
+	e := s.Evidence[0]
+	val := func(v float64) string {
+		if e.Unit == "%" {
+			return fmt.Sprintf("%.1f%%", v)
+		}
+		return fmt.Sprintf("%.3g %s", v, e.Unit)
+	}
+	switch s.Kind {
+	case SuspectLatency:
+		if e.Feature == "client-server gap" {
+			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): they spend %s between client and server vs %s normally (%s)",
+				s.Service, val(e.Current), val(e.Baseline), e.Series)
+		}
+		return fmt.Sprintf("%s got slower itself: %s %s %s vs %s normally (%s)", s.Service, s.Operation, e.Feature, val(e.Current), val(e.Baseline), e.Series)
+	case SuspectErrors:
+		return fmt.Sprintf("errors start in %s: %s error ratio %s vs %s normally, its callees are fine", s.Service, s.Operation, val(e.Current), val(e.Baseline))
+	case SuspectNetwork:
+		return fmt.Sprintf("the network at %s: calls spend %s between client and server vs %s normally (%s)", s.Service, val(e.Current), val(e.Baseline), e.Series)
+	case SuspectDependency:
+		return fmt.Sprintf("%s %s is slower or failing: %s %s vs %s normally (%s)", s.NodeKind, s.Service, e.Feature, val(e.Current), val(e.Baseline), e.Series)
+	case SuspectDown:
+		return fmt.Sprintf("%s does not answer: calls to it fail (%s %s vs %s) while its own operations report no errors", s.Service, e.Feature, val(e.Current), val(e.Baseline))
+	}
+	return s.Service
+}

@@ -1,0 +1,387 @@
+// Package incident turns anomalous series into incidents: it opens one when
+// edges or operations stay anomalous, groups anomalies that are connected
+// in the call graph into the same incident, re-ranks its suspects as it
+// evolves, resolves it after a run of quiet windows, and keeps incidents in
+// a durable store so they survive a restart.
+package incident
+
+import (
+	"cmp"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+)
+
+// State of an incident.
+type State string
+
+// States.
+const (
+	Open     State = "open"
+	Resolved State = "resolved"
+)
+
+// Incident is one problem as on-call sees it.
+type Incident struct {
+	ID         string          `json:"id"`
+	State      State           `json:"state"`
+	OpenedAt   time.Time       `json:"opened_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	ResolvedAt *time.Time      `json:"resolved_at"`
+	Services   []string        `json:"services"` // every node an anomalous series touches
+	Anomalies  []Anomaly       `json:"anomalies"`
+	Suspects   []graph.Suspect `json:"suspects"` // best first
+	// Revision counts the changes of the top suspect and of severity,
+	// for alerting on updates.
+	Revision int `json:"revision"`
+	quiet    int
+}
+
+// Anomaly is one series that was anomalous in the incident, at its worst.
+type Anomaly struct {
+	Series      string    `json:"series"`
+	Score       float64   `json:"score"`
+	Windows     int       `json:"windows"`
+	FirstAt     time.Time `json:"first_at"`
+	LastAt      time.Time `json:"last_at"`
+	Explanation string    `json:"explanation"`
+
+	obs graph.Observation
+}
+
+// Options configure a Manager. The zero value works.
+type Options struct {
+	// Quiet is how many windows without an active anomaly resolve an
+	// incident. Default 3.
+	Quiet int
+	// Keep is how many incidents are kept (oldest resolved dropped first).
+	// Default 1000.
+	Keep int
+	// Store persists incidents; nil keeps them in memory only.
+	Store *Store
+}
+
+// Manager keeps the incidents. Observe runs on the graph's goroutine; the
+// read methods may be called from any goroutine.
+type Manager struct {
+	opt Options
+
+	mu        sync.RWMutex
+	incidents []*Incident // oldest first
+	byID      map[string]*Incident
+}
+
+// NewManager returns a manager holding the incidents in opt.Store, if any.
+func NewManager(opt Options) (*Manager, error) {
+	if opt.Quiet <= 0 {
+		opt.Quiet = 3
+	}
+	if opt.Keep <= 0 {
+		opt.Keep = 1000
+	}
+	m := &Manager{opt: opt, byID: map[string]*Incident{}}
+	if opt.Store != nil {
+		loaded, err := opt.Store.Load()
+		if err != nil {
+			return nil, err
+		}
+		for _, inc := range loaded {
+			m.incidents = append(m.incidents, inc)
+			m.byID[inc.ID] = inc
+		}
+	}
+	return m, nil
+}
+
+// Change is something that happened to an incident in a window.
+type Change struct {
+	Kind     string // "opened", "updated", "resolved"
+	Incident Incident
+}
+
+func seriesName(f graph.Finding) string {
+	if f.Edge != nil {
+		return "edge " + f.Edge.String()
+	}
+	return "op " + f.Op.Service + "/" + f.Op.Operation
+}
+
+func touches(f graph.Finding) []string {
+	if f.Edge != nil {
+		return []string{f.Edge.Source, f.Edge.Target}
+	}
+	return []string{f.Op.Service}
+}
+
+// Observe takes the findings of a closed window and returns what changed.
+func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	active := findings[:0:0]
+	for _, f := range findings {
+		if f.Score.Active {
+			active = append(active, f)
+		}
+	}
+	// Group the active series into connected components of services.
+	uf := unionFind{}
+	for _, f := range active {
+		ts := touches(f)
+		for _, t := range ts[1:] {
+			uf.union(ts[0], t)
+		}
+		uf.find(ts[0])
+	}
+	groups := map[string][]graph.Finding{}
+	for _, f := range active {
+		root := uf.find(touches(f)[0])
+		groups[root] = append(groups[root], f)
+	}
+	var changes []Change
+	touched := map[*Incident]bool{}
+	for _, root := range sortedRoots(groups) {
+		g := groups[root]
+		services := map[string]bool{}
+		for _, f := range g {
+			for _, s := range touches(f) {
+				services[s] = true
+			}
+		}
+		inc := m.matchOpen(services)
+		kind := "updated"
+		if inc == nil {
+			inc = &Incident{ID: m.newID(w.End, g), State: Open, OpenedAt: w.End}
+			m.incidents = append(m.incidents, inc)
+			m.byID[inc.ID] = inc
+			kind = "opened"
+		}
+		touched[inc] = true
+		inc.quiet = 0
+		inc.UpdatedAt = w.End
+		for s := range services {
+			if !slices.Contains(inc.Services, s) {
+				inc.Services = append(inc.Services, s)
+			}
+		}
+		slices.Sort(inc.Services)
+		for _, f := range g {
+			inc.absorb(w, f)
+		}
+		before := ""
+		if len(inc.Suspects) > 0 {
+			before = inc.Suspects[0].Service + string(inc.Suspects[0].Kind)
+		}
+		inc.rank()
+		after := ""
+		if len(inc.Suspects) > 0 {
+			after = inc.Suspects[0].Service + string(inc.Suspects[0].Kind)
+		}
+		if kind == "opened" || before != after {
+			inc.Revision++
+			changes = append(changes, Change{Kind: kind, Incident: inc.copy()})
+		}
+	}
+	for _, inc := range m.incidents {
+		if inc.State != Open || touched[inc] {
+			continue
+		}
+		inc.quiet++
+		if inc.quiet >= m.opt.Quiet {
+			t := w.End
+			inc.State, inc.ResolvedAt, inc.UpdatedAt = Resolved, &t, t
+			changes = append(changes, Change{Kind: "resolved", Incident: inc.copy()})
+		}
+	}
+	m.trim()
+	if len(changes) > 0 && m.opt.Store != nil {
+		if err := m.opt.Store.Save(m.incidents); err != nil {
+			return changes, err
+		}
+	}
+	return changes, nil
+}
+
+// absorb records a finding in the incident, keeping each series at its worst.
+func (inc *Incident) absorb(w *graph.Window, f graph.Finding) {
+	name := seriesName(f)
+	var exemplars []string
+	nk := graph.NodeService
+	if f.Edge != nil {
+		if st := w.Edges[*f.Edge]; st != nil {
+			for _, x := range st.Exemplars {
+				exemplars = append(exemplars, x.TraceID.String())
+			}
+		}
+		if n, ok := w.Nodes[f.Edge.Target]; ok {
+			nk = n.Kind
+		}
+	}
+	for i := range inc.Anomalies {
+		a := &inc.Anomalies[i]
+		if a.Series != name {
+			continue
+		}
+		a.Windows++
+		a.LastAt = w.End
+		a.obs.Windows = a.Windows
+		if f.Score.Value >= a.Score {
+			a.Score, a.Explanation = f.Score.Value, f.Score.Explanation
+			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk}
+		}
+		return
+	}
+	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, Score: f.Score.Value, Windows: 1, FirstAt: w.End,
+		LastAt: w.End, Explanation: f.Score.Explanation,
+		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk}})
+}
+
+func (inc *Incident) rank() {
+	obs := make([]graph.Observation, 0, len(inc.Anomalies))
+	for _, a := range inc.Anomalies {
+		obs = append(obs, a.obs)
+	}
+	inc.Suspects = graph.Rank(obs)
+	slices.SortFunc(inc.Anomalies, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
+}
+
+// matchOpen returns the oldest open incident sharing a service with the
+// group, merging any other open ones that also do into it.
+func (m *Manager) matchOpen(services map[string]bool) *Incident {
+	var match *Incident
+	for _, inc := range m.incidents {
+		if inc.State != Open {
+			continue
+		}
+		shares := false
+		for _, s := range inc.Services {
+			if services[s] {
+				shares = true
+				break
+			}
+		}
+		if !shares {
+			continue
+		}
+		if match == nil {
+			match = inc
+			continue
+		}
+		// A later incident joined by this group: fold it into the first.
+		for _, a := range inc.Anomalies {
+			match.Anomalies = append(match.Anomalies, a)
+		}
+		for _, s := range inc.Services {
+			if !slices.Contains(match.Services, s) {
+				match.Services = append(match.Services, s)
+			}
+		}
+		t := inc.UpdatedAt
+		inc.State, inc.ResolvedAt = Resolved, &t
+	}
+	return match
+}
+
+func (m *Manager) newID(at time.Time, g []graph.Finding) string {
+	h := fnv.New32a()
+	for _, f := range g {
+		h.Write([]byte(seriesName(f)))
+	}
+	id := fmt.Sprintf("inc-%s-%04x", at.UTC().Format("20060102T150405Z"), h.Sum32()&0xffff)
+	for n := 2; m.byID[id] != nil; n++ {
+		id = fmt.Sprintf("inc-%s-%04x-%d", at.UTC().Format("20060102T150405Z"), h.Sum32()&0xffff, n)
+	}
+	return id
+}
+
+// trim drops the oldest resolved incidents beyond Keep.
+func (m *Manager) trim() {
+	for len(m.incidents) > m.opt.Keep {
+		i := slices.IndexFunc(m.incidents, func(inc *Incident) bool { return inc.State == Resolved })
+		if i < 0 {
+			return
+		}
+		delete(m.byID, m.incidents[i].ID)
+		m.incidents = slices.Delete(m.incidents, i, i+1)
+	}
+}
+
+func (inc *Incident) copy() Incident {
+	c := *inc
+	c.Services = slices.Clone(inc.Services)
+	c.Anomalies = slices.Clone(inc.Anomalies)
+	c.Suspects = slices.Clone(inc.Suspects)
+	return c
+}
+
+// List returns incidents, newest first, filtered by state ("" for any) and
+// by having been open at some time in [since, until] (zero: unbounded).
+func (m *Manager) List(state State, since, until time.Time) []Incident {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Incident
+	for i := len(m.incidents) - 1; i >= 0; i-- {
+		inc := m.incidents[i]
+		if state != "" && inc.State != state {
+			continue
+		}
+		if !until.IsZero() && inc.OpenedAt.After(until) {
+			continue
+		}
+		if !since.IsZero() && inc.ResolvedAt != nil && inc.ResolvedAt.Before(since) {
+			continue
+		}
+		out = append(out, inc.copy())
+	}
+	return out
+}
+
+// Get returns one incident.
+func (m *Manager) Get(id string) (Incident, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	inc, ok := m.byID[id]
+	if !ok {
+		return Incident{}, false
+	}
+	return inc.copy(), true
+}
+
+func sortedRoots(g map[string][]graph.Finding) []string {
+	roots := make([]string, 0, len(g))
+	for r := range g {
+		roots = append(roots, r)
+	}
+	slices.Sort(roots)
+	return roots
+}
+
+type unionFind map[string]string
+
+func (u unionFind) find(x string) string {
+	p, ok := u[x]
+	if !ok {
+		u[x] = x
+		return x
+	}
+	if p == x {
+		return x
+	}
+	r := u.find(p)
+	u[x] = r
+	return r
+}
+
+func (u unionFind) union(a, b string) {
+	ra, rb := u.find(a), u.find(b)
+	if ra != rb {
+		if ra < rb {
+			u[rb] = ra
+		} else {
+			u[ra] = rb
+		}
+	}
+}
