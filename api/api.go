@@ -3,18 +3,27 @@
 package api
 
 import (
+	_ "embed"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
 )
+
+// openAPI describes every endpoint; a test checks it against the handler.
+//
+//go:embed openapi.json
+var openAPI []byte
 
 // GraphSource is what the API reads the service graph from. Snapshot must
 // be safe to call from any goroutine and return an immutable value.
@@ -28,10 +37,18 @@ type BaselineSource interface {
 	EdgeBaselines(source, target, operation string) []graph.SeriesView
 }
 
+// IncidentSource is what the API reads incidents from; safe for concurrent
+// use.
+type IncidentSource interface {
+	List(state incident.State, since, until time.Time) []incident.Incident
+	Get(id string) (incident.Incident, bool)
+}
+
 // Options configure the handler. Graph and Gatherer are required.
 type Options struct {
 	Graph     GraphSource
 	Baselines BaselineSource // nil: the baseline endpoint answers 404
+	Incidents IncidentSource // nil: no incidents
 	Gatherer  prometheus.Gatherer
 	Log       *slog.Logger
 	// Ready reports whether the detector is ready to serve traffic (for
@@ -44,6 +61,33 @@ type Options struct {
 // Handler returns the HTTP handler for every endpoint.
 func Handler(o Options) http.Handler {
 	mux := http.NewServeMux()
+	for _, r := range routes(o) {
+		mux.Handle(r.pattern, r.h)
+	}
+	if o.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+// route is one documented endpoint: "METHOD /path" and its handler.
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// routes lists every documented endpoint; the OpenAPI document must list
+// exactly these (a test checks it).
+func routes(o Options) []route {
+	var rs []route
+	mux := routeList{&rs}
 	mux.HandleFunc("GET /api/v1/graph", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot())
 	})
@@ -63,6 +107,54 @@ func Handler(o Options) http.Handler {
 		}
 		writeJSON(w, o.Log, http.StatusOK, map[string]any{"source": source, "target": target, "operations": views})
 	})
+	mux.HandleFunc("GET /api/v1/incidents", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		state := incident.State(q.Get("state"))
+		if state != "" && state != incident.Open && state != incident.Resolved {
+			badRequest(w, o.Log, "state must be open or resolved")
+			return
+		}
+		since, err := parseTime(q.Get("since"))
+		if err != nil {
+			badRequest(w, o.Log, "since: "+err.Error())
+			return
+		}
+		until, err := parseTime(q.Get("until"))
+		if err != nil {
+			badRequest(w, o.Log, "until: "+err.Error())
+			return
+		}
+		list := []incident.Incident{}
+		if o.Incidents != nil {
+			list = append(list, o.Incidents.List(state, since, until)...)
+		}
+		writeJSON(w, o.Log, http.StatusOK, map[string]any{"incidents": list})
+	})
+	getIncident := func(w http.ResponseWriter, r *http.Request) (incident.Incident, bool) {
+		var inc incident.Incident
+		ok := false
+		if o.Incidents != nil {
+			inc, ok = o.Incidents.Get(r.PathValue("id"))
+		}
+		if !ok {
+			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no incident " + r.PathValue("id")})
+		}
+		return inc, ok
+	}
+	mux.HandleFunc("GET /api/v1/incidents/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if inc, ok := getIncident(w, r); ok {
+			writeJSON(w, o.Log, http.StatusOK, inc)
+		}
+	})
+	mux.HandleFunc("GET /api/v1/incidents/{id}/suspects", func(w http.ResponseWriter, r *http.Request) {
+		if inc, ok := getIncident(w, r); ok {
+			writeJSON(w, o.Log, http.StatusOK, map[string]any{"incident": inc.ID, "state": inc.State, "suspects": inc.Suspects})
+		}
+	})
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{o.Log}}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -76,17 +168,15 @@ func Handler(o Options) http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	if o.Pprof {
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
-	})
-	return mux
+	return rs
+}
+
+// routeList collects routes with the ServeMux method names.
+type routeList struct{ rs *[]route }
+
+func (l routeList) Handle(p string, h http.Handler) { *l.rs = append(*l.rs, route{p, h}) }
+func (l routeList) HandleFunc(p string, f func(http.ResponseWriter, *http.Request)) {
+	l.Handle(p, http.HandlerFunc(f))
 }
 
 func writeJSON(w http.ResponseWriter, log *slog.Logger, code int, v any) {
@@ -106,4 +196,20 @@ func (p slogPrinter) Println(v ...any) {
 	if p.log != nil {
 		p.log.Error("metrics handler", "detail", v)
 	}
+}
+
+func badRequest(w http.ResponseWriter, log *slog.Logger, msg string) {
+	writeJSON(w, log, http.StatusBadRequest, map[string]string{"error": msg})
+}
+
+// parseTime reads an RFC 3339 time; empty means unbounded.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+	}
+	return t, nil
 }

@@ -9,13 +9,36 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
 )
 
 type fixedGraph struct{ s *graph.Snapshot }
+
+type fixedIncidents []incident.Incident
+
+func (f fixedIncidents) List(state incident.State, since, until time.Time) []incident.Incident {
+	var out []incident.Incident
+	for _, inc := range f {
+		if state == "" || inc.State == state {
+			out = append(out, inc)
+		}
+	}
+	return out
+}
+
+func (f fixedIncidents) Get(id string) (incident.Incident, bool) {
+	for _, inc := range f {
+		if inc.ID == id {
+			return inc, true
+		}
+	}
+	return incident.Incident{}, false
+}
 
 type fixedBaselines map[string][]graph.SeriesView
 
@@ -43,7 +66,11 @@ func TestHandler(t *testing.T) {
 		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []graph.RegimeView{{Name: "peak"}}},
 		{Source: "frontend", Target: "cartservice", Operation: "AddItem"},
 	}}
-	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Baselines: bl, Gatherer: reg, Ready: func() error {
+	incs := fixedIncidents{
+		{ID: "inc-1", State: incident.Open, Suspects: []graph.Suspect{{Service: "paymentservice", Kind: graph.SuspectLatency, Score: 3}}},
+		{ID: "inc-0", State: incident.Resolved},
+	}
+	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Baselines: bl, Incidents: incs, Gatherer: reg, Ready: func() error {
 		if !ready.Load() {
 			return errors.New("joining group")
 		}
@@ -96,6 +123,24 @@ func TestHandler(t *testing.T) {
 	}
 	if code, _, body := get("/api/v1/edges/frontend/baseline"); code != 400 || !strings.Contains(body, "SOURCE->TARGET") {
 		t.Errorf("malformed edge: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/incidents?state=open"); code != 200 || !strings.Contains(body, "inc-1") || strings.Contains(body, "inc-0") {
+		t.Errorf("open incidents: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/incidents?state=sleeping"); code != 400 || !strings.Contains(body, "state") {
+		t.Errorf("bad state filter: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/incidents?since=yesterday"); code != 400 || !strings.Contains(body, "RFC 3339") {
+		t.Errorf("bad since: %d %s", code, body)
+	}
+	if code, _, body := get("/api/v1/incidents/inc-1/suspects"); code != 200 || !strings.Contains(body, `"paymentservice"`) {
+		t.Errorf("suspects: %d %s", code, body)
+	}
+	if code, _, _ := get("/api/v1/incidents/nope"); code != 404 {
+		t.Errorf("unknown incident: %d", code)
+	}
+	if code, ctype, body := get("/api/v1/openapi.json"); code != 200 || ctype != "application/json" || !strings.Contains(body, "/api/v1/incidents/{id}/suspects") {
+		t.Errorf("openapi: %d %s", code, ctype)
 	}
 	if code, _, _ := get("/debug/pprof/"); code != 404 {
 		t.Errorf("pprof is served without being asked for: %d", code)

@@ -35,9 +35,22 @@ const (
 	MinP99Requests = 200
 )
 
+// MaxSparseWindows bounds how many consecutive windows a quiet series is
+// pooled over to reach MinRequests; calls of a series that stays below it
+// that long are dropped. A service called a few times a minute is judged
+// once a minute instead of never.
+const MaxSparseWindows = 6
+
+// sparse pools the windows of a quiet series until it has enough calls.
+type sparse[S any] struct {
+	stats   S
+	start   time.Time
+	windows int
+}
+
 func latencyFeatures() []baseline.Feature {
 	lat := func(name string, spread float64) baseline.Feature {
-		return baseline.Feature{Name: name, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2}
+		return baseline.Feature{Name: name, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2, Tail: name != "p50"}
 	}
 	return []baseline.Feature{
 		lat("p50", 0.04), lat("p90", 0.05), lat("p99", 0.08),
@@ -111,11 +124,13 @@ type Baselines struct {
 	edgeCfg, opCfg *baseline.Config
 	m              *BaselineMetrics
 
-	mu       sync.RWMutex // guards the maps and the baselines in them
-	edges    map[EdgeKey]*series
-	ops      map[OpKey]*series
-	windows  int64
-	lastSeen time.Time
+	mu          sync.RWMutex // guards the maps and the baselines in them
+	edges       map[EdgeKey]*series
+	ops         map[OpKey]*series
+	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
+	sparseOps   map[OpKey]*sparse[*OpStats]
+	windows     int64
+	lastSeen    time.Time
 }
 
 // series is one learned baseline and its latest verdict.
@@ -132,13 +147,45 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		m = NewBaselineMetrics(nil)
 	}
 	return &Baselines{
-		edgeCfg: &baseline.Config{Features: EdgeFeatures()},
-		opCfg:   &baseline.Config{Features: OpFeatures()},
-		m:       m,
-		edges:   make(map[EdgeKey]*series),
-		ops:     make(map[OpKey]*series),
+		edgeCfg:     &baseline.Config{Features: EdgeFeatures()},
+		opCfg:       &baseline.Config{Features: OpFeatures()},
+		m:           m,
+		edges:       make(map[EdgeKey]*series),
+		ops:         make(map[OpKey]*series),
+		sparseEdges: make(map[EdgeKey]*sparse[*EdgeStats]),
+		sparseOps:   make(map[OpKey]*sparse[*OpStats]),
 	}
 }
+
+// pool returns the stats to judge for a series in window w: its own when
+// it has enough calls, else those of the windows pooled so far once they
+// add up; ok is false while they do not.
+func pool[K comparable, S interface {
+	Merge(S)
+	calls() int64
+}](pending map[K]*sparse[S], k K, cur S, fresh func() S, w *Window) (st S, start time.Time, ok bool) {
+	acc, pooling := pending[k]
+	if !pooling && cur.calls() >= MinRequests {
+		return cur, w.Start, true
+	}
+	if !pooling {
+		acc = &sparse[S]{stats: fresh(), start: w.Start}
+		pending[k] = acc
+	}
+	acc.stats.Merge(cur)
+	acc.windows++
+	if acc.stats.calls() < MinRequests {
+		if acc.windows >= MaxSparseWindows {
+			delete(pending, k)
+		}
+		return st, start, false
+	}
+	delete(pending, k)
+	return acc.stats, acc.start, true
+}
+
+func (e *EdgeStats) calls() int64 { return e.Requests }
+func (o *OpStats) calls() int64   { return o.Requests }
 
 func seed(s string) uint64 {
 	h := fnv.New64a()
@@ -150,18 +197,17 @@ func seed(s string) uint64 {
 // calls, learns from the normal ones, and returns the findings: every
 // series that is anomalous in this window or in an open episode.
 func (bs *Baselines) Observe(w *Window) []Finding {
-	seconds := w.End.Sub(w.Start).Seconds()
-	at := w.Start.UnixNano()
 	var out []Finding
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	bs.windows++
 	bs.lastSeen = w.End
 	for _, k := range sortedKeys(w.Edges, func(a, b EdgeKey) int { return compareEdge(a, b) }) {
-		e := w.Edges[k]
-		if e.Requests < MinRequests {
+		e, from, ok := pool(bs.sparseEdges, k, w.Edges[k], newEdgeStats, w)
+		if !ok {
 			continue
 		}
+		at, seconds := from.UnixNano(), w.End.Sub(from).Seconds()
 		s, ok := bs.edges[k]
 		if !ok {
 			s = &series{b: baseline.New(bs.edgeCfg, seed(k.String()))}
@@ -175,10 +221,11 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 		bs.m.count(s.last)
 	}
 	for _, k := range sortedKeys(w.Ops, func(a, b OpKey) int { return compareOp(a, b) }) {
-		o := w.Ops[k]
-		if o.Requests < MinRequests {
+		o, from, ok := pool(bs.sparseOps, k, w.Ops[k], newOpStats, w)
+		if !ok {
 			continue
 		}
+		at, seconds := from.UnixNano(), w.End.Sub(from).Seconds()
 		s, ok := bs.ops[k]
 		if !ok {
 			s = &series{b: baseline.New(bs.opCfg, seed(k.Service+"\x00"+k.Operation))}

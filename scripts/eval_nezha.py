@@ -60,12 +60,15 @@ def main():
         inject = c["fault"]["start_unix_nano"] / 1e9
         data_start = first_span_time(fault_file)
         normal_start = ts(res["stats"]["first_window_start"])
-        before = [x for x in res["incidents"] if ts(x["opened_at"]) < data_start]
-        after = [x for x in res["incidents"] if ts(x["opened_at"]) >= data_start]
+        # False: opened and resolved before the fault data. The incident
+        # judged: the first one still open or updated once the fault data
+        # starts (an incident already open absorbs connected anomalies).
+        before = [x for x in res["incidents"] if x["resolved_at"] and ts(x["resolved_at"]) < data_start]
+        after = [x for x in res["incidents"] if ts(x["updated_at"]) >= data_start]
         rank, delay, top = None, None, []
         if after:
             inc = after[0]
-            delay = ts(inc["opened_at"]) - data_start
+            delay = max(0.0, ts(inc["opened_at"]) - data_start)
             seen = []
             for s in inc["suspects"]:
                 if s["service"] not in seen:

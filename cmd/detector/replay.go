@@ -24,7 +24,7 @@ import (
 type ReplayOutput struct {
 	Graph     *graph.Snapshot     `json:"graph"`
 	Incidents []incident.Incident `json:"incidents"`
-	Stats     ReplayStats     `json:"stats"`
+	Stats     ReplayStats         `json:"stats"`
 }
 
 // ReplayStats says what the replay read and what it skipped.

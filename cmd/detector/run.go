@@ -20,6 +20,7 @@ import (
 	"github.com/causeway/causeway/api"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
 )
 
 // Main is the running detector: consumer, graph, HTTP API and, in the
@@ -33,12 +34,13 @@ type Main struct {
 	// (on the graph's goroutine). Tests use it to wait without sleeping.
 	OnWindow func(*graph.Window)
 
-	reg      *prometheus.Registry
-	agg      *graph.Aggregator
-	bs       *graph.Baselines
-	ready    atomic.Bool
-	initOnce sync.Once
-	addr     chan string // holds the API address once bound
+	reg       *prometheus.Registry
+	agg       *graph.Aggregator
+	bs        *graph.Baselines
+	incidents *incident.Manager
+	ready     atomic.Bool
+	initOnce  sync.Once
+	addr      chan string // holds the API address once bound
 }
 
 // Addr blocks until the API listener is bound and returns its address, or
@@ -96,8 +98,23 @@ func (m *Main) Run(ctx context.Context) error {
 		snapshot = filepath.Join(cfg.StateDir, baselineFile)
 		restoreBaselines(m.bs, snapshot, m.Log)
 	}
+	var store *incident.Store
+	if cfg.StateDir != "" {
+		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
+	}
+	incidents, err := incident.NewManager(incident.Options{Store: store})
+	if err != nil {
+		return err
+	}
+	m.incidents = incidents
 	m.agg = graph.New(cfg.Graph, func(w *graph.Window) {
-		logFindings(m.Log, m.bs.Observe(w))
+		fs := m.bs.Observe(w)
+		logFindings(m.Log, fs)
+		changes, err := incidents.Observe(w, fs)
+		if err != nil {
+			m.Log.Error("store incidents", "err", err)
+		}
+		logChanges(m.Log, changes)
 		if m.OnWindow != nil {
 			m.OnWindow(w)
 		}
@@ -146,7 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: incidents, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
 			Ready: func() error {
 				if !m.ready.Load() {
 					return errors.New("starting")
@@ -185,6 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if cfg.Embedded() {
 		fmt.Fprintf(m.Stdout, "\nCauseway is running the embedded demo: simulated services write spans to an in-process Kafka broker.\n"+
 			"  service graph:  curl -s http://%[1]s/api/v1/graph\n"+
+			"  incidents:      curl -s http://%[1]s/api/v1/incidents\n"+
 			"  metrics:        curl -s http://%[1]s/metrics\n"+
 			"The first window closes within %[2]v of start; a fault starts later (see the log).\n\n",
 			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness)
@@ -228,8 +246,24 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 	}
 }
 
-// baselineFile is the baseline snapshot's name in the state directory.
-const baselineFile = "baselines.snap"
+// Files in the state directory.
+const (
+	baselineFile = "baselines.snap"
+	incidentFile = "incidents.json"
+)
+
+// logChanges logs incidents as they open, change their top suspect, and
+// resolve.
+func logChanges(log *slog.Logger, changes []incident.Change) {
+	for _, c := range changes {
+		attrs := []any{"id", c.Incident.ID, "services", c.Incident.Services}
+		if len(c.Incident.Suspects) > 0 {
+			top := c.Incident.Suspects[0]
+			attrs = append(attrs, "top_suspect", top.Service, "kind", top.Kind, "why", top.Summary)
+		}
+		log.Info("incident "+c.Kind, attrs...)
+	}
+}
 
 // restoreBaselines loads the snapshot at path if there is one. A snapshot
 // that cannot be read is set aside (renamed *.unreadable) and learning

@@ -25,6 +25,15 @@ type Config struct {
 	// opens after Consecutive windows, and so does a moderate one that
 	// persists, which a per-window threshold would miss. Default 3.
 	Consecutive int
+	// Strong is the multiple of Threshold from which a single window
+	// opens an episode at once, even while the sample is filling (once it
+	// holds WarmUp windows): a tenfold slowdown or a dead callee needs no
+	// second opinion. Only windows of StrongCalls calls or more qualify:
+	// the mean of a handful says too little. Default 3.
+	Strong float64
+	// StrongCalls is the fewest calls a window needs to open an episode on
+	// its own. Default 30.
+	StrongCalls float64
 	// Recover is how many normal windows in a row close an episode.
 	// Default 3.
 	Recover int
@@ -79,6 +88,12 @@ func (c *Config) defaults() {
 	}
 	if c.Consecutive <= 0 {
 		c.Consecutive = 3
+	}
+	if c.Strong <= 0 {
+		c.Strong = 3
+	}
+	if c.StrongCalls <= 0 {
+		c.StrongCalls = 30
 	}
 	if c.Recover <= 0 {
 		c.Recover = 3
@@ -247,7 +262,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	if b.isSuspect(&s) && (b.familiar(x, &s) || b.recurs(x, &s)) {
 		s.Recurring = true
 	}
-	suspect := b.advance(&s)
+	suspect := b.advance(&s, n)
 	if suspect {
 		b.quarantine.push(b.seq, x, float64(b.runStart), false)
 	}
@@ -266,6 +281,16 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 
 // filling reports whether the sample holds fewer than Fill windows.
 func (b *Baseline) filling() bool { return len(b.sample)/b.dims < b.cfg.Fill }
+
+// tail reports whether the named feature is a tail statistic.
+func (b *Baseline) tail(name string) bool {
+	for _, f := range b.cfg.Features {
+		if f.Name == name {
+			return f.Tail
+		}
+	}
+	return false
+}
 
 // isSuspect reports whether a score is high enough to be part of a run.
 func (b *Baseline) isSuspect(s *Score) bool {
@@ -378,7 +403,7 @@ func (b *Baseline) adopt(x []float64) {
 
 // advance moves the episode state machine by one window and reports
 // whether the window was suspect (kept out of learning).
-func (b *Baseline) advance(s *Score) (suspect bool) {
+func (b *Baseline) advance(s *Score, n float64) (suspect bool) {
 	suspect = b.isSuspect(s)
 	if suspect {
 		if b.run == 0 {
@@ -388,8 +413,10 @@ func (b *Baseline) advance(s *Score) (suspect bool) {
 		b.runSum += s.Value
 		b.calm = 0
 		combined := b.runSum / math.Sqrt(float64(b.run))
+		strong := s.Value >= b.cfg.Strong*b.threshold() && n >= b.cfg.StrongCalls && !b.tail(s.Feature) &&
+			len(b.sample)/b.dims >= b.cfg.WarmUp
 		s.Anomalous = s.Value >= b.threshold() || b.run >= b.cfg.Consecutive && combined >= b.threshold()
-		if !b.active && !b.filling() && b.run >= b.cfg.Consecutive && combined >= b.threshold() {
+		if !b.active && (strong || !b.filling() && b.run >= b.cfg.Consecutive && combined >= b.threshold()) {
 			b.active, s.Opened = true, true
 		}
 	} else {

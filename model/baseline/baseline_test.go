@@ -122,7 +122,7 @@ func TestEpisodesNeedConsecutiveWindowsAndRecover(t *testing.T) {
 	b := New(testConfig(), 5)
 	tr := traffic{rand.New(rand.NewPCG(5, 5))}
 	train(b, tr, 240)
-	bad, _ := tr.window(20, 40, 0)
+	bad, _ := tr.window(20, 14, 0) // +40%: anomalous, not strong enough alone
 	good, n := tr.window(20, 10, 0)
 	var opened, closed []int
 	for i, x := range [][]float64{bad, good, bad, bad, bad, good, good, bad, good, good, good} {
@@ -183,6 +183,16 @@ func TestRestoreScoresLikeUninterrupted(t *testing.T) {
 	}
 	if !want[510].Active {
 		t.Fatalf("the injected fault was not detected: %+v", want[510])
+	}
+}
+
+func TestStrongWindowOpensAtOnce(t *testing.T) {
+	b := New(testConfig(), 6)
+	tr := traffic{rand.New(rand.NewPCG(6, 6))}
+	train(b, tr, 240)
+	x, n := tr.window(20, 100, 0) // tenfold
+	if s := b.Observe(0, x, n); !s.Opened {
+		t.Fatalf("a tenfold slowdown did not open an episode at once: %+v", s)
 	}
 }
 

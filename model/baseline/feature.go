@@ -63,6 +63,9 @@ type Feature struct {
 	MinEvents float64
 	// Percent shows the value multiplied by 100.
 	Percent bool
+	// Tail marks a tail statistic (p90, p99): a few slow calls move it, so
+	// it needs persistence and never opens an episode on one window.
+	Tail bool
 }
 
 // shown converts a value of the feature into the units people read.

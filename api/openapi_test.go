@@ -1,0 +1,60 @@
+package api
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPIMatchesHandlers: the document lists exactly the endpoints the
+// handler serves, with their methods and path parameters.
+func TestOpenAPIMatchesHandlers(t *testing.T) {
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Paths   map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+			Responses map[string]any `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Fatalf("openapi version %q", doc.OpenAPI)
+	}
+	var served, documented []string
+	for _, r := range routes(Options{}) {
+		served = append(served, r.pattern)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+			if len(op.Responses) == 0 {
+				t.Errorf("%s %s documents no response", method, path)
+			}
+			// Every {param} in the path is a documented path parameter.
+			for _, seg := range strings.Split(path, "/") {
+				if strings.HasPrefix(seg, "{") {
+					name := strings.Trim(seg, "{}")
+					if !slices.ContainsFunc(op.Parameters, func(p struct {
+						Name string `json:"name"`
+						In   string `json:"in"`
+					}) bool {
+						return p.Name == name && p.In == "path"
+					}) {
+						t.Errorf("%s %s: path parameter %s undocumented", method, path, name)
+					}
+				}
+			}
+		}
+	}
+	slices.Sort(served)
+	slices.Sort(documented)
+	if !slices.Equal(served, documented) {
+		t.Errorf("served and documented endpoints differ:\nserved     %q\ndocumented %q", served, documented)
+	}
+}

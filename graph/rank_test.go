@@ -1,0 +1,86 @@
+package graph
+
+import (
+	"testing"
+
+	"github.com/causeway/causeway/model/baseline"
+)
+
+func fs(name string, cur, exp, z float64) baseline.FeatureScore {
+	return baseline.FeatureScore{Name: name, Current: cur, Expected: exp, Z: z, Counts: true}
+}
+
+func edgeObs(src, dst, op string, nk NodeKind, feats ...baseline.FeatureScore) Observation {
+	k := EdgeKey{Source: src, Target: dst, Operation: op}
+	return Observation{Finding: Finding{Edge: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3, NodeKind: nk}
+}
+
+func opObs(svc, op string, feats ...baseline.FeatureScore) Observation {
+	k := OpKey{Service: svc, Operation: op}
+	return Observation{Finding: Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
+}
+
+func TestRank(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		obs  []Observation
+		want string
+		kind SuspectKind
+	}{
+		{"self time beats its victims", []Observation{
+			opObs("frontend", "GET /checkout", fs("p50", 260, 60, 20)),
+			opObs("checkoutservice", "PlaceOrder", fs("p50", 230, 30, 20)),
+			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("p50", 232, 32, 20)),
+			edgeObs("checkoutservice", "paymentservice", "Charge", NodeService, fs("p50", 228, 28, 20)),
+			opObs("paymentservice", "Charge", fs("p50", 226, 26, 20), fs("self time", 220, 20, 25)),
+		}, "paymentservice", SuspectLatency},
+		{"gap towards one callee from many callers: its network", []Observation{
+			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 40, 1, 30)),
+			edgeObs("checkoutservice", "cartservice", "GetCart", NodeService, fs("client-server gap", 41, 1, 30)),
+		}, "cartservice", SuspectNetwork},
+		{"gap from one caller to many callees: the caller", []Observation{
+			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 90, 1, 30)),
+			edgeObs("frontend", "adservice", "GetAds", NodeService, fs("client-server gap", 80, 1, 30)),
+			edgeObs("frontend", "currencyservice", "Convert", NodeService, fs("client-server gap", 85, 1, 30)),
+		}, "frontend", SuspectLatency},
+		{"a slow database", []Observation{
+			opObs("productcatalogservice", "ListProducts", fs("p50", 40, 5, 20)),
+			edgeObs("productcatalogservice", "catalog-db", "SELECT", NodeDatabase, fs("p50", 35, 2, 25)),
+			edgeObs("frontend", "productcatalogservice", "ListProducts", NodeService, fs("p50", 42, 6, 20)),
+		}, "catalog-db", SuspectDependency},
+		{"calls fail with no answer", []Observation{
+			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("error ratio", 100, 0, 50)),
+			opObs("frontend", "GET /cart", fs("error ratio", 100, 0, 50)),
+		}, "cartservice", SuspectDown},
+		{"errors start where callees are fine", []Observation{
+			opObs("frontend", "POST /checkout", fs("error ratio", 30, 0, 20)),
+			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("error ratio", 30, 0, 20)),
+			opObs("checkoutservice", "PlaceOrder", fs("error ratio", 30, 0, 20)),
+		}, "checkoutservice", SuspectErrors},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Rank(tc.obs)
+			if len(got) == 0 || got[0].Service != tc.want || got[0].Kind != tc.kind {
+				t.Fatalf("top suspect %+v, want %s (%s); all: %v", first(got), tc.want, tc.kind, suspectNames(got))
+			}
+			if got[0].Summary == "" || len(got[0].Evidence) == 0 {
+				t.Errorf("top suspect without evidence: %+v", got[0])
+			}
+		})
+	}
+}
+
+func first(s []Suspect) Suspect {
+	if len(s) == 0 {
+		return Suspect{}
+	}
+	return s[0]
+}
+
+func suspectNames(s []Suspect) []string {
+	var out []string
+	for _, x := range s {
+		out = append(out, x.Service+"/"+string(x.Kind))
+	}
+	return out
+}

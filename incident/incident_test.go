@@ -1,0 +1,93 @@
+package incident
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/model/baseline"
+)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func window(i int) *graph.Window {
+	return &graph.Window{Start: t0.Add(time.Duration(i) * 10 * time.Second), End: t0.Add(time.Duration(i+1) * 10 * time.Second),
+		Edges: map[graph.EdgeKey]*graph.EdgeStats{}, Nodes: map[string]graph.Node{}}
+}
+
+func edgeFinding(src, dst string, feats ...baseline.FeatureScore) graph.Finding {
+	k := graph.EdgeKey{Source: src, Target: dst, Operation: "op"}
+	return graph.Finding{Edge: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
+}
+
+func opFinding(svc string, feats ...baseline.FeatureScore) graph.Finding {
+	k := graph.OpKey{Service: svc, Operation: "op"}
+	return graph.Finding{Op: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
+}
+
+func self(cur, exp float64) baseline.FeatureScore {
+	return baseline.FeatureScore{Name: "self time", Current: cur, Expected: exp, Z: 20, Counts: true}
+}
+
+func TestIncidentLifecycle(t *testing.T) {
+	store := &Store{Path: filepath.Join(t.TempDir(), "incidents.json")}
+	m, err := NewManager(Options{Store: store, Quiet: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	observe := func(i int, fs ...graph.Finding) []Change {
+		t.Helper()
+		ch, err := m.Observe(window(i), fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	// Window 0: payment slow, its caller too; adservice alone, unrelated.
+	ch := observe(0,
+		edgeFinding("checkoutservice", "paymentservice"),
+		opFinding("paymentservice", self(200, 20)),
+		opFinding("adservice", self(50, 5)))
+	if len(ch) != 2 || ch[0].Kind != "opened" || ch[1].Kind != "opened" {
+		t.Fatalf("window 0 changes %+v: want two incidents opened", ch)
+	}
+	var pay Incident
+	for _, c := range ch {
+		if c.Incident.Suspects[0].Service == "paymentservice" {
+			pay = c.Incident
+		}
+	}
+	if pay.ID == "" || len(pay.Services) != 2 {
+		t.Fatalf("payment incident %+v", pay)
+	}
+	// Window 1: the anomaly spreads to frontend through checkout: same incident.
+	observe(1, edgeFinding("frontend", "checkoutservice"), opFinding("paymentservice", self(210, 20)))
+	got, ok := m.Get(pay.ID)
+	if !ok || len(got.Services) != 3 || got.State != Open {
+		t.Fatalf("after spreading: %+v", got)
+	}
+	// Three quiet windows resolve each: adservice was quiet since window 1.
+	observe(2)
+	if ch = observe(3); len(ch) != 1 || ch[0].Kind != "resolved" || ch[0].Incident.ID == pay.ID {
+		t.Fatalf("window 3 changes %+v: want the adservice incident resolved", ch)
+	}
+	if ch = observe(4); len(ch) != 1 || ch[0].Kind != "resolved" || ch[0].Incident.ID != pay.ID {
+		t.Fatalf("window 4 changes %+v: want the payment incident resolved", ch)
+	}
+	if open := m.List(Open, time.Time{}, time.Time{}); len(open) != 0 {
+		t.Fatalf("still open: %+v", open)
+	}
+	// The store survives a restart.
+	again, err := NewManager(Options{Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, ok := again.Get(pay.ID)
+	if !ok || r.State != Resolved || r.ResolvedAt == nil || !r.ResolvedAt.Equal(t0.Add(50*time.Second)) || r.Suspects[0].Service != "paymentservice" {
+		t.Fatalf("after restart: %+v", r)
+	}
+	if all := again.List("", t0.Add(time.Hour), time.Time{}); len(all) != 0 {
+		t.Fatalf("since filter kept %d incidents resolved before it", len(all))
+	}
+}
