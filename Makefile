@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration bench replay-nezha clean
+.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean
 
 all: build
 
@@ -40,6 +40,11 @@ integration:
 ## bench: decode and aggregation throughput
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
+
+## eval: root-cause accuracy on the Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob)
+NEZHA ?= ../shared/datasets/nezha-ob
+eval: build
+	python3 scripts/eval_nezha.py --detector $(BIN)/detector --dataset $(NEZHA)
 
 ## replay-nezha: the fault-free Online Boutique minute through the pipeline
 replay-nezha: build

@@ -35,6 +35,9 @@ type Incident struct {
 	Services   []string        `json:"services"` // every node an anomalous series touches
 	Anomalies  []Anomaly       `json:"anomalies"`
 	Suspects   []graph.Suspect `json:"suspects"` // best first
+	// MergedInto names the incident this one was folded into when the two
+	// turned out to be one problem; such an incident is resolved.
+	MergedInto string `json:"merged_into,omitempty"`
 	// Revision counts the changes of the top suspect and of severity,
 	// for alerting on updates.
 	Revision int `json:"revision"`
@@ -127,14 +130,26 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 			active = append(active, f)
 		}
 	}
-	// Group the active series into connected components of services.
+	// Group the active series into connected components of services: the
+	// services a series touches belong together, and so do two anomalous
+	// services that call one another in this window (a slow service and
+	// its slow caller are one problem even when no edge baseline fired).
 	uf := unionFind{}
+	anomalous := map[string]bool{}
 	for _, f := range active {
 		ts := touches(f)
 		for _, t := range ts[1:] {
 			uf.union(ts[0], t)
 		}
 		uf.find(ts[0])
+		for _, t := range ts {
+			anomalous[t] = true
+		}
+	}
+	for k := range w.Edges {
+		if anomalous[k.Source] && anomalous[k.Target] {
+			uf.union(k.Source, k.Target)
+		}
 	}
 	groups := map[string][]graph.Finding{}
 	for _, f := range active {
@@ -280,7 +295,7 @@ func (m *Manager) matchOpen(services map[string]bool) *Incident {
 			}
 		}
 		t := inc.UpdatedAt
-		inc.State, inc.ResolvedAt = Resolved, &t
+		inc.State, inc.ResolvedAt, inc.MergedInto = Resolved, &t, match.ID
 	}
 	return match
 }

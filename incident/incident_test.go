@@ -91,3 +91,24 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Fatalf("since filter kept %d incidents resolved before it", len(all))
 	}
 }
+
+// TestCallersOfASlowServiceJoinItsIncident: operation anomalies touch one
+// service each; the calls between them in the window make one incident.
+func TestCallersOfASlowServiceJoinItsIncident(t *testing.T) {
+	m, err := NewManager(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := window(0)
+	for _, k := range []graph.EdgeKey{{Source: "frontend", Target: "checkoutservice"}, {Source: "checkoutservice", Target: "paymentservice"}, {Source: "frontend", Target: "adservice"}} {
+		w.Edges[k] = &graph.EdgeStats{}
+	}
+	p50 := baseline.FeatureScore{Name: "p50", Current: 250, Expected: 50, Z: 12, Counts: true}
+	ch, err := m.Observe(w, []graph.Finding{opFinding("frontend", p50), opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ch) != 1 || len(ch[0].Incident.Services) != 3 || ch[0].Incident.Suspects[0].Service != "paymentservice" {
+		t.Fatalf("changes %+v: want one incident over three services, paymentservice first", ch)
+	}
+}

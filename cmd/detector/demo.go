@@ -113,10 +113,15 @@ func (d *demo) Run(ctx context.Context) error {
 	if d.history > 0 {
 		d.log.Info("demo: replaying simulated history so baselines know normal", "history", d.history)
 	}
-	for d.sim.Now().Before(time.Now()) && ctx.Err() == nil {
+	for ctx.Err() == nil {
 		// Big chunks: the writer flushes full batches at once, while a
-		// small write waits out its batch timeout.
-		if err := publish(ctx, d.sim.Messages(30*time.Second)); err != nil {
+		// small write waits out its batch timeout. The last one stops at
+		// now, so simulated time does not run ahead of the clock.
+		chunk := min(30*time.Second, time.Until(d.sim.Now()).Abs().Truncate(time.Second))
+		if !d.sim.Now().Before(time.Now()) || chunk < time.Second {
+			break
+		}
+		if err := publish(ctx, d.sim.Messages(chunk)); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
 )
 
 func quietLogger(t *testing.T) *slog.Logger {
@@ -111,6 +112,29 @@ ready:
 	op := bl.Operations[0]
 	if len(op.Regimes) == 0 || op.Latest == nil || !op.Latest.Active {
 		t.Errorf("checkoutservice->paymentservice during the fault: regimes %d, latest %+v", len(op.Regimes), op.Latest)
+	}
+
+	// And one incident names it first.
+	iresp, err := http.Get("http://" + addr + "/api/v1/incidents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer iresp.Body.Close()
+	var incs struct{ Incidents []incident.Incident }
+	if err := json.NewDecoder(iresp.Body).Decode(&incs); err != nil {
+		t.Fatal(err)
+	}
+	var open []incident.Incident
+	for _, inc := range incs.Incidents {
+		switch {
+		case inc.State == incident.Open:
+			open = append(open, inc)
+		case inc.MergedInto == "":
+			t.Errorf("incident %s resolved during the fault", inc.ID)
+		}
+	}
+	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" {
+		t.Errorf("open incidents during the paymentservice fault: %+v", open)
 	}
 	cancel()
 	if err := <-done; err != nil {
