@@ -2,6 +2,7 @@ package graph
 
 import (
 	"cmp"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/model/sketch"
 )
 
 // Edge and operation feature vectors, in this order.
@@ -125,6 +127,8 @@ type Baselines struct {
 	m              *BaselineMetrics
 
 	mu          sync.RWMutex // guards the maps and the baselines in them
+	refEdges    map[EdgeKey]*sketch.Latency
+	refOps      map[OpKey]*sketch.Latency
 	edges       map[EdgeKey]*series
 	ops         map[OpKey]*series
 	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
@@ -152,9 +156,55 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		m:           m,
 		edges:       make(map[EdgeKey]*series),
 		ops:         make(map[OpKey]*series),
+		refEdges:    make(map[EdgeKey]*sketch.Latency),
+		refOps:      make(map[OpKey]*sketch.Latency),
 		sparseEdges: make(map[EdgeKey]*sparse[*EdgeStats]),
 		sparseOps:   make(map[OpKey]*sparse[*OpStats]),
 	}
+}
+
+// Exceedance: a check that needs no regimes, for series too quiet to have
+// any. Every call of a series seen while it was normal goes into a
+// reference sketch; a window whose median call is beyond ExceedFactor times
+// the reference p99 (and ExceedMinMS more), over at least ExceedCalls calls
+// with ExceedHistory behind the reference, is anomalous at once. Under
+// normal traffic two calls both beyond three times the p99 is a one in
+// tens of thousands event; a service called five times a minute that
+// starts taking seconds is caught in its first window.
+const (
+	ExceedFactor  = 3
+	ExceedMinMS   = 20
+	ExceedCalls   = 2
+	ExceedHistory = 30
+	exceedScore   = 12
+)
+
+// exceedance judges one window of a series against its reference and
+// learns the window into the reference when it is normal (neither this
+// check nor the regular baseline, per flagged, found it anomalous).
+func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Latency, calls int64, feature string, flagged bool) (baseline.Score, bool) {
+	ref, ok := refs[k]
+	if !ok {
+		ref = sketch.NewLatency()
+		refs[k] = ref
+	}
+	if calls >= ExceedCalls && ref.Count() >= ExceedHistory {
+		med, p99 := cur.Quantile(0.5), ref.Quantile(0.99)
+		if med > ExceedFactor*p99 && med > p99+ExceedMinMS {
+			if flagged {
+				return baseline.Score{}, false // the baseline has it already
+			}
+			normal := ref.Quantile(0.5)
+			return baseline.Score{Value: exceedScore, Anomalous: true, Active: true, Feature: feature,
+				Explanation: fmt.Sprintf("%s median of %d calls %.3g ms, beyond %d times the normal p99 (%.3g ms)", feature, calls, med, ExceedFactor, p99),
+				Features:    []baseline.FeatureScore{{Name: feature, Current: round(med), Expected: round(normal), Z: exceedScore, Counts: true}},
+			}, true
+		}
+	}
+	if !flagged {
+		ref.Merge(cur)
+	}
+	return baseline.Score{}, false
 }
 
 // pool returns the stats to judge for a series in window w: its own when
@@ -202,41 +252,43 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	defer bs.mu.Unlock()
 	bs.windows++
 	bs.lastSeen = w.End
-	for _, k := range sortedKeys(w.Edges, func(a, b EdgeKey) int { return compareEdge(a, b) }) {
-		e, from, ok := pool(bs.sparseEdges, k, w.Edges[k], newEdgeStats, w)
-		if !ok {
-			continue
+	for _, k := range sortedKeys(w.Edges, compareEdge) {
+		raw := w.Edges[k]
+		flagged := false
+		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
+			s, ok := bs.edges[k]
+			if !ok {
+				s = &series{b: baseline.New(bs.edgeCfg, seed(k.String()))}
+				bs.edges[k] = s
+			}
+			s.last, s.at = s.b.Observe(from.UnixNano(), edgeVector(e, w.End.Sub(from).Seconds()), float64(e.Requests)), w.Start
+			bs.m.count(s.last)
+			if flagged = s.last.Anomalous || s.last.Active; flagged {
+				out = append(out, Finding{Edge: &k, Score: s.last})
+			}
 		}
-		at, seconds := from.UnixNano(), w.End.Sub(from).Seconds()
-		s, ok := bs.edges[k]
-		if !ok {
-			s = &series{b: baseline.New(bs.edgeCfg, seed(k.String()))}
-			bs.edges[k] = s
+		if f, ok := exceedance(bs.refEdges, k, raw.Latency, raw.Requests, "p50", flagged); ok {
+			out = append(out, Finding{Edge: &k, Score: f})
 		}
-		s.last, s.at = s.b.Observe(at, edgeVector(e, seconds), float64(e.Requests)), w.Start
-		if s.last.Anomalous || s.last.Active {
-			k := k
-			out = append(out, Finding{Edge: &k, Score: s.last})
-		}
-		bs.m.count(s.last)
 	}
-	for _, k := range sortedKeys(w.Ops, func(a, b OpKey) int { return compareOp(a, b) }) {
-		o, from, ok := pool(bs.sparseOps, k, w.Ops[k], newOpStats, w)
-		if !ok {
-			continue
+	for _, k := range sortedKeys(w.Ops, compareOp) {
+		raw := w.Ops[k]
+		flagged := false
+		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
+			s, ok := bs.ops[k]
+			if !ok {
+				s = &series{b: baseline.New(bs.opCfg, seed(k.Service+"\x00"+k.Operation))}
+				bs.ops[k] = s
+			}
+			s.last, s.at = s.b.Observe(from.UnixNano(), opVector(o, w.End.Sub(from).Seconds()), float64(o.Requests)), w.Start
+			bs.m.count(s.last)
+			if flagged = s.last.Anomalous || s.last.Active; flagged {
+				out = append(out, Finding{Op: &k, Score: s.last})
+			}
 		}
-		at, seconds := from.UnixNano(), w.End.Sub(from).Seconds()
-		s, ok := bs.ops[k]
-		if !ok {
-			s = &series{b: baseline.New(bs.opCfg, seed(k.Service+"\x00"+k.Operation))}
-			bs.ops[k] = s
+		if f, ok := exceedance(bs.refOps, k, raw.SelfTime, raw.Requests, "self time", flagged); ok {
+			out = append(out, Finding{Op: &k, Score: f})
 		}
-		s.last, s.at = s.b.Observe(at, opVector(o, seconds), float64(o.Requests)), w.Start
-		if s.last.Anomalous || s.last.Active {
-			k := k
-			out = append(out, Finding{Op: &k, Score: s.last})
-		}
-		bs.m.count(s.last)
 	}
 	bs.m.publish(bs.edges)
 	return out

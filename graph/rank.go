@@ -75,7 +75,12 @@ type Observation struct {
 // is ordered by a random walk with restart over the anomalous call graph,
 // started from the evidence and flowing from callers to callees, so that
 // among comparable suspects the most downstream wins.
-func Rank(obs []Observation) []Suspect {
+//
+// topo, when given, is the call graph the incident ran over: how many
+// distinct callees and callers each node had. It tells a caller whose every
+// call got slower (itself at fault) from one whose call to a single callee
+// did (that callee at fault).
+func Rank(obs []Observation, topo *Topology) []Suspect {
 	type cand struct {
 		s        Suspect
 		strength float64
@@ -105,12 +110,17 @@ func Rank(obs []Observation) []Suspect {
 	opErrors := map[string]bool{}
 	calls := map[[2]string]bool{} // anomalous caller -> callee pairs, for the walk
 	var gaps []gapEvidence
+	opSlow := map[string]bool{} // services whose own operations got slower
 	for i := range obs {
 		o := &obs[i]
 		if o.Op != nil {
 			for _, fs := range o.Score.Features {
-				if fs.Name == "error ratio" && fs.Counts {
+				switch {
+				case !fs.Counts:
+				case fs.Name == "error ratio":
 					opErrors[o.Op.Service] = true
+				default:
+					opSlow[o.Op.Service] = true
 				}
 			}
 		}
@@ -154,6 +164,12 @@ func Rank(obs []Observation) []Suspect {
 					add(get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
 				case virtual: // a latency feature of a call to a dependency
 					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
+				case !opSlow[e.Target]:
+					// Calls to a service got slower while its own
+					// operations did not: the time went between them.
+					c := get(e.Target, SuspectNetwork, NodeService)
+					c.s.Caller = e.Source
+					add(c, o, fs, "ms", series, e.Operation)
 				}
 			}
 		}
@@ -194,6 +210,16 @@ func Rank(obs []Observation) []Suspect {
 		if len(x.callees) > len(x.callers) {
 			kind = SuspectLatency // the calling side stretches its own client spans
 		}
+		// The share of the node's calls the gap touches: a caller slow
+		// itself stretches all its calls, a callee's network all calls to it.
+		share := 1.0
+		if topo != nil {
+			if kind == SuspectLatency {
+				share = float64(len(x.callees)) / float64(max(len(x.callees), topo.Callees[name]))
+			} else {
+				share = float64(len(x.callers)) / float64(max(len(x.callers), topo.Callers[name]))
+			}
+		}
 		for _, g := range x.ev {
 			if g.o.Edge.Target == name {
 				nk = g.o.NodeKind
@@ -206,7 +232,7 @@ func Rank(obs []Observation) []Suspect {
 			}
 			add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
 		}
-		c.strength = max(c.strength, x.sum/math.Sqrt(float64(x.n))*math.Sqrt(float64(len(x.callers)+len(x.callees))))
+		c.strength = max(c.strength, x.sum/math.Sqrt(float64(x.n))*math.Sqrt(float64(len(x.callers)+len(x.callees)))*share)
 	}
 
 	// Errors that originate in a service: its operations fail and no
@@ -272,6 +298,30 @@ func magnitude(fs baseline.FeatureScore, unit string) float64 {
 		return 0
 	}
 	return math.Log(cur/base) * math.Min(1, fs.Z/4)
+}
+
+// Topology counts, per node, the distinct callees and callers it had.
+type Topology struct {
+	Callees map[string]int
+	Callers map[string]int
+}
+
+// NewTopology returns an empty topology.
+func NewTopology() *Topology {
+	return &Topology{Callees: map[string]int{}, Callers: map[string]int{}}
+}
+
+// Add counts the edges of a window (each pair once however often seen).
+func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
+	for k := range w.Edges {
+		p := [2]string{k.Source, k.Target}
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		t.Callees[k.Source]++
+		t.Callers[k.Target]++
+	}
 }
 
 // gapEvidence is a grown client-minus-server gap on one edge.

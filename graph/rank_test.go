@@ -59,7 +59,7 @@ func TestRank(t *testing.T) {
 		}, "checkoutservice", SuspectErrors},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Rank(tc.obs)
+			got := Rank(tc.obs, nil)
 			if len(got) == 0 || got[0].Service != tc.want || got[0].Kind != tc.kind {
 				t.Fatalf("top suspect %+v, want %s (%s); all: %v", first(got), tc.want, tc.kind, suspectNames(got))
 			}

@@ -42,6 +42,8 @@ type Incident struct {
 	// for alerting on updates.
 	Revision int `json:"revision"`
 	quiet    int
+	topo     *graph.Topology
+	pairs    map[[2]string]bool
 }
 
 // Anomaly is one series that was anomalous in the incident, at its worst.
@@ -176,6 +178,10 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		}
 		touched[inc] = true
 		inc.quiet = 0
+		if inc.topo == nil {
+			inc.topo, inc.pairs = graph.NewTopology(), map[[2]string]bool{}
+		}
+		inc.topo.Add(w, inc.pairs)
 		inc.UpdatedAt = w.End
 		for s := range services {
 			if !slices.Contains(inc.Services, s) {
@@ -259,7 +265,7 @@ func (inc *Incident) rank() {
 	for _, a := range inc.Anomalies {
 		obs = append(obs, a.obs)
 	}
-	inc.Suspects = graph.Rank(obs)
+	inc.Suspects = graph.Rank(obs, inc.topo)
 	slices.SortFunc(inc.Anomalies, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
 }
 
