@@ -41,10 +41,11 @@ integration:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
 
-## eval: root-cause accuracy on the Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob)
+## eval: root-cause accuracy on the Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob) and the simulator's scenario suite
 NEZHA ?= ../shared/datasets/nezha-ob
 eval: build
 	python3 scripts/eval_nezha.py --detector $(BIN)/detector --dataset $(NEZHA)
+	$(GO) run ./cmd/simeval
 
 ## replay-nezha: the fault-free Online Boutique minute through the pipeline
 replay-nezha: build

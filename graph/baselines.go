@@ -50,12 +50,19 @@ type sparse[S any] struct {
 	windows int
 }
 
+// tail raises a tail quantile's minimum relative effect: a few slow calls
+// move it, so it must move more to count.
+func tail(f baseline.Feature, minRel float64) baseline.Feature {
+	f.MinRel = minRel
+	return f
+}
+
 func latencyFeatures() []baseline.Feature {
 	lat := func(name string, spread float64) baseline.Feature {
 		return baseline.Feature{Name: name, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2, Tail: name != "p50"}
 	}
 	return []baseline.Feature{
-		lat("p50", 0.04), lat("p90", 0.05), lat("p99", 0.08),
+		lat("p50", 0.04), tail(lat("p90", 0.05), 0.3), tail(lat("p99", 0.08), 0.5),
 		{Name: "error ratio", Unit: "%", Percent: true, MinSpread: 0.01, MinAbs: 3, MinRel: 0.5, MinEvents: 3},
 		{Name: "rate", Unit: "/s", Scale: baseline.Log, Direction: baseline.Context, MinSpread: 0.05},
 	}
@@ -69,7 +76,8 @@ func EdgeFeatures() []baseline.Feature {
 }
 
 // OpFeatures are the features of an operation's windows: duration
-// quantiles, error ratio, rate (context) and mean self time.
+// quantiles, error ratio, rate (context) and median self time (the median,
+// as one slow call moves a mean of a few).
 func OpFeatures() []baseline.Feature {
 	return append(latencyFeatures(), baseline.Feature{Name: "self time", Unit: "ms", Scale: baseline.Log, MinSpread: 0.05, MinAbs: 2, MinRel: 0.2})
 }
@@ -93,7 +101,7 @@ func edgeVector(e *EdgeStats, seconds float64) []float64 {
 
 func opVector(o *OpStats, seconds float64) []float64 {
 	x := latencyVector(o.Requests, o.Errors, o.Duration.Quantile, seconds)
-	x[fExtra] = logMS(o.SelfTime.Mean())
+	x[fExtra] = logMS(o.SelfTime.Quantile(0.5))
 	return x
 }
 

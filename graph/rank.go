@@ -110,7 +110,17 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	opErrors := map[string]bool{}
 	calls := map[[2]string]bool{} // anomalous caller -> callee pairs, for the walk
 	var gaps []gapEvidence
-	opSlow := map[string]bool{} // services whose own operations got slower
+	opSlow := map[string]bool{}     // services whose own operations got slower
+	callErrors := map[string]bool{} // services whose outgoing calls fail
+	for i := range obs {
+		if e := obs[i].Edge; e != nil {
+			for _, fs := range obs[i].Score.Features {
+				if fs.Name == "error ratio" && fs.Counts {
+					callErrors[e.Source] = true
+				}
+			}
+		}
+	}
 	for i := range obs {
 		o := &obs[i]
 		if o.Op != nil {
@@ -157,7 +167,11 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				}
 				switch {
 				case fs.Name == "client-server gap":
-					gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series})
+					// A failed call's gap says little: the server side may
+					// have given up long before the client did.
+					if !failing(o) {
+						gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series})
+					}
 				case fs.Name == "error ratio" && virtual:
 					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
 				case fs.Name == "error ratio" && !opErrors[e.Target]:
@@ -242,7 +256,9 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		if o.Op == nil || !opErrors[o.Op.Service] {
 			continue
 		}
-		origin := true
+		// Not an origin if its failures come from calls it makes: a callee
+		// that fails too, or calls that fail on the way out.
+		origin := !callErrors[o.Op.Service]
 		for p := range calls {
 			if p[0] == o.Op.Service && opErrors[p[1]] {
 				origin = false
@@ -286,14 +302,13 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 }
 
 // magnitude is how much a feature got worse, comparable across features:
-// the log of the ratio to its baseline (latencies in ms; error ratios in
-// percent plus one point, so 0% to 50% weighs like a 50-fold slowdown
-// would not), discounted while barely significant (under 4 spreads).
+// the log of the ratio to its baseline, both plus one unit (latencies in
+// ms, error ratios in percent), discounted while barely significant (under
+// 4 spreads).
 func magnitude(fs baseline.FeatureScore, unit string) float64 {
-	cur, base := fs.Current, fs.Expected
-	if unit == "%" {
-		cur, base = cur+1, base+1
-	}
+	// One unit of smoothing (1 ms, 1 point): sub-millisecond baselines
+	// would otherwise make any change look enormous.
+	cur, base := fs.Current+1, fs.Expected+1
 	if cur <= 0 || base <= 0 || cur <= base {
 		return 0
 	}
@@ -322,6 +337,16 @@ func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
 		t.Callees[k.Source]++
 		t.Callers[k.Target]++
 	}
+}
+
+// failing reports whether an observation's error ratio counts.
+func failing(o *Observation) bool {
+	for _, fs := range o.Score.Features {
+		if fs.Name == "error ratio" && fs.Counts {
+			return true
+		}
+	}
+	return false
 }
 
 // gapEvidence is a grown client-minus-server gap on one edge.

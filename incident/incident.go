@@ -78,6 +78,7 @@ type Manager struct {
 	mu        sync.RWMutex
 	incidents []*Incident // oldest first
 	byID      map[string]*Incident
+	services  map[string]bool // every instrumented service seen (to tell a dead one from a dependency)
 }
 
 // NewManager returns a manager holding the incidents in opt.Store, if any.
@@ -88,7 +89,7 @@ func NewManager(opt Options) (*Manager, error) {
 	if opt.Keep <= 0 {
 		opt.Keep = 1000
 	}
-	m := &Manager{opt: opt, byID: map[string]*Incident{}}
+	m := &Manager{opt: opt, byID: map[string]*Incident{}, services: map[string]bool{}}
 	if opt.Store != nil {
 		loaded, err := opt.Store.Load()
 		if err != nil {
@@ -126,6 +127,9 @@ func touches(f graph.Finding) []string {
 func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for k := range w.Ops {
+		m.services[k.Service] = true
+	}
 	active := findings[:0:0]
 	for _, f := range findings {
 		if f.Score.Active {
@@ -190,7 +194,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		}
 		slices.Sort(inc.Services)
 		for _, f := range g {
-			inc.absorb(w, f)
+			inc.absorb(w, f, m.services)
 		}
 		before := ""
 		if len(inc.Suspects) > 0 {
@@ -227,7 +231,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 }
 
 // absorb records a finding in the incident, keeping each series at its worst.
-func (inc *Incident) absorb(w *graph.Window, f graph.Finding) {
+func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]bool) {
 	name := seriesName(f)
 	var exemplars []string
 	nk := graph.NodeService
@@ -239,6 +243,9 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding) {
 		}
 		if n, ok := w.Nodes[f.Edge.Target]; ok {
 			nk = n.Kind
+		}
+		if nk != graph.NodeService && known[f.Edge.Target] {
+			nk = graph.NodeService // a service named by its failing callers' attributes
 		}
 	}
 	for i := range inc.Anomalies {
