@@ -185,6 +185,10 @@ const (
 	ExceedCalls   = 2
 	ExceedHistory = 30
 	exceedScore   = 12
+	// exceedAccuracy is the reference sketches' relative accuracy: the
+	// check compares with a threefold margin, so 5% is ample, and it keeps
+	// a reference near 0.5 KiB where 1% would take over 3 KiB.
+	exceedAccuracy = 0.05
 )
 
 // exceedance judges one window of a series against its reference and
@@ -193,7 +197,7 @@ const (
 func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Latency, calls int64, feature string, flagged bool) (baseline.Score, bool) {
 	ref, ok := refs[k]
 	if !ok {
-		ref = sketch.NewLatency()
+		ref = sketch.NewLatencyAccuracy(exceedAccuracy)
 		refs[k] = ref
 	}
 	if calls >= ExceedCalls && ref.Count() >= ExceedHistory {
@@ -210,7 +214,8 @@ func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Laten
 		}
 	}
 	if !flagged {
-		ref.Merge(cur)
+		// cur has another accuracy: add its values, weighted by count.
+		cur.ForEach(func(v, n float64) { ref.AddN(v, n) })
 	}
 	return baseline.Score{}, false
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/model/sketch"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -131,7 +132,8 @@ func steadyEdge(b *baseline.Baseline, r *rand.Rand, n int) {
 	}
 }
 
-// bytesPerEdge measures the heap held by n edge baselines in steady state.
+// bytesPerEdge measures the heap held per edge in steady state: its
+// baseline and its exceedance reference.
 func bytesPerEdge(n int) float64 {
 	cfg := &baseline.Config{Features: EdgeFeatures()}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -139,13 +141,22 @@ func bytesPerEdge(n int) float64 {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	keep := make([]*baseline.Baseline, n)
+	refs := map[int]*sketch.Latency{}
 	for i := range keep {
 		keep[i] = baseline.New(cfg, uint64(i))
 		steadyEdge(keep[i], r, 400)
+		w := sketch.NewLatency()
+		for range 200 {
+			w.Add(10 * math.Exp(0.8*r.NormFloat64()))
+		}
+		for range 20 {
+			exceedance(refs, i, w, 200, "p50", false)
+		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(keep)
+	runtime.KeepAlive(refs)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
 
