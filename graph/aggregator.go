@@ -268,6 +268,9 @@ func (a *Aggregator) finish(t *pendingTrace) {
 			}
 		}
 		st.observe(o.durationMS, o.selfMS, o.failed)
+		if o.client {
+			w.ClientOps[key] = true
+		}
 	}
 	if late > 0 {
 		a.m.lateObservations.Add(float64(late))

@@ -25,6 +25,7 @@ type opObservation struct {
 	durationMS float64
 	selfMS     float64
 	failed     bool
+	client     bool // a client or producer span: its time is mostly the callee's
 }
 
 // joiner pairs the spans of one trace. It keeps scratch space between
@@ -86,6 +87,7 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 			durationMS: float64(s.Duration()) / nsPerMS,
 			selfMS:     float64(j.selfTime(spans, i)) / nsPerMS,
 			failed:     s.Failed(),
+			client:     s.Kind == span.KindClient || s.Kind == span.KindProducer,
 		})
 		// A client or producer span nobody answered in another service
 		// calls an uninstrumented peer: a virtual node.

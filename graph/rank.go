@@ -61,6 +61,10 @@ type Observation struct {
 	Windows   int
 	Exemplars []string
 	NodeKind  NodeKind // kind of the edge's target
+	// ClientOp marks an operation that is a client call: its self time is
+	// the wait for its callee, evidence about the callee, which the edge
+	// carries, not about the caller.
+	ClientOp bool
 }
 
 // Rank orders the candidate root causes behind a set of anomalous series.
@@ -95,8 +99,9 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		}
 		return c
 	}
-	add := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
-		z := magnitude(fs, unit) * weightOf(o.Windows)
+	// weigh records evidence for c with its strength scaled by w.
+	weigh := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
+		z := magnitude(fs, unit) * weightOf(o.Windows) * w
 		c.s.Evidence = append(c.s.Evidence, Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
 			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars})
 		if z > c.strength {
@@ -105,6 +110,9 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				c.s.Operation = op
 			}
 		}
+	}
+	add := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
+		weigh(c, o, fs, unit, series, op, 1)
 	}
 	// Which services' own operations fail (to tell error origins).
 	opErrors := map[string]bool{}
@@ -138,6 +146,8 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	for i := range obs {
 		o := &obs[i]
 		switch {
+		case o.Op != nil && o.ClientOp:
+			// Judged through its edge.
 		case o.Op != nil:
 			series := "op " + o.Op.Service + "/" + o.Op.Operation
 			for _, fs := range o.Score.Features {
@@ -180,10 +190,15 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
 				case !opSlow[e.Target]:
 					// Calls to a service got slower while its own
-					// operations did not: the time went between them.
+					// operations did not: the time went between them. A
+					// tail quantile alone is weaker evidence of it.
 					c := get(e.Target, SuspectNetwork, NodeService)
 					c.s.Caller = e.Source
-					add(c, o, fs, "ms", series, e.Operation)
+					w := 1.0
+					if fs.Name != "p50" {
+						w = tailWeight
+					}
+					weigh(c, o, fs, "ms", series, e.Operation, w)
 				}
 			}
 		}
@@ -240,12 +255,14 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 			}
 		}
 		c := get(name, kind, nk)
+		before := c.strength
 		for _, g := range x.ev {
 			if g.o.Edge.Target == name {
 				c.s.Caller = g.o.Edge.Source
 			}
 			add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
 		}
+		c.strength = before // the gaps count combined, below, not one by one
 		c.strength = max(c.strength, x.sum/math.Sqrt(float64(x.n))*math.Sqrt(float64(len(x.callers)+len(x.callees)))*share)
 	}
 
@@ -355,6 +372,9 @@ type gapEvidence struct {
 	fs     baseline.FeatureScore
 	series string
 }
+
+// tailWeight scales evidence resting on a tail quantile (p90, p99) alone.
+const tailWeight = 0.5
 
 // victimWeight scales evidence that a service is slower overall (not in
 // its own time): a callee may explain it.

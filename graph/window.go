@@ -12,6 +12,9 @@ type Window struct {
 	// Nodes lists every node an edge of this window touches, and every
 	// service that ran an operation.
 	Nodes map[string]Node
+	// ClientOps marks the operations that are client or producer spans:
+	// their time is mostly spent waiting for a callee.
+	ClientOps map[OpKey]bool
 }
 
 func newWindow(start, end int64) *Window {
@@ -21,6 +24,8 @@ func newWindow(start, end int64) *Window {
 		Edges: make(map[EdgeKey]*EdgeStats),
 		Ops:   make(map[OpKey]*OpStats),
 		Nodes: make(map[string]Node),
+
+		ClientOps: make(map[OpKey]bool),
 	}
 }
 

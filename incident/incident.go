@@ -248,6 +248,7 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			nk = graph.NodeService // a service named by its failing callers' attributes
 		}
 	}
+	client := f.Op != nil && w.ClientOps[*f.Op]
 	for i := range inc.Anomalies {
 		a := &inc.Anomalies[i]
 		if a.Series != name {
@@ -258,13 +259,13 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 		a.obs.Windows = a.Windows
 		if f.Score.Value >= a.Score {
 			a.Score, a.Explanation = f.Score.Value, f.Score.Explanation
-			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk}
+			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client}
 		}
 		return
 	}
 	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, Score: f.Score.Value, Windows: 1, FirstAt: w.End,
 		LastAt: w.End, Explanation: f.Score.Explanation,
-		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk}})
+		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client}})
 }
 
 func (inc *Incident) rank() {
@@ -273,6 +274,9 @@ func (inc *Incident) rank() {
 		obs = append(obs, a.obs)
 	}
 	inc.Suspects = graph.Rank(obs, inc.topo)
+	if inc.Suspects == nil {
+		inc.Suspects = []graph.Suspect{} // an empty list, not null, in JSON
+	}
 	slices.SortFunc(inc.Anomalies, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
 }
 

@@ -70,7 +70,7 @@ def main():
             inc = after[0]
             delay = max(0.0, ts(inc["opened_at"]) - data_start)
             seen = []
-            for s in inc["suspects"]:
+            for s in inc["suspects"] or []:
                 if s["service"] not in seen:
                     seen.append(s["service"])
             top = seen[:5]
