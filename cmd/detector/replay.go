@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/span"
@@ -100,30 +101,28 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 	start := time.Now()
 	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}, Episodes: []Episode{}}
-	bs := graph.NewBaselines(nil)
+	p, err := detect.New(detect.Options{Graph: a.graph,
+		OnWindow: func(w *graph.Window, fs []graph.Finding, _ []incident.Change, _ error) { // no store: no error
+			if stats.Windows == 0 {
+				stats.FirstWindow = w.Start
+			}
+			stats.Windows++
+			stats.LastWindow = w.End
+			for _, f := range fs {
+				if f.Score.Opened {
+					stats.Episodes = append(stats.Episodes, episodeOf(w, f))
+				}
+			}
+		}})
+	if err != nil {
+		return err
+	}
+	agg, bs := p.Graph, p.Baselines
 	snapshot := ""
 	if a.stateDir != "" {
 		snapshot = filepath.Join(a.stateDir, baselineFile)
 		restoreBaselines(bs, snapshot, log)
 	}
-	incidents, err := incident.NewManager(incident.Options{})
-	if err != nil {
-		return err
-	}
-	agg := graph.New(a.graph, func(w *graph.Window) {
-		if stats.Windows == 0 {
-			stats.FirstWindow = w.Start
-		}
-		stats.Windows++
-		stats.LastWindow = w.End
-		fs := bs.Observe(w)
-		for _, f := range fs {
-			if f.Score.Opened {
-				stats.Episodes = append(stats.Episodes, episodeOf(w, f))
-			}
-		}
-		incidents.Observe(w, fs) // no store: cannot fail
-	}, nil)
 
 	progress := time.NewTicker(5 * time.Second)
 	defer progress.Stop()
@@ -172,7 +171,7 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
 		log.Info("baselines saved", "path", snapshot)
 	}
 
-	out := ReplayOutput{Graph: agg.Snapshot(), Incidents: incidents.List("", time.Time{}, time.Time{}), Stats: stats}
+	out := ReplayOutput{Graph: agg.Snapshot(), Incidents: p.Incidents.List("", time.Time{}, time.Time{}), Stats: stats}
 	slices.Reverse(out.Incidents) // oldest first, as they happened
 	if out.Incidents == nil {
 		out.Incidents = []incident.Incident{}

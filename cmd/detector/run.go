@@ -19,6 +19,7 @@ import (
 
 	"github.com/causeway/causeway/api"
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
 )
@@ -92,33 +93,33 @@ func (m *Main) Run(ctx context.Context) error {
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cm := consume.NewMetrics(m.reg)
-	m.bs = graph.NewBaselines(graph.NewBaselineMetrics(m.reg))
+	var store *incident.Store
+	if cfg.StateDir != "" {
+		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
+	}
+	p, err := detect.New(detect.Options{
+		Graph: cfg.Graph, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
+		Incidents: incident.Options{Store: store},
+		OnWindow: func(w *graph.Window, fs []graph.Finding, changes []incident.Change, err error) {
+			logFindings(m.Log, fs)
+			if err != nil {
+				m.Log.Error("store incidents", "err", err)
+			}
+			logChanges(m.Log, changes)
+			if m.OnWindow != nil {
+				m.OnWindow(w)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.agg, m.bs, m.incidents = p.Graph, p.Baselines, p.Incidents
 	snapshot := ""
 	if cfg.StateDir != "" {
 		snapshot = filepath.Join(cfg.StateDir, baselineFile)
 		restoreBaselines(m.bs, snapshot, m.Log)
 	}
-	var store *incident.Store
-	if cfg.StateDir != "" {
-		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
-	}
-	incidents, err := incident.NewManager(incident.Options{Store: store})
-	if err != nil {
-		return err
-	}
-	m.incidents = incidents
-	m.agg = graph.New(cfg.Graph, func(w *graph.Window) {
-		fs := m.bs.Observe(w)
-		logFindings(m.Log, fs)
-		changes, err := incidents.Observe(w, fs)
-		if err != nil {
-			m.Log.Error("store incidents", "err", err)
-		}
-		logChanges(m.Log, changes)
-		if m.OnWindow != nil {
-			m.OnWindow(w)
-		}
-	}, graph.NewMetrics(m.reg))
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // every goroutine below is stopped by cancel
@@ -163,7 +164,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: incidents, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: m.incidents, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
 			Ready: func() error {
 				if !m.ready.Load() {
 					return errors.New("starting")

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/consume"
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
@@ -106,16 +106,11 @@ func run(sc scenario, history, after time.Duration, rate float64) (result, error
 	if err != nil {
 		return result{}, err
 	}
-	bs := graph.NewBaselines(nil)
-	incs, err := incident.NewManager(incident.Options{})
+	p, err := detect.New(detect.Options{})
 	if err != nil {
 		return result{}, err
 	}
-	agg := graph.New(graph.Config{}, func(w *graph.Window) {
-		if _, err := incs.Observe(w, bs.Observe(w)); err != nil {
-			panic(err) // no store: cannot happen
-		}
-	}, nil)
+	agg, incs := p.Graph, p.Incidents
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
 	for range int((history + after + time.Minute) / time.Second) {
 		for _, m := range s.Messages(time.Second) {

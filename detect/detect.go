@@ -1,0 +1,49 @@
+// Package detect wires the stages every entry point shares — live
+// consumption, replay and the accuracy harness: each window the graph closes
+// is scored by the baselines, and their findings update the incidents.
+package detect
+
+import (
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
+)
+
+// Options configure a Pipeline. The zero value works: default windows, no
+// metrics, incidents in memory.
+type Options struct {
+	Graph           graph.Config
+	GraphMetrics    *graph.Metrics         // nil: not exported
+	BaselineMetrics *graph.BaselineMetrics // nil: not exported
+	Incidents       incident.Options
+	// OnWindow, when set, is called after each window has been scored and
+	// the incidents updated, on the graph's goroutine; err is the incident
+	// store's, if saving failed.
+	OnWindow func(w *graph.Window, findings []graph.Finding, changes []incident.Change, err error)
+}
+
+// Pipeline is the graph, the baselines and the incidents, connected. Feed
+// spans to Graph (Add, AdvanceTo, Flush) from one goroutine; Baselines and
+// Incidents may be read from any.
+type Pipeline struct {
+	Graph     *graph.Aggregator
+	Baselines *graph.Baselines
+	Incidents *incident.Manager
+}
+
+// New builds a pipeline; it fails only when the incident store cannot be
+// read.
+func New(o Options) (*Pipeline, error) {
+	incs, err := incident.NewManager(o.Incidents)
+	if err != nil {
+		return nil, err
+	}
+	p := &Pipeline{Baselines: graph.NewBaselines(o.BaselineMetrics), Incidents: incs}
+	p.Graph = graph.New(o.Graph, func(w *graph.Window) {
+		findings := p.Baselines.Observe(w)
+		changes, err := p.Incidents.Observe(w, findings)
+		if o.OnWindow != nil {
+			o.OnWindow(w, findings, changes, err)
+		}
+	}, o.GraphMetrics)
+	return p, nil
+}
