@@ -180,7 +180,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 					// A failed call's gap says little: the server side may
 					// have given up long before the client did.
 					if !failing(o) {
-						gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series})
+						gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series, w: 1})
 					}
 				case fs.Name == "error ratio" && virtual:
 					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
@@ -188,26 +188,25 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 					add(get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
 				case virtual: // a latency feature of a call to a dependency
 					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
-				case !opSlow[e.Target]:
+				case !opSlow[e.Target] && !failing(o):
 					// Calls to a service got slower while its own
-					// operations did not: the time went between them. A
-					// tail quantile alone is weaker evidence of it.
-					c := get(e.Target, SuspectNetwork, NodeService)
-					c.s.Caller = e.Source
+					// operations did not: the time went between them, as
+					// with a grown gap. A tail quantile alone weighs less.
 					w := 1.0
 					if fs.Name != "p50" {
 						w = tailWeight
 					}
-					weigh(c, o, fs, "ms", series, e.Operation, w)
+					gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series, w: w})
 				}
 			}
 		}
 	}
-	// A grown gap implicates both ends: the network or ingress of the
-	// callee, or the caller itself (a starved CPU, a full connection pool
-	// stretches its client spans). The end that the most gap edges share
-	// is the suspect; evidence combines as z sums over the square root of
-	// their number.
+	// A grown gap - or calls slower towards a service whose own
+	// operations are not - implicates both ends: the network or ingress of
+	// the callee, or the caller itself (a starved CPU, a full connection
+	// pool stretches its client spans). The end that the most such edges
+	// share, for the largest share of its calls, is the suspect; evidence
+	// combines as sums over the square root of their number.
 	type end struct {
 		sum     float64
 		n       int
@@ -224,7 +223,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				x = &end{callers: map[string]bool{}, callees: map[string]bool{}}
 				ends[name] = x
 			}
-			x.sum += magnitude(g.fs, "ms") * weightOf(g.o.Windows)
+			x.sum += magnitude(g.fs, "ms") * weightOf(g.o.Windows) * g.w
 			x.n++
 			x.ev = append(x.ev, g)
 			if name == e.Source {
@@ -343,11 +342,13 @@ func NewTopology() *Topology {
 	return &Topology{Callees: map[string]int{}, Callers: map[string]int{}}
 }
 
-// Add counts the edges of a window (each pair once however often seen).
+// Add counts the edges of a window (each pair once however often seen)
+// that carried enough calls to be judged: an edge too quiet to show an
+// anomaly is no evidence that a fault spared it.
 func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
-	for k := range w.Edges {
+	for k, st := range w.Edges {
 		p := [2]string{k.Source, k.Target}
-		if seen[p] {
+		if seen[p] || st.Requests < MinRequests {
 			continue
 		}
 		seen[p] = true
@@ -371,6 +372,7 @@ type gapEvidence struct {
 	o      *Observation
 	fs     baseline.FeatureScore
 	series string
+	w      float64 // weight: 1, or less for weaker kinds of evidence
 }
 
 // tailWeight scales evidence resting on a tail quantile (p90, p99) alone.
