@@ -180,11 +180,16 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 // tens of thousands event; a service called five times a minute that
 // starts taking seconds is caught in its first window.
 const (
-	ExceedFactor  = 3
-	ExceedMinMS   = 20
-	ExceedCalls   = 2
-	ExceedHistory = 30
-	exceedScore   = 12
+	ExceedFactor = 3
+	ExceedMinMS  = 20
+	ExceedCalls  = 2
+	// A single call counts only beyond twenty times the reference median
+	// and 100 ms past its p99: a service called twice a minute gets no
+	// second call per window.
+	ExceedFactorOne = 20
+	ExceedMinMSOne  = 100
+	ExceedHistory   = 30
+	exceedScore     = 12
 	// exceedAccuracy is the reference sketches' relative accuracy: the
 	// check compares with a threefold margin, so 5% is ample, and it keeps
 	// a reference near 0.5 KiB where 1% would take over 3 KiB.
@@ -200,15 +205,19 @@ func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Laten
 		ref = sketch.NewLatencyAccuracy(exceedAccuracy)
 		refs[k] = ref
 	}
-	if calls >= ExceedCalls && ref.Count() >= ExceedHistory {
+	if calls >= 1 && ref.Count() >= ExceedHistory {
 		med, p99 := cur.Quantile(0.5), ref.Quantile(0.99)
-		if med > ExceedFactor*p99 && med > p99+ExceedMinMS {
+		beyond := med > ExceedFactor*p99 && med > p99+ExceedMinMS
+		if calls < ExceedCalls { // one call must be extreme on its own
+			beyond = med > ExceedFactorOne*ref.Quantile(0.5) && med > p99+ExceedMinMSOne
+		}
+		if beyond {
 			if flagged {
 				return baseline.Score{}, false // the baseline has it already
 			}
 			normal := ref.Quantile(0.5)
 			return baseline.Score{Value: exceedScore, Anomalous: true, Active: true, Feature: feature,
-				Explanation: fmt.Sprintf("%s median of %d calls %.3g ms, beyond %d times the normal p99 (%.3g ms)", feature, calls, med, ExceedFactor, p99),
+				Explanation: fmt.Sprintf("%s median of %d calls %.3g ms, far beyond normal (median %.3g ms, p99 %.3g ms)", feature, calls, med, ref.Quantile(0.5), p99),
 				Features:    []baseline.FeatureScore{{Name: feature, Current: round(med), Expected: round(normal), Z: exceedScore, Counts: true}},
 			}, true
 		}
