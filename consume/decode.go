@@ -99,11 +99,17 @@ func (d *Decoder) Decode(msg []byte) (Result, error) {
 	}
 	spans, err := d.fast.Decode(pb, d.buf[:0])
 	if err != nil {
+		reason := span.ReasonNotProtobuf
 		var de *otlp.DecodeError
 		if errors.As(err, &de) {
-			return Result{}, &Error{Reason: de.Reason, Err: de.Err}
+			reason, err = de.Reason, de.Err
 		}
-		return Result{}, &Error{Reason: span.ReasonNotProtobuf, Err: err}
+		if d.enc == EncodingJSON {
+			// The JSON parsed but holds what OTLP forbids (a string that
+			// is not UTF-8): still bad JSON to whoever sent it.
+			reason = span.ReasonBadJSON
+		}
+		return Result{}, &Error{Reason: reason, Err: err}
 	}
 	d.buf = spans
 	var res Result
