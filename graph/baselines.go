@@ -142,7 +142,6 @@ type Baselines struct {
 	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
 	sparseOps   map[OpKey]*sparse[*OpStats]
 	windows     int64
-	lastSeen    time.Time
 }
 
 // series is one learned baseline and its latest verdict.
@@ -273,20 +272,13 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	bs.windows++
-	bs.lastSeen = w.End
 	for _, k := range sortedKeys(w.Edges, compareEdge) {
 		raw := w.Edges[k]
 		flagged := false
 		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
-			s, ok := bs.edges[k]
-			if !ok {
-				s = &series{b: baseline.New(bs.edgeCfg, seed(k.String()))}
-				bs.edges[k] = s
-			}
-			s.last, s.at = s.b.Observe(from.UnixNano(), edgeVector(e, w.End.Sub(from).Seconds()), float64(e.Requests)), w.Start
-			bs.m.count(s.last)
-			if flagged = s.last.Anomalous || s.last.Active; flagged {
-				out = append(out, Finding{Edge: &k, Score: s.last})
+			sc := judge(bs, bs.edges, k, bs.edgeCfg, k.String(), w, from, edgeVector(e, w.End.Sub(from).Seconds()), e.Requests)
+			if flagged = sc.Anomalous || sc.Active; flagged {
+				out = append(out, Finding{Edge: &k, Score: sc})
 			}
 		}
 		if f, ok := exceedance(bs.refEdges, k, raw.Latency, raw.Requests, "p50", flagged); ok {
@@ -297,15 +289,9 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 		raw := w.Ops[k]
 		flagged := false
 		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
-			s, ok := bs.ops[k]
-			if !ok {
-				s = &series{b: baseline.New(bs.opCfg, seed(k.Service+"\x00"+k.Operation))}
-				bs.ops[k] = s
-			}
-			s.last, s.at = s.b.Observe(from.UnixNano(), opVector(o, w.End.Sub(from).Seconds()), float64(o.Requests)), w.Start
-			bs.m.count(s.last)
-			if flagged = s.last.Anomalous || s.last.Active; flagged {
-				out = append(out, Finding{Op: &k, Score: s.last})
+			sc := judge(bs, bs.ops, k, bs.opCfg, k.Service+"\x00"+k.Operation, w, from, opVector(o, w.End.Sub(from).Seconds()), o.Requests)
+			if flagged = sc.Anomalous || sc.Active; flagged {
+				out = append(out, Finding{Op: &k, Score: sc})
 			}
 		}
 		if f, ok := exceedance(bs.refOps, k, raw.SelfTime, raw.Requests, "self time", flagged); ok {
@@ -314,6 +300,19 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	}
 	bs.m.publish(bs.edges)
 	return out
+}
+
+// judge scores the vector x of a window (pooled from start from) of the
+// series k in all, creating its baseline (seeded by name) on first sight.
+func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Config, name string, w *Window, from time.Time, x []float64, calls int64) baseline.Score {
+	s, ok := all[k]
+	if !ok {
+		s = &series{b: baseline.New(cfg, seed(name))}
+		all[k] = s
+	}
+	s.last, s.at = s.b.Observe(from.UnixNano(), x, float64(calls)), w.Start
+	bs.m.count(s.last)
+	return s.last
 }
 
 func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {

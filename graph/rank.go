@@ -3,6 +3,7 @@ package graph
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
@@ -409,7 +410,7 @@ func walk(restart map[string]float64, calls map[[2]string]bool) map[string]float
 	for n := range nodes {
 		r[n] = restart[n] / total
 	}
-	p := maps(r)
+	p := maps.Clone(r)
 	const alpha = 0.85
 	for range 50 {
 		next := map[string]float64{}
@@ -435,14 +436,6 @@ func walk(restart map[string]float64, calls map[[2]string]bool) map[string]float
 		p[n] /= top
 	}
 	return p
-}
-
-func maps(m map[string]float64) map[string]float64 {
-	c := make(map[string]float64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // summary is the one readable sentence of a suspect.

@@ -28,12 +28,3 @@ func newWindow(start, end int64) *Window {
 		ClientOps: make(map[OpKey]bool),
 	}
 }
-
-// Spans reports how many operation runs (spans) the window holds.
-func (w *Window) Spans() int64 {
-	var n int64
-	for _, o := range w.Ops {
-		n += o.Requests
-	}
-	return n
-}
