@@ -25,6 +25,33 @@ const (
 	Resolved State = "resolved"
 )
 
+// Severity of an incident.
+type Severity string
+
+// Severities, in rising order.
+const (
+	// Warning: requests are slower than their baseline.
+	Warning Severity = "warning"
+	// Critical: requests fail or a service is unreachable, or latency is
+	// far (CriticalScore spreads) beyond its baseline.
+	Critical Severity = "critical"
+)
+
+// CriticalScore is the anomaly score from which a latency incident is
+// critical.
+const CriticalScore = 10
+
+// Rank orders severities: a higher rank is worse.
+func (s Severity) Rank() int {
+	switch s {
+	case Warning:
+		return 1
+	case Critical:
+		return 2
+	}
+	return 0
+}
+
 // Incident is one problem as on-call sees it.
 type Incident struct {
 	ID         string          `json:"id"`
@@ -38,8 +65,11 @@ type Incident struct {
 	// MergedInto names the incident this one was folded into when the two
 	// turned out to be one problem; such an incident is resolved.
 	MergedInto string `json:"merged_into,omitempty"`
-	// Revision counts the changes of the top suspect and of severity,
-	// for alerting on updates.
+	// Severity is how bad the incident is at its worst so far; it only
+	// rises.
+	Severity Severity `json:"severity"`
+	// Revision counts the changes that matter to on-call: opening, a new
+	// top suspect, a higher severity. Alerts are sent per revision.
 	Revision int `json:"revision"`
 	quiet    int
 	topo     *graph.Topology
@@ -172,7 +202,10 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 				services[s] = true
 			}
 		}
-		inc := m.matchOpen(services)
+		inc, merged := m.matchOpen(services)
+		for _, old := range merged {
+			changes = append(changes, Change{Kind: "resolved", Incident: old.copy()})
+		}
 		kind := "updated"
 		if inc == nil {
 			inc = &Incident{ID: m.newID(w.End, g), State: Open, OpenedAt: w.End}
@@ -196,16 +229,12 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		for _, f := range g {
 			inc.absorb(w, f, m.services)
 		}
-		before := ""
-		if len(inc.Suspects) > 0 {
-			before = inc.Suspects[0].Service + string(inc.Suspects[0].Kind)
-		}
+		before, severity := inc.top(), inc.Severity
 		inc.rank()
-		after := ""
-		if len(inc.Suspects) > 0 {
-			after = inc.Suspects[0].Service + string(inc.Suspects[0].Kind)
+		if s := inc.severity(); s.Rank() > inc.Severity.Rank() {
+			inc.Severity = s
 		}
-		if kind == "opened" || before != after {
+		if kind == "opened" || inc.top() != before || inc.Severity != severity {
 			inc.Revision++
 			changes = append(changes, Change{Kind: kind, Incident: inc.copy()})
 		}
@@ -268,6 +297,29 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client}})
 }
 
+// top names the top suspect and its kind, "" when there is none.
+func (inc *Incident) top() string {
+	if len(inc.Suspects) == 0 {
+		return ""
+	}
+	return inc.Suspects[0].Service + "/" + string(inc.Suspects[0].Kind)
+}
+
+// severity is what the incident's anomalies and suspects say now.
+func (inc *Incident) severity() Severity {
+	for _, s := range inc.Suspects {
+		if s.Kind == graph.SuspectErrors || s.Kind == graph.SuspectDown {
+			return Critical
+		}
+	}
+	for _, a := range inc.Anomalies {
+		if a.Score >= CriticalScore {
+			return Critical
+		}
+	}
+	return Warning
+}
+
 func (inc *Incident) rank() {
 	obs := make([]graph.Observation, 0, len(inc.Anomalies))
 	for _, a := range inc.Anomalies {
@@ -281,9 +333,9 @@ func (inc *Incident) rank() {
 }
 
 // matchOpen returns the oldest open incident sharing a service with the
-// group, merging any other open ones that also do into it.
-func (m *Manager) matchOpen(services map[string]bool) *Incident {
-	var match *Incident
+// group, merging any other open ones that also do into it; those are
+// resolved, with MergedInto naming the one they joined.
+func (m *Manager) matchOpen(services map[string]bool) (match *Incident, merged []*Incident) {
 	for _, inc := range m.incidents {
 		if inc.State != Open {
 			continue
@@ -313,8 +365,9 @@ func (m *Manager) matchOpen(services map[string]bool) *Incident {
 		}
 		t := inc.UpdatedAt
 		inc.State, inc.ResolvedAt, inc.MergedInto = Resolved, &t, match.ID
+		merged = append(merged, inc)
 	}
-	return match
+	return match, merged
 }
 
 func (m *Manager) newID(at time.Time, g []graph.Finding) string {

@@ -112,3 +112,43 @@ func TestCallersOfASlowServiceJoinItsIncident(t *testing.T) {
 		t.Fatalf("changes %+v: want one incident over three services, paymentservice first", ch)
 	}
 }
+
+// TestSeverityAndMerge: severity rises with the score and bumps the
+// revision; two open incidents that turn out to be one are merged, and the
+// folded one is reported resolved so its alerts are taken back.
+func TestSeverityAndMerge(t *testing.T) {
+	m, err := NewManager(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := m.Observe(window(0), []graph.Finding{opFinding("paymentservice", self(200, 20)), opFinding("adservice", self(50, 5))})
+	if err != nil || len(ch) != 2 {
+		t.Fatalf("window 0: %+v, %v", ch, err)
+	}
+	pay, ad := ch[0].Incident, ch[1].Incident
+	if pay.Suspects[0].Service != "paymentservice" {
+		pay, ad = ad, pay
+	}
+	if pay.Severity != Warning || pay.Revision != 1 {
+		t.Fatalf("opened: severity %q revision %d, want warning 1", pay.Severity, pay.Revision)
+	}
+	worse := opFinding("paymentservice", self(900, 20))
+	worse.Score.Value = CriticalScore + 1
+	ch, _ = m.Observe(window(1), []graph.Finding{worse, opFinding("adservice", self(50, 5))})
+	if len(ch) != 1 || ch[0].Kind != "updated" || ch[0].Incident.Severity != Critical || ch[0].Incident.Revision != 2 {
+		t.Fatalf("window 1 changes %+v: want payment updated to critical, revision 2", ch)
+	}
+	// checkout calls both and is anomalous: one problem now.
+	ch, _ = m.Observe(window(2), []graph.Finding{edgeFinding("paymentservice", "adservice")})
+	// The older of the two (in list order) absorbs the other.
+	kept, folded := ad, pay
+	if len(ch) != 2 || ch[0].Kind != "resolved" || ch[1].Kind != "updated" {
+		t.Fatalf("window 2 changes %+v: want one resolved as merged, one updated", ch)
+	}
+	if ch[0].Incident.ID != folded.ID || ch[0].Incident.MergedInto != kept.ID || ch[1].Incident.ID != kept.ID {
+		t.Fatalf("window 2: %s resolved into %q, %s updated; want %s into %s", ch[0].Incident.ID, ch[0].Incident.MergedInto, ch[1].Incident.ID, folded.ID, kept.ID)
+	}
+	if ch[1].Incident.Severity != Critical {
+		t.Errorf("merged incident severity %q, want critical from the folded anomalies", ch[1].Incident.Severity)
+	}
+}
