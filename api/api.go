@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
 )
@@ -44,11 +45,18 @@ type IncidentSource interface {
 	Get(id string) (incident.Incident, bool)
 }
 
+// AlertSource reports the alert receivers' delivery state; safe for
+// concurrent use, and never returns a secret.
+type AlertSource interface {
+	Status() []alert.ReceiverStatus
+}
+
 // Options configure the handler. Graph and Gatherer are required.
 type Options struct {
 	Graph     GraphSource
 	Baselines BaselineSource // nil: the baseline endpoint answers 404
 	Incidents IncidentSource // nil: no incidents
+	Alerts    AlertSource    // nil: no receivers
 	Gatherer  prometheus.Gatherer
 	Log       *slog.Logger
 	// Ready reports whether the detector is ready to serve traffic (for
@@ -150,6 +158,13 @@ func routes(o Options) []route {
 		if inc, ok := getIncident(w, r); ok {
 			writeJSON(w, o.Log, http.StatusOK, map[string]any{"incident": inc.ID, "state": inc.State, "suspects": inc.Suspects})
 		}
+	})
+	mux.HandleFunc("GET /api/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
+		rs := []alert.ReceiverStatus{}
+		if o.Alerts != nil {
+			rs = o.Alerts.Status()
+		}
+		writeJSON(w, o.Log, http.StatusOK, map[string]any{"receivers": rs})
 	})
 	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")

@@ -8,11 +8,13 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
 )
@@ -41,6 +43,11 @@ type Config struct {
 	// SnapshotInterval is how often baselines are written to StateDir;
 	// they are also written at shutdown. Default 1m.
 	SnapshotInterval time.Duration `yaml:"snapshot_interval"`
+	// Alerts are the receivers that hear about incidents (see
+	// docs/alerts.md). WebhookURL, from CAUSEWAY_WEBHOOK_URL or
+	// --webhook-url, adds a generic webhook receiver named "webhook".
+	Alerts     alert.Config `yaml:"alerts"`
+	WebhookURL string       `yaml:"-"`
 	// Demo configures the embedded demo.
 	Demo DemoConfig `yaml:"demo"`
 }
@@ -141,6 +148,9 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	if v := getenv("CAUSEWAY_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
 	}
+	if v := getenv("CAUSEWAY_WEBHOOK_URL"); v != "" {
+		c.WebhookURL = v
+	}
 	return nil
 }
 
@@ -195,7 +205,8 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	enc := fs.String("encoding", string(cfg.Kafka.Encoding), "otlp_proto (default) or otlp_json")
 	fs.StringVar(&cfg.Kafka.DeadLetterTopic, "dead-letter-topic", cfg.Kafka.DeadLetterTopic, "copy undecodable messages to this topic")
 	fs.DurationVar(&cfg.Graph.Window, "window", cfg.Graph.Window, "event-time window length (default 10s)")
-	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "keep baseline snapshots here across restarts (prime it with detector replay --state-dir)")
+	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "keep baselines, incidents and undelivered alerts here across restarts (prime it with detector replay --state-dir)")
+	fs.StringVar(&cfg.WebhookURL, "webhook-url", cfg.WebhookURL, "send incident events to this generic JSON webhook (also CAUSEWAY_WEBHOOK_URL)")
 	var faults []string
 	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), e.g. "+faultExample)
 	fs.Float64Var(&cfg.Demo.Speed, "speed", cfg.Demo.Speed, "demo: simulated seconds per second")
@@ -214,5 +225,14 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 		cfg.Demo.Faults = faults
 	}
 	cfg.Kafka.Encoding = consume.Encoding(*enc)
+	cfg.addWebhook()
 	return cfg, cfg.Validate()
+}
+
+// addWebhook turns WebhookURL into a receiver, once.
+func (c *Config) addWebhook() {
+	if c.WebhookURL == "" || slices.ContainsFunc(c.Alerts.Receivers, func(r alert.Receiver) bool { return r.Name == "webhook" }) {
+		return
+	}
+	c.Alerts.Receivers = append(c.Alerts.Receivers, alert.Receiver{Name: "webhook", Kind: alert.KindWebhook, URL: c.WebhookURL})
 }

@@ -2,6 +2,7 @@
 //
 //	detector run     [flags]   consume spans from Kafka (no --brokers: the embedded demo)
 //	detector replay  [flags]   run recorded spans through the same pipeline, offline
+//	detector alert test --receiver NAME   send a test event to an alert receiver
 //
 // Run `detector <command> -h` for the flags of each.
 package main
@@ -24,6 +25,7 @@ commands:
   run      consume OpenTelemetry spans from Kafka and serve the API
            (without --brokers: an embedded broker fed by simulated services)
   replay   process recorded spans offline: detector replay --input FILE --out OUT.json
+  alert    alert test --receiver NAME [--config FILE]: send a test event to a receiver
 
 Run 'detector <command> -h' for a command's flags.
 `
@@ -58,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return replay(a, newLogger(stderr, "info"), stdout)
+	case "alert":
+		return alertTest(ctx, args[1:], getenv, stdout, newLogger(stderr, "warn"))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
@@ -40,6 +42,18 @@ func TestEmbeddedDemo(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Demo.Speed = 20
+	// On-call's webhook, as CAUSEWAY_WEBHOOK_URL adds it.
+	events := make(chan alert.Event, 16)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil || r.Header.Get("Idempotency-Key") != e.ID {
+			t.Errorf("webhook got %+v (%v), idempotency key %q", e, err, r.Header.Get("Idempotency-Key"))
+		}
+		events <- e
+	}))
+	defer hook.Close()
+	cfg.WebhookURL = hook.URL + "/hook"
+	cfg.addWebhook()
 	windows := make(chan *graph.Window, 64)
 	m := &Main{Config: cfg, Log: quietLogger(t), OnWindow: func(w *graph.Window) {
 		select {
@@ -134,7 +148,22 @@ ready:
 		}
 	}
 	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" {
-		t.Errorf("open incidents during the paymentservice fault: %+v", open)
+		t.Fatalf("open incidents during the paymentservice fault: %+v", open)
+	}
+	// On-call heard about it.
+	for {
+		select {
+		case e := <-events:
+			if e.Kind != alert.Opened || e.IncidentID != open[0].ID {
+				continue
+			}
+			if e.TopSuspect() != "paymentservice" || !strings.HasPrefix(e.Links.Incident, "http://"+addr+"/api/v1/incidents/") {
+				t.Errorf("opened event %+v", e)
+			}
+		case <-ctx.Done():
+			t.Fatal("no opened event reached the webhook")
+		}
+		break
 	}
 	cancel()
 	if err := <-done; err != nil {

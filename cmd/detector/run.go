@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/api"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/detect"
@@ -34,11 +35,14 @@ type Main struct {
 	// OnWindow, when set, sees every closed window after the graph does
 	// (on the graph's goroutine). Tests use it to wait without sleeping.
 	OnWindow func(*graph.Window)
+	// Getenv reads the secrets of alert receivers; nil: os.Getenv.
+	Getenv func(string) string
 
 	reg       *prometheus.Registry
 	agg       *graph.Aggregator
 	bs        *graph.Baselines
 	incidents *incident.Manager
+	notifier  *alert.Notifier // nil without receivers
 	ready     atomic.Bool
 	initOnce  sync.Once
 	addr      chan string // holds the API address once bound
@@ -67,6 +71,9 @@ func (m *Main) init() {
 	if m.Stdout == nil {
 		m.Stdout = io.Discard
 	}
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
 	m.addr = make(chan string, 1)
 }
 
@@ -75,6 +82,9 @@ func (m *Main) Run(ctx context.Context) error {
 	m.initOnce.Do(m.init)
 	cfg := m.Config
 	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if err := cfg.Alerts.Resolve(m.Getenv); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -106,6 +116,9 @@ func (m *Main) Run(ctx context.Context) error {
 				m.Log.Error("store incidents", "err", err)
 			}
 			logChanges(m.Log, changes)
+			if m.notifier != nil {
+				m.notifier.Observe(w.End, changes)
+			}
 			if m.OnWindow != nil {
 				m.OnWindow(w)
 			}
@@ -121,6 +134,12 @@ func (m *Main) Run(ctx context.Context) error {
 		restoreBaselines(m.bs, snapshot, m.Log)
 	}
 
+	var afterStop []func() // run once every goroutine below has returned
+	defer func() {
+		for _, f := range afterStop {
+			f()
+		}
+	}()
 	var wg sync.WaitGroup
 	defer wg.Wait() // every goroutine below is stopped by cancel
 	errc := make(chan error, 4)
@@ -163,8 +182,21 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	if len(cfg.Alerts.Receivers) > 0 {
+		removeOutbox, err := m.startAlerts(cfg, ln.Addr().String())
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		afterStop = append(afterStop, removeOutbox)
+		goRun("alerts", m.notifier.Run)
+	}
+	var alerts api.AlertSource
+	if m.notifier != nil {
+		alerts = m.notifier
+	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: m.incidents, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: m.incidents, Alerts: alerts, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
 			Ready: func() error {
 				if !m.ready.Load() {
 					return errors.New("starting")
@@ -217,6 +249,38 @@ func (m *Main) Run(ctx context.Context) error {
 	default:
 	}
 	return err
+}
+
+// startAlerts opens the alert outbox (in the state directory, or a
+// temporary one that does not outlive the process) and queues what a
+// crash kept from being sent. The returned func removes a temporary
+// outbox.
+func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
+	stop := func() {}
+	dir := filepath.Join(cfg.StateDir, "alerts")
+	if cfg.StateDir == "" {
+		tmp, err := os.MkdirTemp("", "causeway-alerts-")
+		if err != nil {
+			return stop, fmt.Errorf("alerts: %w", err)
+		}
+		dir, stop = tmp, func() { os.RemoveAll(tmp) }
+		m.Log.Warn("alert outbox is in a temporary directory: undelivered events do not survive a restart without --state-dir", "dir", tmp)
+	}
+	ac := cfg.Alerts
+	if ac.ExternalURL == "" {
+		ac.ExternalURL = "http://" + apiAddr
+	}
+	n, err := alert.New(ac, alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg})
+	if err != nil {
+		stop()
+		return func() {}, err
+	}
+	n.Reconcile(m.incidents.List("", time.Time{}, time.Time{}))
+	m.notifier = n
+	for _, r := range n.Status() {
+		m.Log.Info("alert receiver", "name", r.Name, "kind", r.Kind, "url", r.URL, "pending", r.Pending)
+	}
+	return stop, nil
 }
 
 // apply is the graph's goroutine: it applies each decoded message, then
