@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // Config is the alerting part of the detector's configuration. The zero
@@ -92,6 +94,28 @@ type Secret struct {
 	File string `yaml:"file" json:"file,omitempty"`
 
 	value string
+}
+
+// UnmarshalYAML reads {env: NAME} or {file: PATH}. A value written inline
+// is refused without being repeated in the error.
+func (s *Secret) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: a secret is read from {env: NAME} or {file: PATH}, never written inline", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch {
+		case k.Value != "env" && k.Value != "file":
+			return fmt.Errorf("line %d: secret: unknown key %q (env or file)", k.Line, k.Value)
+		case v.Kind != yaml.ScalarNode:
+			return fmt.Errorf("line %d: secret: %s must be a name", v.Line, k.Value)
+		case k.Value == "env":
+			s.Env = v.Value
+		default:
+			s.File = v.Value
+		}
+	}
+	return nil
 }
 
 // IsSet reports whether the secret names a source.

@@ -245,10 +245,14 @@ func TestRunFlagsAndConfigErrors(t *testing.T) {
 		{[]string{"--brokers", "h:1", "--encoding", "xml"}, "kafka.encoding"},
 		{[]string{"--config", "testdata/typo.yaml"}, "field windw not found"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--config", "testdata/inline-secret.yaml"}, "line 5: a secret is read from {env: NAME} or {file: PATH}, never written inline"},
 	} {
 		_, err := parseRunFlags(tc.args, env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseRunFlags(%q) = %v, want an error mentioning %q", tc.args, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("error shows the secret: %v", err)
 		}
 	}
 	cfg, err := parseRunFlags([]string{"--config", "testdata/good.yaml", "--topic", "from_flag"},
@@ -258,5 +262,55 @@ func TestRunFlagsAndConfigErrors(t *testing.T) {
 	}
 	if cfg.Kafka.Topic != "from_flag" || cfg.Kafka.GroupID != "from_env" || cfg.Graph.Window != 30*time.Second || len(cfg.Kafka.Brokers) != 2 {
 		t.Errorf("config %+v: want flag over env over file", cfg)
+	}
+}
+
+// TestAlertConfig: receivers from the file, secrets from the environment
+// and files, the webhook from CAUSEWAY_WEBHOOK_URL; errors name the field.
+func TestAlertConfig(t *testing.T) {
+	env := map[string]string{"TEST_HMAC": "k", "TEST_SLACK_URL": "https://hooks.slack.example/services/T/B/X", "CAUSEWAY_WEBHOOK_URL": "http://127.0.0.1:9/hook"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := parseRunFlags([]string{"--config", "testdata/alerts.yaml"}, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Alerts.Resolve(getenv); err != nil {
+		t.Fatal(err)
+	}
+	rs := cfg.Alerts.Receivers
+	if len(rs) != 4 || rs[3].Name != "webhook" || rs[3].URL != env["CAUSEWAY_WEBHOOK_URL"] || rs[1].RoutingKey.Value() != "pd-key-from-file" ||
+		rs[1].URL != alert.PagerDutyURL || rs[2].PublicURL() != "https://hooks.slack.example/…" || cfg.Alerts.UpdateInterval != 2*time.Minute {
+		t.Errorf("receivers %+v", rs)
+	}
+	delete(env, "TEST_HMAC")
+	cfg, _ = parseRunFlags([]string{"--config", "testdata/alerts.yaml"}, getenv)
+	if err := cfg.Alerts.Resolve(getenv); err == nil || err.Error() != "alerts.receivers[oncall].hmac_key: environment variable TEST_HMAC is empty or unset" {
+		t.Errorf("missing secret: %v", err)
+	}
+}
+
+// TestAlertTestCommand: `detector alert test` sends one test event and
+// reports a receiver that refuses.
+func TestAlertTestCommand(t *testing.T) {
+	got := make(chan alert.Event, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.Event
+		_ = json.NewDecoder(r.Body).Decode(&e)
+		got <- e
+	}))
+	defer hook.Close()
+	var out strings.Builder
+	err := run(context.Background(), []string{"alert", "test", "--webhook-url", hook.URL}, func(string) string { return "" }, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := <-got; e.Kind != alert.Test || !strings.Contains(out.String(), "test event delivered to webhook") {
+		t.Errorf("event %+v, output %q", e, out.String())
+	}
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "nope", http.StatusForbidden) }))
+	defer refusing.Close()
+	err = run(context.Background(), []string{"alert", "test", "--webhook-url", refusing.URL}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 403: nope") {
+		t.Errorf("refusing receiver: %v", err)
 	}
 }
