@@ -103,9 +103,7 @@ type Aggregator struct {
 	edges    map[EdgeKey]struct{} // every edge tracked (for the cap)
 	opsBySvc map[string]map[string]struct{}
 
-	total      *Window                  // all closed windows merged
-	firstStart time.Time                // start of the first closed window
-	snap       atomic.Pointer[Snapshot] // published on every window close
+	view *View // every closed window, for Snapshot
 }
 
 // New returns an aggregator that hands closed windows to onWindow (which
@@ -123,9 +121,8 @@ func New(cfg Config, onWindow WindowFunc, m *Metrics) *Aggregator {
 		open:     make(map[int64]*Window),
 		edges:    make(map[EdgeKey]struct{}),
 		opsBySvc: make(map[string]map[string]struct{}),
-		total:    newWindow(0, 0),
+		view:     NewView(),
 	}
-	a.snap.Store(&Snapshot{})
 	return a
 }
 
@@ -337,27 +334,7 @@ func (a *Aggregator) closeThrough(t int64) {
 }
 
 func (a *Aggregator) publish(w *Window) {
-	for k, e := range w.Edges {
-		if t, ok := a.total.Edges[k]; ok {
-			t.Merge(e)
-		} else {
-			a.total.Edges[k] = e.Clone()
-		}
-	}
-	for k, o := range w.Ops {
-		if t, ok := a.total.Ops[k]; ok {
-			t.Merge(o)
-		} else {
-			a.total.Ops[k] = o.Clone()
-		}
-	}
-	for k, n := range w.Nodes {
-		a.total.Nodes[k] = n
-	}
-	if a.firstStart.IsZero() {
-		a.firstStart = w.Start
-	}
-	a.snap.Store(newSnapshot(w, a.total, a.firstStart))
+	a.view.Add(w)
 	a.m.windowsClosed.Inc()
 	a.m.watermark.Set(float64(w.End.UnixNano()) / 1e9)
 	if a.onWindow != nil {
@@ -367,7 +344,63 @@ func (a *Aggregator) publish(w *Window) {
 
 // Snapshot returns the graph as of the last closed window. It is safe to
 // call from any goroutine; the result is immutable.
-func (a *Aggregator) Snapshot() *Snapshot { return a.snap.Load() }
+func (a *Aggregator) Snapshot() *Snapshot { return a.view.Snapshot() }
+
+// ClosedTo is the event time (Unix ns) up to which every window is closed:
+// a span ending before it is too late to count.
+func (a *Aggregator) ClosedTo() int64 { return a.closedTo }
+
+// StartAfter declares every window ending at or before t (Unix ns) closed
+// elsewhere: spans for them are counted as too late. A detector taking over
+// a partition calls it with the watermark its previous owner published, so
+// windows already published are not published again in part.
+func (a *Aggregator) StartAfter(t int64) {
+	a.closedTo = max(a.closedTo, a.windowStart(t))
+}
+
+// View is the service graph built from a sequence of closed windows: the
+// last one, and all of them merged. Add is called from one goroutine;
+// Snapshot from any.
+type View struct {
+	total      *Window   // all closed windows merged
+	firstStart time.Time // start of the first closed window
+	snap       atomic.Pointer[Snapshot]
+}
+
+// NewView returns an empty view.
+func NewView() *View {
+	v := &View{total: newWindow(0, 0)}
+	v.snap.Store(&Snapshot{})
+	return v
+}
+
+// Add folds a closed window into the view. w is not retained.
+func (v *View) Add(w *Window) {
+	for k, e := range w.Edges {
+		if t, ok := v.total.Edges[k]; ok {
+			t.Merge(e)
+		} else {
+			v.total.Edges[k] = e.Clone()
+		}
+	}
+	for k, o := range w.Ops {
+		if t, ok := v.total.Ops[k]; ok {
+			t.Merge(o)
+		} else {
+			v.total.Ops[k] = o.Clone()
+		}
+	}
+	for k, n := range w.Nodes {
+		v.total.Nodes[k] = n
+	}
+	if v.firstStart.IsZero() {
+		v.firstStart = w.Start
+	}
+	v.snap.Store(newSnapshot(w, v.total, v.firstStart))
+}
+
+// Snapshot returns the graph as of the last window added; immutable.
+func (v *View) Snapshot() *Snapshot { return v.snap.Load() }
 
 // Metrics are the aggregator's Prometheus collectors.
 type Metrics struct {

@@ -1,6 +1,13 @@
 package graph
 
-import "time"
+import (
+	"bytes"
+	"encoding/gob"
+	"fmt"
+	"time"
+
+	"github.com/causeway/causeway/model/sketch"
+)
 
 // Window is the statistics of one closed event-time window. A Window handed
 // to a WindowFunc is owned by the receiver: the aggregator keeps no
@@ -27,4 +34,66 @@ func newWindow(start, end int64) *Window {
 
 		ClientOps: make(map[OpKey]bool),
 	}
+}
+
+// Merge adds the calls of o, a window over the same time from other spans
+// (another partition's), into w. o is not retained.
+func (w *Window) Merge(o *Window) {
+	for k, e := range o.Edges {
+		if t, ok := w.Edges[k]; ok {
+			t.Merge(e)
+		} else {
+			w.Edges[k] = e.Clone()
+		}
+	}
+	for k, s := range o.Ops {
+		if t, ok := w.Ops[k]; ok {
+			t.Merge(s)
+		} else {
+			w.Ops[k] = s.Clone()
+		}
+	}
+	for k, n := range o.Nodes {
+		if _, ok := w.Nodes[k]; !ok || n.Kind == NodeService {
+			w.Nodes[k] = n
+		}
+	}
+	for k, c := range o.ClientOps {
+		w.ClientOps[k] = w.ClientOps[k] || c
+	}
+}
+
+// NewWindow returns an empty window over [start, end).
+func NewWindow(start, end time.Time) *Window { return newWindow(start.UnixNano(), end.UnixNano()) }
+
+// EncodeWindow serialises a window (gob; sketches in DDSketch's format) for
+// another detector instance to merge.
+func EncodeWindow(w *Window) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(w); err != nil {
+		return nil, fmt.Errorf("encode window %v: %w", w.Start, err)
+	}
+	return b.Bytes(), nil
+}
+
+// DecodeWindow reads a window written by EncodeWindow.
+func DecodeWindow(b []byte) (*Window, error) {
+	w := newWindow(0, 0)
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(w); err != nil {
+		return nil, fmt.Errorf("decode window: %w", err)
+	}
+	for _, e := range w.Edges {
+		if e.Latency == nil {
+			e.Latency = sketch.NewLatency()
+		}
+	}
+	for _, o := range w.Ops {
+		if o.Duration == nil {
+			o.Duration = sketch.NewLatency()
+		}
+		if o.SelfTime == nil {
+			o.SelfTime = sketch.NewLatency()
+		}
+	}
+	return w, nil
 }

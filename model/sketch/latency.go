@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // RelativeAccuracy is the guaranteed relative error of every quantile a
@@ -116,4 +117,22 @@ func (l *Latency) Clone() *Latency {
 func (l *Latency) String() string {
 	return fmt.Sprintf("n=%g p50=%.3g p90=%.3g p99=%.3g max=%.3g",
 		l.Count(), l.Quantile(0.5), l.Quantile(0.9), l.Quantile(0.99), l.Max())
+}
+
+// MarshalBinary encodes the sketch with its accuracy, in DDSketch's own
+// compact format, so windows can travel between detector instances.
+func (l *Latency) MarshalBinary() ([]byte, error) {
+	var b []byte
+	l.s.Encode(&b, false)
+	return b, nil
+}
+
+// UnmarshalBinary replaces the sketch with the one encoded in b.
+func (l *Latency) UnmarshalBinary(b []byte) error {
+	s, err := ddsketch.DecodeDDSketchWithExactSummaryStatistics(b, func() store.Store { return store.NewDenseStore() }, nil)
+	if err != nil {
+		return fmt.Errorf("decode latency sketch: %w", err)
+	}
+	l.s = s
+	return nil
 }

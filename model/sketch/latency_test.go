@@ -62,3 +62,31 @@ func TestLatencyEmptyAndNegative(t *testing.T) {
 		t.Fatalf("negative and NaN must count as zero: %v", l)
 	}
 }
+
+func TestLatencyBinaryRoundTrip(t *testing.T) {
+	l := NewLatency()
+	for i := range 1000 {
+		l.Add(float64(i%97) * 1.7)
+	}
+	b, err := l.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Latency
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	if back.String() != l.String() || back.Sum() != l.Sum() || back.Count() != l.Count() {
+		t.Fatalf("round trip %s (sum %v), want %s (sum %v)", back.String(), back.Sum(), l.String(), l.Sum())
+	}
+	// A decoded sketch merges with a fresh one.
+	m := NewLatency()
+	m.Add(1000)
+	m.Merge(&back)
+	if m.Count() != 1001 || m.Max() != 1000 {
+		t.Fatalf("merged %s", m)
+	}
+	if err := back.UnmarshalBinary([]byte{0xff, 0x01}); err == nil {
+		t.Error("garbage decoded without error")
+	}
+}
