@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,13 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: not exported
 	Client     Doer                  // nil: an http.Client without timeout (each attempt has one)
 	Now        func() time.Time      // wall clock; nil: time.Now
+	// Standby starts the notifier inactive: events are queued, not sent,
+	// until SetActive(true). Detectors in a fleet all compute the events;
+	// only the leader sends them.
+	Standby bool
+	// OnDelivered, when set, is called from a send loop after each event
+	// a receiver took, so a fleet's leader can tell the others.
+	OnDelivered func(receiver, eventID string)
 }
 
 // Notifier turns incident changes into events and delivers them. Observe
@@ -57,7 +65,12 @@ type Notifier struct {
 	ledger *ledger
 
 	progressMu sync.Mutex
-	progress   chan struct{} // closed and replaced whenever a delivery attempt ends
+	progress   chan struct{} // closed and replaced whenever a delivery attempt ends or activity changes
+	active     atomic.Bool
+
+	ackMu    sync.Mutex
+	acked    map[string]bool // receiver + "\x00" + event id, delivered by another member
+	ackOrder []string
 }
 
 // New opens the outbox in opt.Dir, taking up the deliveries an earlier run
@@ -76,7 +89,8 @@ func New(cfg Config, opt Options) (*Notifier, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{})}
+	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{}), acked: map[string]bool{}}
+	n.active.Store(!opt.Standby)
 	var secrets []string
 	for i := range cfg.Receivers {
 		for _, s := range cfg.Receivers[i].secrets() {
@@ -135,6 +149,8 @@ func (n *Notifier) Observe(at time.Time, changes []incident.Change) {
 		inc := c.Incident
 		le := n.ledger.Incidents[inc.ID]
 		switch {
+		case le != nil && le.Revision >= inc.Revision && (le.State == incident.Resolved || inc.State == incident.Open):
+			continue // announced before (a restart re-deriving incidents)
 		case c.Kind == "opened" || (c.Kind == "updated" && le == nil):
 			n.emit(Opened, &inc)
 		case c.Kind == "updated" && inc.UpdatedAt.Sub(le.SentAt) < n.cfg.UpdateInterval:
@@ -217,7 +233,7 @@ func (n *Notifier) emit(kind Kind, inc *incident.Incident) {
 		if !slices.Contains(le.Receivers, s.r.Name) {
 			le.Receivers = append(le.Receivers, s.r.Name)
 		}
-		if s.q.has(e.ID) { // queued before a crash
+		if s.q.has(e.ID) || n.isAcked(s.r.Name, e.ID) { // queued before a crash, or sent by another member
 			continue
 		}
 		dropped, err := s.q.add(e, now)
@@ -270,6 +286,13 @@ func (n *Notifier) signal() {
 	n.progressMu.Unlock()
 }
 
+// changed is closed at the next signal.
+func (n *Notifier) changed() <-chan struct{} {
+	n.progressMu.Lock()
+	defer n.progressMu.Unlock()
+	return n.progress
+}
+
 // waitUntil blocks until cond holds, checking it after every delivery
 // attempt, or until ctx ends.
 func (n *Notifier) waitUntil(ctx context.Context, cond func() bool) error {
@@ -292,6 +315,47 @@ func (n *Notifier) waitUntil(ctx context.Context, cond func() bool) error {
 // or ctx ends. Run must be running.
 func (n *Notifier) Drain(ctx context.Context) error {
 	return n.waitUntil(ctx, func() bool { return n.Pending() == 0 })
+}
+
+// SetActive starts or stops sending. Inactive, events are still queued
+// (and removed when Acknowledge says another member delivered them).
+func (n *Notifier) SetActive(on bool) {
+	if n.active.Swap(on) != on {
+		n.log.Info("alert sending", "active", on)
+		n.signal()
+	}
+}
+
+// Active reports whether the notifier sends.
+func (n *Notifier) Active() bool { return n.active.Load() }
+
+// Acknowledge records that another member delivered event id to receiver:
+// it is dropped from the queue, and not queued should it be raised here
+// later. The most recent 100000 acknowledgements are remembered.
+func (n *Notifier) Acknowledge(receiver, id string) {
+	k := receiver + "\x00" + id
+	n.ackMu.Lock()
+	if !n.acked[k] {
+		n.acked[k] = true
+		n.ackOrder = append(n.ackOrder, k)
+		if len(n.ackOrder) > 100000 {
+			delete(n.acked, n.ackOrder[0])
+			n.ackOrder = n.ackOrder[1:]
+		}
+	}
+	n.ackMu.Unlock()
+	for _, s := range n.senders {
+		if s.r.Name == receiver {
+			s.q.remove(id)
+		}
+	}
+	n.signal()
+}
+
+func (n *Notifier) isAcked(receiver, id string) bool {
+	n.ackMu.Lock()
+	defer n.ackMu.Unlock()
+	return n.acked[receiver+"\x00"+id]
 }
 
 // Pending is the number of undelivered events over all receivers.
@@ -407,6 +471,12 @@ func (s *sender) run(ctx context.Context) {
 	}
 	attempt := 0
 	for {
+		if !s.n.active.Load() {
+			if err := s.n.waitUntil(ctx, s.n.active.Load); err != nil {
+				return
+			}
+			continue
+		}
 		d := s.q.head()
 		if d == nil {
 			select {
@@ -415,6 +485,7 @@ func (s *sender) run(ctx context.Context) {
 			case <-s.q.wake:
 			case <-resend:
 				s.refresh(ctx)
+			case <-s.n.changed():
 			}
 			continue
 		}
@@ -427,6 +498,9 @@ func (s *sender) run(ctx context.Context) {
 		switch {
 		case out == delivered:
 			s.n.m.sent.WithLabelValues(s.r.Name).Inc()
+			if s.n.opt.OnDelivered != nil {
+				s.n.opt.OnDelivered(s.r.Name, d.Event.ID)
+			}
 			if attempt > 1 {
 				log.Info("alert delivered after retries")
 			}

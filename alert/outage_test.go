@@ -160,3 +160,35 @@ func waitFor(t *testing.T, n *Notifier, cond func() bool) {
 		t.Fatalf("condition not reached: %v", err)
 	}
 }
+
+// TestStandbyHandOver: two members raise the same events; the active one
+// sends and acknowledges; the standby drops what was acknowledged and,
+// once active, sends only what the other never delivered.
+func TestStandbyHandOver(t *testing.T) {
+	rec := newRecorder()
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	cfg := fast(Config{Receivers: []Receiver{{Name: "r", Kind: KindWebhook, URL: srv.URL}}})
+	var standby *Notifier
+	leader := start(t, cfg, Options{OnDelivered: func(r, id string) { standby.Acknowledge(r, id) }}, nil)
+	standby = start(t, cfg, Options{Standby: true}, nil)
+	opened := []incident.Change{{Kind: "opened", Incident: inc("inc-a", 1, incident.Open, "paymentservice", t0)}}
+	standby.Observe(t0, opened) // the standby is ahead: queued, not sent
+	leader.Observe(t0, opened)
+	rec.wait(t, 1)
+	waitFor(t, standby, func() bool { return standby.Pending() == 0 })
+	// The leader dies before the resolve; the standby takes over.
+	resolved := []incident.Change{{Kind: "resolved", Incident: inc("inc-a", 1, incident.Resolved, "paymentservice", t0.Add(time.Minute))}}
+	standby.Observe(t0.Add(time.Minute), resolved)
+	standby.SetActive(true)
+	rec.wait(t, 2)
+	waitFor(t, standby, func() bool { return standby.Pending() == 0 })
+	reqs := rec.wait(t, 2) // everything received so far
+	var ids []string
+	for _, r := range reqs {
+		ids = append(ids, r.header.Get("Idempotency-Key"))
+	}
+	if !slices.Equal(ids, []string{"inc-a/r1", "inc-a/resolved"}) {
+		t.Errorf("receiver got %v, want each event once", ids)
+	}
+}

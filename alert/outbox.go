@@ -139,6 +139,18 @@ func (q *queue) done(d *delivery) error {
 	return nil
 }
 
+// remove drops the waiting event with this id, if any.
+func (q *queue) remove(id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := slices.IndexFunc(q.list, func(d *delivery) bool { return d.Event.ID == id })
+	if i < 0 {
+		return
+	}
+	_ = os.Remove(q.path(q.list[i].Seq))
+	q.list = slices.Delete(q.list, i, i+1)
+}
+
 // has reports whether an event with this id is waiting.
 func (q *queue) has(id string) bool {
 	q.mu.Lock()

@@ -42,6 +42,13 @@ type Config struct {
 	// LogInterval is the least time between two log lines for the same
 	// kind of bad input. Default 10s.
 	LogInterval time.Duration `yaml:"log_interval"`
+	// TraceKeyed says every message holds whole traces, keyed by trace id,
+	// as the Collector's kafka exporter writes with partition_traces_by_id:
+	// true. Several detectors (cluster mode) can then join spans per
+	// partition. When false, cluster mode first re-keys spans by trace id
+	// through a topic of its own. Default true; one detector alone joins
+	// spans from every partition either way.
+	TraceKeyed *bool `yaml:"trace_keyed"`
 	// QueueMessages bounds decoded messages waiting for the next stage.
 	// Default 64.
 	QueueMessages int `yaml:"queue_messages"`
@@ -49,6 +56,9 @@ type Config struct {
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
 }
+
+// IsTraceKeyed reports TraceKeyed, true when unset.
+func (c Config) IsTraceKeyed() bool { return c.TraceKeyed == nil || *c.TraceKeyed }
 
 // TLSConfig enables TLS to the brokers.
 type TLSConfig struct {

@@ -39,26 +39,36 @@ type Batch struct {
 type Consumer struct {
 	cfg  Config
 	log  *slog.Logger
-	m    *Metrics
-	now  func() time.Time
 	r    *kafka.Reader
-	dlq  *kafka.Writer
-	dec  *Decoder
+	md   *MessageDecoder
 	samp *sampler
 	out  chan *Batch
-
-	pool sync.Pool // of []span.Span
-
-	lagMu sync.Mutex
-	lag   map[int]int64
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-// New validates cfg and returns a consumer that has not yet connected. m
-// may be nil; now may be nil (time.Now).
-func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consumer, error) {
+// MessageDecoder turns Kafka messages into Batches: it decodes them, counts
+// and logs (sampled) what it cannot use, copies undecodable messages to the
+// dead-letter topic, and tracks consumer lag. One MessageDecoder is used by
+// one goroutine; several may share Metrics.
+type MessageDecoder struct {
+	cfg  Config
+	m    *Metrics
+	now  func() time.Time
+	dlq  *kafka.Writer
+	dec  *Decoder
+	samp *sampler
+
+	pool sync.Pool // of []span.Span
+
+	lagMu sync.Mutex
+	lag   map[int]int64
+}
+
+// NewMessageDecoder validates cfg and returns a decoder for its topic's
+// messages. m may be nil; now may be nil (time.Now).
+func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*MessageDecoder, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -69,11 +79,71 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 	if now == nil {
 		now = time.Now
 	}
-	tlsConf, err := cfg.TLS.tlsConfig()
+	d := &MessageDecoder{
+		cfg:  cfg,
+		m:    m,
+		now:  now,
+		dec:  NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes),
+		samp: newSampler(log, cfg.LogInterval, now),
+		lag:  make(map[int]int64),
+	}
+	if cfg.DeadLetterTopic != "" {
+		tlsConf, err := cfg.TLS.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		mech, err := cfg.SASL.mechanism()
+		if err != nil {
+			return nil, err
+		}
+		d.dlq = &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  cfg.DeadLetterTopic,
+			Balancer:               &kafka.Hash{},
+			RequiredAcks:           kafka.RequireAll,
+			AllowAutoTopicCreation: true,
+			WriteTimeout:           10 * time.Second,
+			Transport:              &kafka.Transport{TLS: tlsConf, SASL: mech},
+		}
+	}
+	return d, nil
+}
+
+// Dialer is a kafka-go dialer with cfg's TLS and SASL settings.
+func (c Config) Dialer() (*kafka.Dialer, error) {
+	tlsConf, err := c.TLS.tlsConfig()
 	if err != nil {
 		return nil, err
 	}
-	mech, err := cfg.SASL.mechanism()
+	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsConf, SASLMechanism: mech}, nil
+}
+
+// Transport is a kafka-go transport for writers, with cfg's TLS and SASL.
+func (c Config) Transport() (*kafka.Transport, error) {
+	tlsConf, err := c.TLS.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Transport{TLS: tlsConf, SASL: mech}, nil
+}
+
+// New validates cfg and returns a consumer that has not yet connected. m
+// may be nil; now may be nil (time.Now).
+func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consumer, error) {
+	md, err := NewMessageDecoder(cfg, log, m, now)
+	if err != nil {
+		return nil, err
+	}
+	cfg = md.cfg
+	dialer, err := cfg.Dialer()
 	if err != nil {
 		return nil, err
 	}
@@ -84,18 +154,15 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 	c := &Consumer{
 		cfg:  cfg,
 		log:  log,
-		m:    m,
-		now:  now,
-		dec:  NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes),
-		samp: newSampler(log, cfg.LogInterval, now),
+		md:   md,
+		samp: md.samp,
 		out:  make(chan *Batch, cfg.QueueMessages),
-		lag:  make(map[int]int64),
 	}
 	c.r = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        cfg.Brokers,
 		GroupID:        cfg.GroupID,
 		Topic:          cfg.Topic,
-		Dialer:         &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: tlsConf, SASLMechanism: mech},
+		Dialer:         dialer,
 		MinBytes:       1,
 		MaxBytes:       cfg.MaxMessageBytes + 1<<20, // room to fetch an oversize message and skip it
 		MaxWait:        500 * time.Millisecond,
@@ -107,17 +174,6 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		// line per interval.
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { c.samp.note("kafka reader error", fmt.Sprintf(f, a...)) }),
 	})
-	if cfg.DeadLetterTopic != "" {
-		c.dlq = &kafka.Writer{
-			Addr:                   kafka.TCP(cfg.Brokers...),
-			Topic:                  cfg.DeadLetterTopic,
-			Balancer:               &kafka.Hash{},
-			RequiredAcks:           kafka.RequireAll,
-			AllowAutoTopicCreation: true,
-			WriteTimeout:           10 * time.Second,
-			Transport:              &kafka.Transport{TLS: tlsConf, SASL: mech},
-		}
-	}
 	return c, nil
 }
 
@@ -144,7 +200,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		b := c.decode(ctx, msg)
+		b := c.md.Decode(ctx, msg)
 		select {
 		case c.out <- b:
 		case <-ctx.Done():
@@ -153,7 +209,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-func (c *Consumer) decode(ctx context.Context, msg kafka.Message) *Batch {
+// Decode turns one message into a Batch. A message it cannot decode gives
+// an empty Batch (counted, logged, dead-lettered), so offsets stay in order.
+func (c *MessageDecoder) Decode(ctx context.Context, msg kafka.Message) *Batch {
 	c.m.Messages.Inc()
 	c.m.Bytes.Add(float64(len(msg.Value)))
 	c.noteLag(msg)
@@ -184,7 +242,7 @@ func (c *Consumer) decode(ctx context.Context, msg kafka.Message) *Batch {
 }
 
 // noteLag records how far behind the partition end this message is.
-func (c *Consumer) noteLag(msg kafka.Message) {
+func (c *MessageDecoder) noteLag(msg kafka.Message) {
 	if msg.HighWaterMark <= 0 {
 		return
 	}
@@ -200,7 +258,7 @@ func (c *Consumer) noteLag(msg kafka.Message) {
 
 // deadLetter copies a skipped message to the dead-letter topic, if any.
 // Failure is counted and logged; it never holds up consumption for long.
-func (c *Consumer) deadLetter(ctx context.Context, msg kafka.Message, reason span.Reason) {
+func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reason span.Reason) {
 	if c.dlq == nil {
 		return
 	}
@@ -231,10 +289,23 @@ func (c *Consumer) Done(ctx context.Context, b *Batch) error {
 	if err := c.r.CommitMessages(ctx, b.msg); err != nil {
 		return fmt.Errorf("commit offset %d of %s/%d: %w", b.Offset, b.Topic, b.Partition, err)
 	}
-	c.m.Commits.Inc()
+	c.md.m.Commits.Inc()
+	c.md.Release(b)
+	return nil
+}
+
+// Release returns b's span slice for reuse; b must not be used afterwards.
+func (c *MessageDecoder) Release(b *Batch) {
 	if cap(b.Spans) > 0 {
 		clear(b.Spans)
 		c.pool.Put(b.Spans[:0]) //nolint:staticcheck // a slice header is small next to what it saves
+	}
+}
+
+// Close closes the dead-letter writer, if any.
+func (c *MessageDecoder) Close() error {
+	if c.dlq != nil {
+		return c.dlq.Close()
 	}
 	return nil
 }
@@ -243,10 +314,7 @@ func (c *Consumer) Done(ctx context.Context, b *Batch) error {
 // It is safe to call more than once.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {
-		c.closeErr = c.r.Close()
-		if c.dlq != nil {
-			c.closeErr = errors.Join(c.closeErr, c.dlq.Close())
-		}
+		c.closeErr = errors.Join(c.r.Close(), c.md.Close())
 	})
 	return c.closeErr
 }
