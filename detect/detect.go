@@ -28,6 +28,7 @@ type Pipeline struct {
 	Graph     *graph.Aggregator
 	Baselines *graph.Baselines
 	Incidents *incident.Manager
+	onWindow  func(w *graph.Window, findings []graph.Finding, changes []incident.Change, err error)
 }
 
 // New builds a pipeline; it fails only when the incident store cannot be
@@ -37,13 +38,18 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Baselines: graph.NewBaselines(o.BaselineMetrics), Incidents: incs}
-	p.Graph = graph.New(o.Graph, func(w *graph.Window) {
-		findings := p.Baselines.Observe(w)
-		changes, err := p.Incidents.Observe(w, findings)
-		if o.OnWindow != nil {
-			o.OnWindow(w, findings, changes, err)
-		}
-	}, o.GraphMetrics)
+	p := &Pipeline{Baselines: graph.NewBaselines(o.BaselineMetrics), Incidents: incs, onWindow: o.OnWindow}
+	p.Graph = graph.New(o.Graph, p.Window, o.GraphMetrics)
 	return p, nil
+}
+
+// Window scores a closed window and updates the incidents. Graph calls it
+// for the windows it closes; a fleet member calls it for the windows it
+// merges from every member's partitions (and then never feeds Graph).
+func (p *Pipeline) Window(w *graph.Window) {
+	findings := p.Baselines.Observe(w)
+	changes, err := p.Incidents.Observe(w, findings)
+	if p.onWindow != nil {
+		p.onWindow(w, findings, changes, err)
+	}
 }

@@ -103,18 +103,21 @@ func splitWindow(w *graph.Window, maxBytes int) ([][]byte, error) {
 // goroutine.
 type merger struct {
 	partitions int           // of the span topic
-	maxWait    time.Duration // event time a window waits for a silent partition
+	maxWait    time.Duration // wall-clock time a window waits for a silent partition
+	now        func() time.Time
 	emit       func(*graph.Window)
 	onLate     func(source string, partition int, start time.Time)
 
+	started  time.Time
 	closedTo map[int]int64           // per span partition
+	heard    map[int]time.Time       // when each partition's last summary was read
 	open     map[int64]*graph.Window // by start, not yet handed on
 	emitted  int64                   // windows ending at or before this were handed on
 }
 
-func newMerger(partitions int, maxWait time.Duration, emit func(*graph.Window)) *merger {
-	return &merger{partitions: partitions, maxWait: maxWait, emit: emit,
-		closedTo: map[int]int64{}, open: map[int64]*graph.Window{}}
+func newMerger(partitions int, maxWait time.Duration, now func() time.Time, emit func(*graph.Window)) *merger {
+	return &merger{partitions: partitions, maxWait: maxWait, now: now, emit: emit, started: now(),
+		closedTo: map[int]int64{}, heard: map[int]time.Time{}, open: map[int64]*graph.Window{}}
 }
 
 // add applies one summary and hands on the windows it completes. A window
@@ -122,6 +125,7 @@ func newMerger(partitions int, maxWait time.Duration, emit func(*graph.Window)) 
 // owner re-reading spans) and is dropped, as is one for a window already
 // handed on.
 func (m *merger) add(s *summary) error {
+	m.heard[s.Partition] = m.now()
 	if len(s.Window) == 0 {
 		if s.ClosedTo > m.closedTo[s.Partition] {
 			m.closedTo[s.Partition] = s.ClosedTo
@@ -149,19 +153,27 @@ func (m *merger) add(s *summary) error {
 }
 
 // complete is the watermark of the whole topic: the least of the
-// partitions', or, when some partition lags more than maxWait behind the
-// most advanced one, that one's minus maxWait.
+// partitions', leaving out a partition nothing was heard from for maxWait
+// (its owner died and no other took it over yet, or it has no owner). A
+// partition behind the others but publishing is waited for, however far
+// behind: it is catching up.
 func (m *merger) complete() int64 {
-	if len(m.closedTo) == 0 {
-		return 0
-	}
-	lo, hi := int64(1<<62), int64(0)
+	now := m.now()
+	lo, hi, waiting := int64(1<<62), int64(0), 0
 	for p := range m.partitions {
 		c := m.closedTo[p] // 0 for a partition never heard from
-		lo, hi = min(lo, c), max(hi, c)
+		hi = max(hi, c)
+		last, ok := m.heard[p]
+		if !ok {
+			last = m.started
+		}
+		if m.maxWait > 0 && now.Sub(last) > m.maxWait {
+			continue
+		}
+		lo, waiting = min(lo, c), waiting+1
 	}
-	if m.maxWait > 0 && hi-lo > int64(m.maxWait) {
-		lo = hi - int64(m.maxWait)
+	if waiting == 0 {
+		return hi
 	}
 	return lo
 }

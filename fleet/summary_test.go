@@ -38,7 +38,7 @@ func watermark(p, i int) *summary {
 
 func TestMergerWaitsForEveryPartition(t *testing.T) {
 	var out []*graph.Window
-	m := newMerger(2, time.Minute, func(w *graph.Window) { out = append(out, w) })
+	m := newMerger(2, time.Minute, time.Now, func(w *graph.Window) { out = append(out, w) })
 	steps := []*summary{
 		part(t, 0, 0, 3), watermark(0, 1), // partition 0 closed window 0
 		part(t, 1, 0, 2), part(t, 1, 0, 1), // two parts of partition 1's window 0
@@ -70,15 +70,19 @@ func TestMergerWaitsForEveryPartition(t *testing.T) {
 
 func TestMergerStopsWaitingForASilentPartition(t *testing.T) {
 	var out []*graph.Window
-	m := newMerger(2, 30*time.Second, func(w *graph.Window) { out = append(out, w) })
+	wall := t0
+	m := newMerger(2, 30*time.Second, func() time.Time { return wall }, func(w *graph.Window) { out = append(out, w) })
 	late := 0
 	m.onLate = func(string, int, time.Time) { late++ }
 	_ = m.add(part(t, 0, 0, 1))
-	_ = m.add(watermark(0, 3)) // partition 1 silent, 30 s behind: still waiting
+	_ = m.add(watermark(0, 30)) // partition 1 far behind in event time, but not silent long: wait
+	wall = wall.Add(30 * time.Second)
+	_ = m.add(watermark(0, 31))
 	if len(out) != 0 {
 		t.Fatalf("handed on %d windows while partition 1 was within max wait", len(out))
 	}
-	_ = m.add(watermark(0, 4)) // 40 s ahead of a silent partition: stop waiting for window 0
+	wall = wall.Add(time.Second) // silent for more than 30 s: stop waiting for it
+	_ = m.add(watermark(0, 32))
 	if len(out) != 1 {
 		t.Fatalf("handed on %d windows, want 1", len(out))
 	}

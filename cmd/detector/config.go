@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
 )
 
@@ -31,6 +33,9 @@ type Config struct {
 	// Kafka is where spans come from. With no brokers, `detector run`
 	// starts the embedded demo: an in-process broker fed by the simulator.
 	Kafka consume.Config `yaml:"kafka"`
+	// Cluster runs this detector as one member of a fleet sharing the
+	// Kafka consumer group (docs/operations.md).
+	Cluster fleet.Config `yaml:"cluster"`
 	// Graph sets windows and bounds of the service graph.
 	Graph graph.Config `yaml:"graph"`
 	// Idle is how long the wall clock may run ahead of the newest span
@@ -92,6 +97,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.Cluster.Validate(); err != nil {
+		return err
+	}
 	if err := c.Graph.Validate(); err != nil {
 		return err
 	}
@@ -147,6 +155,13 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	}
 	if v := getenv("CAUSEWAY_LOG_LEVEL"); v != "" {
 		c.LogLevel = v
+	}
+	if v := getenv("CAUSEWAY_CLUSTER"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("CAUSEWAY_CLUSTER: %q is not true or false", v)
+		}
+		c.Cluster.Enabled = on
 	}
 	if v := getenv("CAUSEWAY_WEBHOOK_URL"); v != "" {
 		c.WebhookURL = v
@@ -206,6 +221,7 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Kafka.DeadLetterTopic, "dead-letter-topic", cfg.Kafka.DeadLetterTopic, "copy undecodable messages to this topic")
 	fs.DurationVar(&cfg.Graph.Window, "window", cfg.Graph.Window, "event-time window length (default 10s)")
 	fs.StringVar(&cfg.StateDir, "state-dir", cfg.StateDir, "keep baselines, incidents and undelivered alerts here across restarts (prime it with detector replay --state-dir)")
+	fs.BoolVar(&cfg.Cluster.Enabled, "cluster", cfg.Cluster.Enabled, "run as one member of a fleet sharing the consumer group (also CAUSEWAY_CLUSTER=true)")
 	fs.StringVar(&cfg.WebhookURL, "webhook-url", cfg.WebhookURL, "send incident events to this generic JSON webhook (also CAUSEWAY_WEBHOOK_URL)")
 	var faults []string
 	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), e.g. "+faultExample)

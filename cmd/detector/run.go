@@ -21,6 +21,7 @@ import (
 	"github.com/causeway/causeway/api"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/detect"
+	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
 )
@@ -43,6 +44,7 @@ type Main struct {
 	bs        *graph.Baselines
 	incidents *incident.Manager
 	notifier  *alert.Notifier // nil without receivers
+	node      *fleet.Node     // cluster mode only
 	ready     atomic.Bool
 	initOnce  sync.Once
 	addr      chan string // holds the API address once bound
@@ -103,8 +105,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cm := consume.NewMetrics(m.reg)
+	// In cluster mode, baselines and incidents are re-derived from the
+	// fleet's window summaries at start, not restored from the state dir.
+	keepState := cfg.StateDir != "" && !cfg.Cluster.Enabled
 	var store *incident.Store
-	if cfg.StateDir != "" {
+	if keepState {
 		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
 	}
 	p, err := detect.New(detect.Options{
@@ -129,7 +134,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.agg, m.bs, m.incidents = p.Graph, p.Baselines, p.Incidents
 	snapshot := ""
-	if cfg.StateDir != "" {
+	if keepState {
 		snapshot = filepath.Join(cfg.StateDir, baselineFile)
 		restoreBaselines(m.bs, snapshot, m.Log)
 	}
@@ -172,11 +177,41 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		goRun("simulator", demo.Run)
 	}
-	cons, err := consume.New(kcfg, m.Log, cm, nil)
-	if err != nil {
-		return err
+	var (
+		cons     *consume.Consumer
+		graphSrc api.GraphSource = m.agg
+		ready                    = func() error { return nil }
+	)
+	if cfg.Cluster.Enabled {
+		view := graph.NewView()
+		graphSrc = view
+		m.node, err = fleet.New(cfg.Cluster, fleet.Options{Kafka: kcfg, Graph: cfg.Graph, Idle: idle, Log: m.Log,
+			DecodeMetrics: cm, Registerer: m.reg,
+			OnWindow: func(w *graph.Window) {
+				view.Add(w)
+				p.Window(w)
+			},
+			OnLeader: func(on bool) {
+				if m.notifier != nil {
+					m.notifier.SetActive(on)
+				}
+			},
+			OnAcknowledged: func(receiver, id string) {
+				if m.notifier != nil {
+					m.notifier.Acknowledge(receiver, id)
+				}
+			}})
+		if err != nil {
+			return err
+		}
+		ready = m.node.Ready
+	} else {
+		cons, err = consume.New(kcfg, m.Log, cm, nil)
+		if err != nil {
+			return err
+		}
+		defer cons.Close()
 	}
-	defer cons.Close()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -196,12 +231,12 @@ func (m *Main) Run(ctx context.Context) error {
 		alerts = m.notifier
 	}
 	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: m.agg, Baselines: m.bs, Incidents: m.incidents, Alerts: alerts, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Handler: api.Handler(api.Options{Graph: graphSrc, Baselines: m.bs, Incidents: m.incidents, Alerts: alerts, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
 			Ready: func() error {
 				if !m.ready.Load() {
 					return errors.New("starting")
 				}
-				return nil
+				return ready()
 			}}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -228,10 +263,14 @@ func (m *Main) Run(ctx context.Context) error {
 		// Last: after the graph's goroutine has stopped, nothing changes.
 		defer saveBaselines(m.bs, snapshot, m.Log)
 	}
-	goRun("consumer", cons.Run)
+	if m.node != nil {
+		goRun("fleet", m.node.Run)
+	} else {
+		goRun("consumer", cons.Run)
+	}
 	m.ready.Store(true)
 	m.Log.Info("detector running", "api", "http://"+ln.Addr().String(), "brokers", kcfg.Brokers,
-		"topic", kcfg.WithDefaults().Topic, "group", kcfg.WithDefaults().GroupID, "embedded_demo", cfg.Embedded())
+		"topic", kcfg.WithDefaults().Topic, "group", kcfg.WithDefaults().GroupID, "embedded_demo", cfg.Embedded(), "cluster", cfg.Cluster.Enabled)
 	if cfg.Embedded() {
 		fmt.Fprintf(m.Stdout, "\nCauseway is running the embedded demo: simulated services write spans to an in-process Kafka broker.\n"+
 			"  service graph:  curl -s http://%[1]s/api/v1/graph\n"+
@@ -241,7 +280,11 @@ func (m *Main) Run(ctx context.Context) error {
 			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness)
 	}
 
-	err = m.apply(ctx, cons, idle)
+	if cons != nil {
+		err = m.apply(ctx, cons, idle)
+	} else {
+		<-ctx.Done() // the fleet node's goroutines do the work
+	}
 	cancel()
 	select {
 	case e := <-errc:
@@ -270,7 +313,13 @@ func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
 	if ac.ExternalURL == "" {
 		ac.ExternalURL = "http://" + apiAddr
 	}
-	n, err := alert.New(ac, alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg})
+	opt := alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg}
+	if m.node != nil {
+		// Every member computes the events; the leader sends them and
+		// records each delivery for the others.
+		opt.Standby, opt.OnDelivered = true, m.node.Acknowledge
+	}
+	n, err := alert.New(ac, opt)
 	if err != nil {
 		stop()
 		return func() {}, err

@@ -1,0 +1,39 @@
+package fleet
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	owned     prometheus.Gauge
+	workers   prometheus.Gauge
+	leader    prometheus.Gauge
+	published prometheus.Counter
+	merged    prometheus.Counter
+	lateParts prometheus.Counter
+	rekeyed   prometheus.Counter
+	errors    *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_partitions_owned",
+			Help: "Span partitions the group assigned to this member."}),
+		workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_partition_workers",
+			Help: "Partition workers running (owned partitions being read)."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_leader",
+			Help: "1 while this member sends the fleet's alerts."}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_windows_published_total",
+			Help: "Per-partition windows this member published to the summaries topic."}),
+		merged: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_windows_merged_total",
+			Help: "Whole-fleet windows merged from the summaries and analysed."}),
+		lateParts: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_late_summaries_total",
+			Help: "Window summaries dropped because their window was already complete (a new partition owner re-reading, or a partition later than max_window_wait)."}),
+		rekeyed: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekeyed_traces_total",
+			Help: "Trace batches re-keyed by trace id for the partition workers."}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "causeway_fleet_errors_total",
+			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.rekeyed, m.errors)
+	}
+	return m
+}

@@ -1,0 +1,477 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+)
+
+// Options are a Node's surroundings.
+type Options struct {
+	Kafka consume.Config // brokers, span topic, group, encoding, TLS and SASL
+	Graph graph.Config   // windows and joining, as for a single detector
+	// Idle is how long a partition may go without a message (once caught
+	// up) before its event time follows the wall clock, minus Idle, so its
+	// windows close when traffic stops. 0: never.
+	Idle           time.Duration
+	Log            *slog.Logger
+	DecodeMetrics  *consume.Metrics      // shared by the partition workers; nil: not exported
+	Registerer     prometheus.Registerer // nil: not exported
+	OnWindow       func(*graph.Window)   // merged windows, in order, from one goroutine
+	OnLeader       func(bool)            // this member became, or stopped being, the alert sender
+	OnAcknowledged func(receiver, eventID string)
+}
+
+// Node is one member of a fleet. Run runs it; Ready, Leader and Acknowledge
+// may be called from any goroutine.
+type Node struct {
+	cfg    Config
+	opt    Options
+	kcfg   consume.Config
+	log    *slog.Logger
+	m      *metrics
+	dialer *kafka.Dialer
+	tr     *kafka.Transport
+
+	source     string // the topic partition workers read: the span topic, or the re-key topic
+	partitions int    // of source
+
+	mu     sync.Mutex
+	merge  *merger
+	ready  atomic.Bool
+	leader atomic.Bool
+	acks   *kafka.Writer
+}
+
+// New checks the configuration; Run connects.
+func New(cfg Config, opt Options) (*Node, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	kcfg := opt.Kafka.WithDefaults()
+	if err := kcfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.OnWindow == nil {
+		opt.OnWindow = func(*graph.Window) {}
+	}
+	dialer, err := kcfg.Dialer()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := kcfg.Transport()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, opt: opt, kcfg: kcfg, log: opt.Log.With("member", cfg.Member), m: newMetrics(opt.Registerer),
+		dialer: dialer, tr: tr, source: kcfg.Topic}
+	if !kcfg.IsTraceKeyed() {
+		n.source = cfg.RekeyTopic
+	}
+	return n, nil
+}
+
+// Ready reports whether the node has read every summary published before
+// it started (its graph, baselines and incidents are those of the fleet).
+func (n *Node) Ready() error {
+	if !n.ready.Load() {
+		return errors.New("catching up with the fleet's window summaries")
+	}
+	return nil
+}
+
+// Leader reports whether this member sends the alerts.
+func (n *Node) Leader() bool { return n.leader.Load() }
+
+// Acknowledge records on the leader topic that eventID reached receiver,
+// so no later leader sends it again. Called by the leader's notifier.
+func (n *Node) Acknowledge(receiver, eventID string) {
+	n.mu.Lock()
+	w := n.acks
+	n.mu.Unlock()
+	if w == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("ack"), Value: []byte(receiver + "\x00" + eventID)}); err != nil {
+		n.m.errors.WithLabelValues("ack").Inc()
+		n.log.Warn("record delivered alert on the leader topic; a new leader may send it again", "event", eventID, "err", err)
+	}
+}
+
+// Run joins the fleet and works until ctx ends: it creates missing topics,
+// reads every window summary published so far, then takes its share of
+// the span partitions and runs for the alert-sender role.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	spanParts, err := n.ensureTopics(ctx)
+	if err != nil {
+		return err
+	}
+	n.partitions = spanParts
+	n.merge = newMerger(spanParts, n.cfg.MaxWindowWait, time.Now, func(w *graph.Window) {
+		n.m.merged.Inc()
+		n.opt.OnWindow(w)
+	})
+	n.merge.onLate = func(source string, p int, start time.Time) {
+		n.m.lateParts.Inc()
+		n.log.Debug("window summary after its window closed; dropped", "partition", p, "window", start)
+	}
+	out := &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.WindowsTopic, Balancer: &kafka.Hash{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2,
+		WriteTimeout: 15 * time.Second, Transport: n.tr}
+	defer out.Close()
+	n.mu.Lock()
+	n.acks = &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.LeaderTopic, Balancer: &kafka.LeastBytes{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second, Transport: n.tr}
+	n.mu.Unlock()
+	defer n.acks.Close()
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	acksRead := make(chan struct{})
+	goRun("leader topic", func(ctx context.Context) error { return n.readAcks(ctx, acksRead) })
+	caughtUp := make(chan struct{})
+	goRun("window summaries", func(ctx context.Context) error { return n.readSummaries(ctx, caughtUp) })
+	for _, ch := range []chan struct{}{acksRead, caughtUp} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return n.firstErr(errc)
+		}
+	}
+	n.ready.Store(true)
+	n.log.Info("fleet member caught up", "span_topic", n.source, "partitions", spanParts)
+	if !n.kcfg.IsTraceKeyed() {
+		goRun("re-key", n.rekey)
+	}
+	goRun("leader election", n.elect)
+	goRun("span partitions", func(ctx context.Context) error { return n.consume(ctx, out) })
+	<-ctx.Done()
+	return n.firstErr(errc)
+}
+
+func (n *Node) firstErr(errc chan error) error {
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// ensureTopics creates the fleet's topics when missing and returns the
+// partition count of the topic the workers read.
+func (n *Node) ensureTopics(ctx context.Context) (int, error) {
+	conn, err := n.dialer.DialContext(ctx, "tcp", n.kcfg.Brokers[0])
+	if err != nil {
+		return 0, fmt.Errorf("connect to kafka: %w", err)
+	}
+	defer conn.Close()
+	count := func(topic string) (int, error) {
+		ps, err := conn.ReadPartitions(topic)
+		if err != nil {
+			return 0, err
+		}
+		return len(ps), nil
+	}
+	spans, err := count(n.kcfg.Topic)
+	if err != nil || spans == 0 {
+		return 0, fmt.Errorf("span topic %s: %v (create it first; its partition count bounds the fleet)", n.kcfg.Topic, err)
+	}
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return 0, fmt.Errorf("find kafka controller: %w", err)
+	}
+	cc, err := n.dialer.DialContext(ctx, "tcp", net.JoinHostPort(ctrl.Host, strconv.Itoa(ctrl.Port)))
+	if err != nil {
+		return 0, fmt.Errorf("connect to kafka controller: %w", err)
+	}
+	defer cc.Close()
+	want := []kafka.TopicConfig{{Topic: n.cfg.LeaderTopic, NumPartitions: 1, ReplicationFactor: -1}}
+	wp := n.cfg.WindowsPartitions
+	if wp == 0 {
+		wp = spans
+	}
+	want = append(want, kafka.TopicConfig{Topic: n.cfg.WindowsTopic, NumPartitions: wp, ReplicationFactor: -1})
+	if !n.kcfg.IsTraceKeyed() {
+		want = append(want, kafka.TopicConfig{Topic: n.cfg.RekeyTopic, NumPartitions: spans, ReplicationFactor: -1})
+	}
+	for _, tc := range want {
+		if p, err := count(tc.Topic); err == nil && p > 0 {
+			continue
+		}
+		if err := cc.CreateTopics(tc); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return 0, fmt.Errorf("create topic %s: %w", tc.Topic, err)
+		}
+		n.log.Info("created topic", "topic", tc.Topic, "partitions", tc.NumPartitions)
+	}
+	if n.source != n.kcfg.Topic {
+		// Topic metadata can lag a creation by a moment.
+		for i := 0; ; i++ {
+			p, err := count(n.source)
+			if err == nil && p > 0 {
+				return p, nil
+			}
+			if i == 50 {
+				return 0, fmt.Errorf("topic %s: %v", n.source, err)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return spans, nil
+}
+
+// lastOffsets returns each partition's end offset now.
+func (n *Node) lastOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	conn, err := n.dialer.DialContext(ctx, "tcp", n.kcfg.Brokers[0])
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ps, err := conn.ReadPartitions(topic)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]int64{}
+	for _, p := range ps {
+		pc, err := n.dialer.DialLeader(ctx, "tcp", n.kcfg.Brokers[0], topic, p.ID)
+		if err != nil {
+			return nil, err
+		}
+		last, err := pc.ReadLastOffset()
+		pc.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[p.ID] = last
+	}
+	return out, nil
+}
+
+// readAll reads every partition of topic from the beginning, handing each
+// message to apply on one goroutine, and closes caughtUp once the messages
+// that were there at the start have been applied.
+func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}, apply func(kafka.Message)) error {
+	ends, err := n.lastOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read end offsets of %s: %w", topic, err)
+	}
+	behind := 0
+	for _, e := range ends {
+		if e > 0 {
+			behind++
+		}
+	}
+	msgs := make(chan kafka.Message, 256)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for p := range ends {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: topic, Partition: p, Dialer: n.dialer,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset,
+			Logger: kafka.LoggerFunc(func(string, ...any) {})})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						n.log.Warn("read fleet topic", "topic", topic, "partition", p, "err", err)
+					}
+					return
+				}
+				select {
+				case msgs <- m:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	if behind == 0 {
+		close(caughtUp)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-msgs:
+			apply(m)
+			if behind > 0 && ends[m.Partition] > 0 && m.Offset+1 >= ends[m.Partition] {
+				ends[m.Partition] = 0
+				if behind--; behind == 0 {
+					close(caughtUp)
+				}
+			}
+		}
+	}
+}
+
+// readSummaries feeds the merger.
+func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error {
+	return n.readAll(ctx, n.cfg.WindowsTopic, caughtUp, func(m kafka.Message) {
+		s, err := decodeSummary(m.Value)
+		if err == nil && s.Source == n.source {
+			n.mu.Lock()
+			err = n.merge.add(s)
+			n.mu.Unlock()
+		}
+		if err != nil {
+			n.m.errors.WithLabelValues("summary").Inc()
+			n.log.Error("unreadable window summary; skipped", "partition", m.Partition, "offset", m.Offset, "err", err)
+		}
+	})
+}
+
+// readAcks passes on the deliveries the leaders recorded.
+func (n *Node) readAcks(ctx context.Context, caughtUp chan struct{}) error {
+	return n.readAll(ctx, n.cfg.LeaderTopic, caughtUp, func(m kafka.Message) {
+		receiver, id, ok := cut(string(m.Value))
+		if ok && n.opt.OnAcknowledged != nil {
+			n.opt.OnAcknowledged(receiver, id)
+		}
+	})
+}
+
+func cut(s string) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return "", "", false
+}
+
+// closedTo is what the fleet has seen of partition p's watermark.
+func (n *Node) closedTo(p int) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.merge.closedTo[p]
+}
+
+// groupConfig is the consumer group settings shared by the span and
+// leader groups.
+func (n *Node) groupConfig(id, topic string) kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{ID: id, Brokers: n.kcfg.Brokers, Dialer: n.dialer, Topics: []string{topic},
+		SessionTimeout: n.cfg.SessionTimeout, RebalanceTimeout: n.cfg.SessionTimeout, HeartbeatInterval: n.cfg.SessionTimeout / 5,
+		JoinGroupBackoff: time.Second, StartOffset: kafka.FirstOffset, WatchPartitionChanges: true, PartitionWatchInterval: 10 * time.Second,
+		Logger: kafka.LoggerFunc(func(string, ...any) {})}
+}
+
+// elect holds this member in the leader group; the member assigned the
+// leader topic's partition sends alerts until the next rebalance.
+func (n *Node) elect(ctx context.Context) error {
+	g, err := kafka.NewConsumerGroup(n.groupConfig(n.kcfg.GroupID+"-leader", n.cfg.LeaderTopic))
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	set := func(on bool) {
+		if n.leader.Swap(on) != on {
+			n.log.Info("alert sender role", "leader", on)
+			n.m.leader.Set(b2f(on))
+			if n.opt.OnLeader != nil {
+				n.opt.OnLeader(on)
+			}
+		}
+	}
+	defer set(false)
+	for {
+		gen, err := g.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			set(false)
+			n.log.Warn("leader group", "err", err)
+			continue
+		}
+		set(len(gen.Assignments[n.cfg.LeaderTopic]) > 0)
+		done := make(chan struct{})
+		gen.Start(func(ctx context.Context) { <-ctx.Done(); close(done) })
+		select {
+		case <-done:
+			set(false)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// consume takes this member's share of the source partitions: one worker
+// per assigned partition, started on assignment and stopped on revocation.
+func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
+	g, err := kafka.NewConsumerGroup(n.groupConfig(n.kcfg.GroupID, n.source))
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	for {
+		gen, err := g.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			n.log.Warn("span consumer group", "err", err)
+			continue
+		}
+		owned := gen.Assignments[n.source]
+		n.m.owned.Set(float64(len(owned)))
+		ids := make([]int, 0, len(owned))
+		for _, a := range owned {
+			ids = append(ids, a.ID)
+		}
+		n.log.Info("span partitions assigned", "generation", gen.ID, "partitions", ids)
+		for _, a := range owned {
+			w := &worker{n: n, gen: gen, partition: a.ID, offset: a.Offset, out: out}
+			gen.Start(w.run)
+		}
+		if len(owned) == 0 {
+			gen.Start(func(ctx context.Context) { <-ctx.Done() })
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
