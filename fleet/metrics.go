@@ -9,6 +9,7 @@ type metrics struct {
 	published prometheus.Counter
 	merged    prometheus.Counter
 	lateParts prometheus.Counter
+	repeated  prometheus.Counter
 	rekeyed   prometheus.Counter
 	errors    *prometheus.CounterVec
 }
@@ -26,14 +27,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		merged: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_windows_merged_total",
 			Help: "Whole-fleet windows merged from the summaries and analysed."}),
 		lateParts: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_late_summaries_total",
-			Help: "Window summaries dropped because their window was already complete (a new partition owner re-reading, or a partition later than max_window_wait)."}),
+			Help: "Window summaries dropped because the fleet had stopped waiting for their partition (max_window_wait): calls missing from merged windows."}),
+		repeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_repeated_summaries_total",
+			Help: "Window summaries dropped as repeats of windows their partition had already closed (a new owner re-reading spans; expected after a hand-over)."}),
 		rekeyed: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekeyed_traces_total",
 			Help: "Trace batches re-keyed by trace id for the partition workers."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "causeway_fleet_errors_total",
 			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.rekeyed, m.errors)
+		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.errors)
 	}
 	return m
 }

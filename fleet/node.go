@@ -132,9 +132,13 @@ func (n *Node) Run(ctx context.Context) error {
 		n.m.merged.Inc()
 		n.opt.OnWindow(w)
 	})
-	n.merge.onLate = func(source string, p int, start time.Time) {
+	n.merge.onLate = func(source string, p int, start time.Time, repeat bool) {
+		if repeat {
+			n.m.repeated.Inc()
+			return
+		}
 		n.m.lateParts.Inc()
-		n.log.Debug("window summary after its window closed; dropped", "partition", p, "window", start)
+		n.log.Warn("window summary after the fleet stopped waiting for its partition; its calls are missing", "partition", p, "window", start)
 	}
 	out := &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.WindowsTopic, Balancer: &kafka.Hash{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2,

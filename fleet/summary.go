@@ -106,7 +106,11 @@ type merger struct {
 	maxWait    time.Duration // wall-clock time a window waits for a silent partition
 	now        func() time.Time
 	emit       func(*graph.Window)
-	onLate     func(source string, partition int, start time.Time)
+	// onLate sees a window part dropped: repeat when its partition had
+	// already closed that window (a new owner re-reading spans, expected),
+	// otherwise late (the merger stopped waiting for the partition: its
+	// calls are missing from the fleet's window).
+	onLate func(source string, partition int, start time.Time, repeat bool)
 
 	started  time.Time
 	closedTo map[int]int64           // per span partition
@@ -138,9 +142,9 @@ func (m *merger) add(s *summary) error {
 		return err
 	}
 	end := w.End.UnixNano()
-	if end <= m.closedTo[s.Partition] || end <= m.emitted {
+	if repeat := end <= m.closedTo[s.Partition]; repeat || end <= m.emitted {
 		if m.onLate != nil {
-			m.onLate(s.Source, s.Partition, w.Start)
+			m.onLate(s.Source, s.Partition, w.Start, repeat)
 		}
 		return nil
 	}

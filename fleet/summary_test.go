@@ -73,7 +73,11 @@ func TestMergerStopsWaitingForASilentPartition(t *testing.T) {
 	wall := t0
 	m := newMerger(2, 30*time.Second, func() time.Time { return wall }, func(w *graph.Window) { out = append(out, w) })
 	late := 0
-	m.onLate = func(string, int, time.Time) { late++ }
+	m.onLate = func(_ string, _ int, _ time.Time, repeat bool) {
+		if !repeat {
+			late++
+		}
+	}
 	_ = m.add(part(t, 0, 0, 1))
 	_ = m.add(watermark(0, 30)) // partition 1 far behind in event time, but not silent long: wait
 	wall = wall.Add(30 * time.Second)
