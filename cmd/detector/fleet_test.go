@@ -232,9 +232,15 @@ func latest(m map[time.Time]int64) time.Time {
 	return t
 }
 
+// brief describes incidents for comparison, leaving out those merged into
+// another (two anomalies may meet in the first window alone and only in the
+// second in the fleet).
 func brief(incs []incident.Incident) []string {
 	var out []string
 	for _, i := range incs {
+		if i.MergedInto != "" {
+			continue
+		}
 		top := ""
 		if len(i.Suspects) > 0 {
 			top = i.Suspects[0].Service

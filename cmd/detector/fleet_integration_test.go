@@ -1,0 +1,289 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/alert"
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/sim"
+)
+
+// produce writes simulated traffic with a fault to topic: the history at
+// once, then live at speed, until ctx ends.
+func produce(ctx context.Context, t *testing.T, brokers []string, topic string, byTrace bool, history time.Duration, speed float64, fault string) {
+	t.Helper()
+	cfg := sim.Default()
+	cfg.Seed, cfg.ByTrace, cfg.Start = 5, byTrace, time.Now().Add(-history)
+	f, err := sim.ParseFault(fault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Start += history
+	cfg.Faults = []sim.Fault{f}
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 1000,
+		BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireOne, Transport: &kafka.Transport{}}
+	publish := func(ctx context.Context, msgs []sim.Message) error {
+		kms := make([]kafka.Message, len(msgs))
+		for i, m := range msgs {
+			kms[i] = kafka.Message{Key: m.Key, Value: m.Value}
+		}
+		if err := w.WriteMessages(ctx, kms...); err != nil && ctx.Err() == nil {
+			return err
+		}
+		return nil
+	}
+	if err := publish(ctx, s.Messages(history)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer w.Close()
+		if err := s.Run(ctx, speed, publish); err != nil && ctx.Err() == nil {
+			t.Errorf("producer: %v", err)
+		}
+	}()
+}
+
+// member is a detector process in cluster mode.
+type member struct {
+	name, api string
+	cmd       *exec.Cmd
+	log       string
+}
+
+func (m *member) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + m.api + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// TestIntegrationFleet: a real Kafka topic with 6 partitions, two detector
+// processes in cluster mode and one detector alone. The fault's incident
+// is the same in both; the leader is killed (SIGKILL) after announcing it;
+// the survivor takes its partitions and the alerts, loses no window, and
+// no event is sent twice. With batch messages (not trace-keyed), the
+// fleet re-keys spans and finds the same edges as with trace-keyed ones.
+func TestIntegrationFleet(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	edges := map[bool]string{}
+	for _, keyed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trace_keyed=%v", keyed), func(t *testing.T) {
+			edges[keyed] = runFleet(t, bin, keyed)
+		})
+	}
+	if edges[true] == "" || edges[true] != edges[false] {
+		t.Errorf("edges with trace-keyed messages:\n%s\nwith batches:\n%s", edges[true], edges[false])
+	}
+}
+
+func runFleet(t *testing.T, bin string, keyed bool) string {
+	bs := brokers(t)
+	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
+	topic := "fleet_spans_" + suffix
+	createTopic(t, bs, topic, 6)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	produce(ctx, t, bs, topic, keyed, 12*time.Minute, 4, "latency:paymentservice:+200ms@30s/60s")
+
+	var evMu sync.Mutex
+	events := map[string]int{}
+	opened, resolved := make(chan alert.Event, 8), make(chan alert.Event, 8)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Error(err)
+		}
+		evMu.Lock()
+		events[e.ID]++
+		evMu.Unlock()
+		map[alert.Kind]chan alert.Event{alert.Opened: opened, alert.Resolved: resolved}[e.Kind] <- e
+	}))
+	defer hook.Close()
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "causeway.yaml")
+	yaml := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  topic: %s
+  group_id: fleet-%s
+  trace_keyed: %v
+  max_clock_skew: 1h
+graph:
+  trace_idle: 5s
+  lateness: 2s
+idle_advance: 0s
+cluster:
+  enabled: true
+  windows_topic: windows_%s
+  leader_topic: leader_%s
+  rekey_topic: rekey_%s
+  session_timeout: 6s
+alerts:
+  receivers:
+    - name: hook
+      kind: webhook
+      url: %s
+`, strings.Join(bs, ", "), topic, suffix, keyed, suffix, suffix, suffix, hook.URL)
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var members []*member
+	for _, name := range []string{"a", "b"} {
+		m := &member{name: name, api: freeAddr(t), log: filepath.Join(dir, name+".log")}
+		m.cmd = exec.Command(bin, "run", "--config", conf, "--listen", m.api, "--state-dir", filepath.Join(dir, name))
+		f, err := os.Create(m.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.cmd.Stdout, m.cmd.Stderr = f, f
+		if err := m.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		members = append(members, m)
+	}
+	defer func() {
+		for _, m := range members {
+			_ = m.cmd.Process.Signal(syscall.SIGTERM)
+			_ = m.cmd.Wait()
+			if t.Failed() {
+				b, _ := os.ReadFile(m.log)
+				t.Logf("member %s log (tail):\n%s", m.name, tail(string(b), 4000))
+			}
+		}
+	}()
+
+	// The lone detector, in process.
+	cfg := defaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "solo-"+suffix
+	cfg.Kafka.MaxClockSkew = time.Hour
+	cfg.Graph.TraceIdle, cfg.Graph.Lateness, cfg.Idle = 5*time.Second, 2*time.Second, 0
+	solo := &Main{Config: cfg, Log: quietLogger(t)}
+	soloDone := make(chan error, 1)
+	go func() { soloDone <- solo.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-soloDone; err != nil {
+			t.Errorf("lone detector: %v", err)
+		}
+	}()
+
+	var first alert.Event
+	select {
+	case first = <-opened:
+	case <-ctx.Done():
+		t.Fatal("no opened event from the fleet")
+	}
+	var leader, survivor *member
+	poll(t, 30*time.Second, "a leader", func() bool {
+		for i, m := range members {
+			if m.metric(t, "causeway_fleet_leader") == 1 {
+				leader, survivor = m, members[1-i]
+				return true
+			}
+		}
+		return false
+	})
+	if keyed {
+		poll(t, 30*time.Second, "the survivor hearing of the delivery", func() bool {
+			return survivor.metric(t, `causeway_alert_queue_depth{receiver="hook"}`) == 0
+		})
+		if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("killed the leader %s after %s opened", leader.name, first.ID)
+	}
+	select {
+	case <-resolved:
+	case <-ctx.Done():
+		t.Fatal("no resolved event")
+	}
+	poll(t, time.Minute, "the lone detector resolving", func() bool {
+		return len(solo.incidents.List(incident.Resolved, time.Time{}, time.Time{})) > 0 &&
+			len(solo.incidents.List(incident.Open, time.Time{}, time.Time{})) == 0
+	})
+
+	// Same incidents as alone.
+	var fleetIncs struct{ Incidents []incident.Incident }
+	getJSON(t, "http://"+survivor.api+"/api/v1/incidents", &fleetIncs)
+	a, b := brief(solo.incidents.List("", time.Time{}, time.Time{})), brief(fleetIncs.Incidents)
+	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Errorf("incidents alone:\n%s\nin the fleet:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+	}
+	if late := survivor.metric(t, "causeway_fleet_late_summaries_total"); late != 0 {
+		t.Errorf("survivor: %v window summaries came after the fleet stopped waiting", late)
+	}
+	evMu.Lock()
+	for id, n := range events {
+		if n != 1 {
+			t.Errorf("event %s delivered %d times", id, n)
+		}
+	}
+	evMu.Unlock()
+
+	var snap graph.Snapshot
+	getJSON(t, "http://"+survivor.api+"/api/v1/graph", &snap)
+	var es []string
+	for _, e := range snap.Edges {
+		es = append(es, e.Source+"->"+e.Target)
+	}
+	slices.Sort(es)
+	return strings.Join(es, "\n")
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
