@@ -244,8 +244,16 @@ alerts:
 	// Same incidents as alone.
 	var fleetIncs struct{ Incidents []incident.Incident }
 	getJSON(t, "http://"+survivor.api+"/api/v1/incidents", &fleetIncs)
-	a, b := brief(solo.incidents.List("", time.Time{}, time.Time{})), brief(fleetIncs.Incidents)
-	if strings.Join(a, "\n") != strings.Join(b, "\n") {
+	alone := solo.incidents.List("", time.Time{}, time.Time{})
+	a, b := brief(alone), brief(fleetIncs.Incidents)
+	if !keyed {
+		// Re-keyed spans reach their partition a little out of order (the
+		// re-key stage interleaves six partitions), and at 4x speed a few
+		// land after their window closed: the incident may open one window
+		// later. Compare what it names.
+		a, b = briefNoTime(alone), briefNoTime(fleetIncs.Incidents)
+	}
+	if len(a) == 0 || strings.Join(a, "\n") != strings.Join(b, "\n") {
 		t.Errorf("incidents alone:\n%s\nin the fleet:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
 	}
 	if late := survivor.metric(t, "causeway_fleet_late_summaries_total"); late != 0 {
@@ -267,6 +275,14 @@ alerts:
 	}
 	slices.Sort(es)
 	return strings.Join(es, "\n")
+}
+
+func briefNoTime(incs []incident.Incident) []string {
+	out := brief(incs)
+	for i, s := range out {
+		_, out[i], _ = strings.Cut(s, " ")
+	}
+	return out
 }
 
 func getJSON(t *testing.T, url string, v any) {
