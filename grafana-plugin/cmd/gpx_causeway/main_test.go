@@ -152,7 +152,7 @@ func TestHarness(t *testing.T) {
 			q("S", `{"queryType":"suspects","incidentId":"`+id+`"}`),
 			q("G", `{"queryType":"graph","incidentId":"`+id+`"}`),
 			q("I", `{"queryType":"incidents"}`),
-			q("B", `{"queryType":"baseline","incidentId":"`+id+`"}`),
+			q("B", `{"queryType":"baseline","edge":"checkoutservice->paymentservice"}`),
 		)
 		for ref, r := range res.Responses {
 			if r.Error != nil {
@@ -174,7 +174,7 @@ func TestHarness(t *testing.T) {
 			t.Errorf("incidents table lacks %s", id)
 		}
 		if f := res.Responses["B"].Frames; len(f) == 0 || f[0].Rows() == 0 {
-			t.Errorf("no baseline series for the suspects' edges: %v", f)
+			t.Errorf("no baseline series for checkoutservice->paymentservice: %v", f)
 		}
 	})
 
@@ -365,4 +365,3 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
-
