@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean
+.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test
 
 all: build
 
@@ -16,7 +16,7 @@ run: build
 	$(BIN)/detector run $(ARGS)
 
 ## test: vet, gofmt, unit and golden tests, short fuzzing, then integration tests against a real Kafka broker
-test: lint unit fuzz-short integration
+test: lint unit fuzz-short plugin-test integration
 
 lint:
 	$(GO) vet $(PKGS)
@@ -36,6 +36,24 @@ fuzz:
 ## integration: real Apache Kafka (KRaft, from Maven Central) on 127.0.0.1, started and stopped by scripts/integration.sh
 integration:
 	scripts/integration.sh -run '^TestIntegration' ./...
+
+## plugin: the Grafana data source into grafana-plugin/dist: frontend (module.js, plugin.json) and backend gpx_causeway_<os>_<arch>
+PLUGIN     := grafana-plugin
+PLUGIN_BIN := $(PLUGIN)/dist/gpx_causeway_$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
+plugin: plugin-frontend
+	$(GO) build -o $(PLUGIN_BIN) ./$(PLUGIN)/cmd/gpx_causeway
+
+# npm ci when node_modules is missing or older than the lock file; never downloads a browser.
+plugin-deps: $(PLUGIN)/node_modules/.package-lock.json
+$(PLUGIN)/node_modules/.package-lock.json: $(PLUGIN)/package-lock.json
+	cd $(PLUGIN) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+
+plugin-frontend: plugin-deps
+	cd $(PLUGIN) && npm run build
+
+## plugin-test: the plugin frontend's tsc, jest, production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
+plugin-test: plugin-deps
+	cd $(PLUGIN) && npm run typecheck && npm test && npm run build && npm run screenshot
 
 ## bench: decode and aggregation throughput
 bench:
