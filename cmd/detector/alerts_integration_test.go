@@ -236,8 +236,10 @@ func TestIntegrationAlertsSurviveKill(t *testing.T) {
 	}()
 	select {
 	case e := <-got:
-		if e.ID != queued.ID || e.Kind != alert.Opened || e.TopSuspect() != "paymentservice" {
-			t.Errorf("after restart the webhook got %+v, want %s (opened, paymentservice)", e, queued.ID)
+		// The event queued before the kill, whichever incident it is
+		// about (under heavy load the demo can open another one first).
+		if e.ID != queued.ID || e.Kind != queued.Kind || e.IncidentID != queued.IncidentID {
+			t.Errorf("after restart the webhook got %+v, want %s", e, queued.ID)
 		}
 	case <-time.After(time.Minute):
 		t.Fatal(fmt.Sprintf("%s not delivered after the restart", queued.ID))
