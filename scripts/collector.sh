@@ -111,6 +111,8 @@ cmd_build() {
 		return 0
 	fi
 	install_builder
+	# Scratch directories of earlier failed builds were kept for their logs.
+	rm -rf "$OUT"/build.*
 
 	local work start
 	work=$(mktemp -d "$OUT/build.XXXXXX")

@@ -70,7 +70,8 @@ func TestIntegrationCollector(t *testing.T) {
 			topic := fmt.Sprintf("it_otelcol_%s_%s", name, suffix)
 			const partitions = 6
 			createTopic(t, bs, topic, partitions)
-			addr := startCollector(t, bin, collectorConfig(freeAddr(t), bs, topic, byID))
+			addr := freeAddr(t)
+			startCollector(t, bin, addr, collectorConfig(addr, bs, topic, byID))
 
 			// The detector reads from the start of the topic, so it may
 			// start before or after the traffic; before is like live.
@@ -81,13 +82,12 @@ func TestIntegrationCollector(t *testing.T) {
 			m, apiAddr, stop := startMain(t, cfg)
 			defer stop()
 
-			start := time.Now().Add(-5 * time.Second).Truncate(time.Second)
-			want, sent := sendSimulated(t, addr, start)
+			want, sent := sendSimulated(t, addr, cfg.Graph)
 			t.Logf("sent %d spans of %v simulated traffic", sent, collectorSimulated)
 
 			waitMetric(t, apiAddr, "causeway_spans_total", float64(sent))
 			got := waitGraph(t, m, want.WindowEnd)
-			compareEdges(t, got, want)
+			compareEdges(t, "detector", got, "direct", want)
 			for _, s := range []string{
 				"causeway_graph_spans_too_late_total",
 				"causeway_graph_traces_evicted_total",
@@ -101,10 +101,7 @@ func TestIntegrationCollector(t *testing.T) {
 		})
 	}
 	if a, b := graphs[true], graphs[false]; a != nil && b != nil {
-		ea, eb := edgeSet(a), edgeSet(b)
-		if !slices.Equal(ea, eb) {
-			t.Errorf("trace-keyed and batched messages gave different edges:\n by id:   %v\n batches: %v", ea, eb)
-		}
+		compareEdges(t, "batches", b, "trace-keyed", a)
 	}
 }
 
@@ -160,10 +157,10 @@ service:
 `, addr, strings.Join(brokers, ", "), topic, byID)
 }
 
-// startCollector runs the Collector with config until the test ends and
-// returns the address of its OTLP/gRPC receiver once it accepts exports.
-// Its log is printed if the test fails.
-func startCollector(t *testing.T, bin, config string) string {
+// startCollector runs the Collector with config until the test ends, and
+// returns once its OTLP/gRPC receiver at addr accepts exports. Its log is
+// printed if the test fails.
+func startCollector(t *testing.T, bin, addr, config string) {
 	t.Helper()
 	dir := t.TempDir()
 	confPath := filepath.Join(dir, "collector.yaml")
@@ -198,14 +195,8 @@ func startCollector(t *testing.T, bin, config string) string {
 		}
 	})
 
-	var endpoint string
-	for _, line := range strings.Split(config, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "endpoint: "); ok {
-			endpoint = v
-		}
-	}
 	// Ready when an empty export goes through the pipeline.
-	conn := dialOTLP(t, endpoint)
+	conn := dialOTLP(t, addr)
 	client := coltracepb.NewTraceServiceClient(conn)
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -215,7 +206,7 @@ func startCollector(t *testing.T, bin, config string) string {
 		_, err := client.Export(ctx, &coltracepb.ExportTraceServiceRequest{})
 		cancel()
 		if err == nil {
-			return endpoint
+			return
 		}
 		select {
 		case werr := <-exited:
@@ -224,7 +215,7 @@ func startCollector(t *testing.T, bin, config string) string {
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("collector did not accept OTLP on %s within 30s: %v", endpoint, err)
+			t.Fatalf("collector did not accept OTLP on %s within 30s: %v", addr, err)
 		}
 	}
 }
@@ -261,19 +252,23 @@ func startMain(t *testing.T, cfg Config) (*Main, string, func()) {
 	}
 }
 
-// sendSimulated exports collectorSimulated of the simulator's traffic,
-// starting at simulated time start, to the Collector at addr, paced at
-// collectorSpeed. It returns the graph the same spans give when fed
-// straight into an aggregator with the detector's window settings (the
-// windows the spans themselves close, no flush) and how many spans it sent.
-func sendSimulated(t *testing.T, addr string, start time.Time) (*graph.Snapshot, int) {
+// sendSimulated exports collectorSimulated of the simulator's traffic to
+// the Collector at addr, paced at collectorSpeed. It returns the graph the
+// same spans give when fed straight into an aggregator with the detector's
+// graph settings gcfg (the windows the spans themselves close, no flush),
+// and how many spans it sent.
+func sendSimulated(t *testing.T, addr string, gcfg graph.Config) (*graph.Snapshot, int) {
 	t.Helper()
-	s, err := sim.New(sim.Config{Seed: 11, Start: start, Rate: 20})
+	agg := graph.New(gcfg, nil, nil)
+	// Event time starts a little before now, on a window boundary, so
+	// every run files the same calls in the same windows and their graphs
+	// can be compared.
+	window := agg.Config().Window
+	s, err := sim.New(sim.Config{Seed: 11, Start: time.Now().Truncate(window).Add(-window), Rate: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	client := coltracepb.NewTraceServiceClient(dialOTLP(t, addr))
-	agg := graph.New(graph.Config{}, nil, nil)
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
 	sent := 0
 	tick := time.NewTicker(time.Duration(float64(collectorStep) / collectorSpeed))
@@ -344,40 +339,36 @@ func edgeSet(g *graph.Snapshot) []string {
 	return out
 }
 
-// compareEdges checks got has exactly want's edges, each with the same
-// number of calls and errors over all closed windows, give or take 1% (the
-// same spans reach both; a difference means the detector joined some
-// calls differently, which should not happen, but a few must not fail a
-// test of the transport).
-func compareEdges(t *testing.T, got, want *graph.Snapshot) {
+// compareEdges checks graph got has exactly want's edges, each with the
+// same number of calls and errors over all closed windows, give or take 1%:
+// the same spans reach both, so a difference means calls were joined
+// differently, which should not happen, but a stray few must not fail a
+// test of the transport.
+func compareEdges(t *testing.T, gotName string, got *graph.Snapshot, wantName string, want *graph.Snapshot) {
 	t.Helper()
 	if g, w := edgeSet(got), edgeSet(want); !slices.Equal(g, w) {
-		t.Errorf("edges differ:\n got  %v\n want %v", g, w)
+		t.Errorf("edges differ:\n %-11s %v\n %-11s %v", gotName, g, wantName, w)
 	}
 	byName := map[string]graph.EdgeView{}
 	for _, e := range got.Edges {
 		byName[e.Source+"->"+e.Target] = e
 	}
+	near := func(a, b int64) bool { return max(a-b, b-a) <= max(1, b/100) }
 	exact := 0
 	for _, w := range want.Edges {
 		name := w.Source + "->" + w.Target
 		g, ok := byName[name]
-		if !ok {
-			continue
-		}
-		if g.Total.Requests == w.Total.Requests && g.Total.Errors == w.Total.Errors {
+		switch {
+		case !ok:
+		case g.Total.Requests == w.Total.Requests && g.Total.Errors == w.Total.Errors:
 			exact++
-			continue
-		}
-		tol := max(1, w.Total.Requests/100)
-		if diff := g.Total.Requests - w.Total.Requests; diff > tol || -diff > tol {
-			t.Errorf("%s: %d calls, want %d", name, g.Total.Requests, w.Total.Requests)
-		}
-		if diff := g.Total.Errors - w.Total.Errors; diff > max(1, w.Total.Errors/100) || -diff > max(1, w.Total.Errors/100) {
-			t.Errorf("%s: %d errors, want %d", name, g.Total.Errors, w.Total.Errors)
+		case !near(g.Total.Requests, w.Total.Requests) || !near(g.Total.Errors, w.Total.Errors):
+			t.Errorf("%s: %s has %d calls, %d errors; %s has %d, %d", name,
+				gotName, g.Total.Requests, g.Total.Errors, wantName, w.Total.Requests, w.Total.Errors)
 		}
 	}
-	t.Logf("%d edges, %d with exactly the expected calls and errors; %d calls on frontend edges", len(want.Edges), exact, frontendCalls(want))
+	t.Logf("%s vs %s: %d edges, %d with exactly the same calls and errors; %d calls from frontend",
+		gotName, wantName, len(want.Edges), exact, frontendCalls(got))
 }
 
 func frontendCalls(g *graph.Snapshot) int64 {
