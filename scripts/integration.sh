@@ -8,7 +8,9 @@
 # Kafka a developer may run on 9092) with its files in $KAFKA_DIR (default
 # $TMPDIR/causeway-kafka-it, kept after the run for its logs). Tests find it
 # in KAFKA_BROKERS. If KAFKA_BROKERS is already set, that broker is used and
-# none is started. The exit code is go test's.
+# none is started. The OpenTelemetry Collector the producer tests run is
+# built by scripts/collector.sh and passed in OTELCOL_BIN (set it to use
+# another build). The exit code is go test's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +31,21 @@ on_signal() {
 }
 trap 'on_signal 130' INT
 trap 'on_signal 143' TERM
+
+# The real-producer tests (TestIntegrationCollector) run an OpenTelemetry
+# Collector built by scripts/collector.sh, found in OTELCOL_BIN. Built first,
+# before a broker is running; cached after the first time. A failed build
+# does not stop the other tests: the Collector tests fail, saying so.
+if [[ -z ${OTELCOL_BIN:-} ]]; then
+	if built=$(scripts/collector.sh build); then
+		OTELCOL_BIN=$(tail -n 1 <<<"$built")
+		export OTELCOL_BIN
+		echo "integration: collector at OTELCOL_BIN=$OTELCOL_BIN"
+	else
+		export OTELCOL_BUILD_ERROR="scripts/collector.sh build failed (exit $?); its output precedes the test run"
+		echo "integration: $OTELCOL_BUILD_ERROR" >&2
+	fi
+fi
 
 if [[ -n ${KAFKA_BROKERS:-} ]]; then
 	echo "integration: using the broker at KAFKA_BROKERS=$KAFKA_BROKERS"
