@@ -97,6 +97,9 @@ type Aggregator struct {
 	pend     *pending
 	joiner   joiner
 	maxEnd   int64             // latest span end seen (event time)
+	// srcMax is the latest span end per source (Kafka partition) fed
+	// through AddFrom; the watermark follows the slowest of them.
+	srcMax map[int]int64
 	open     map[int64]*Window // open windows by start
 	closedTo int64             // windows ending at or before this are closed
 
@@ -131,6 +134,53 @@ func New(cfg Config, onWindow WindowFunc, m *Metrics) *Aggregator {
 // were rejected as too late (their window already closed); those are also
 // counted in the metrics.
 func (a *Aggregator) Add(spans []span.Span) (late int) {
+	return a.add(-1, spans)
+}
+
+// AddFrom is Add for spans from one of several sources read side by side,
+// such as the partitions of a topic. Event time then advances with the
+// slowest source, not the fastest: a partition read behind the others
+// (a backlog, a slow broker) does not see its spans dropped as late. A
+// source that stops sending holds windows open until ForgetSource.
+func (a *Aggregator) AddFrom(source int, spans []span.Span) (late int) {
+	return a.add(source, spans)
+}
+
+// ForgetSource stops waiting for a source that has gone quiet (its
+// partition was revoked, or has no traffic); it counts again from its next
+// spans.
+func (a *Aggregator) ForgetSource(source int) {
+	if _, ok := a.srcMax[source]; ok {
+		delete(a.srcMax, source)
+		a.advance(a.watermark())
+	}
+}
+
+// Sources lists the sources the watermark waits for.
+func (a *Aggregator) Sources() []int {
+	out := make([]int, 0, len(a.srcMax))
+	for s := range a.srcMax {
+		out = append(out, s)
+	}
+	return out
+}
+
+// watermark is the event time windows close by (before TraceIdle and
+// Lateness): the slowest source's latest span end, or the latest span end
+// of all when there are no sources.
+func (a *Aggregator) watermark() int64 {
+	if len(a.srcMax) == 0 {
+		return a.maxEnd
+	}
+	wm := int64(1<<63 - 1)
+	for _, m := range a.srcMax {
+		wm = min(wm, m)
+	}
+	return wm
+}
+
+func (a *Aggregator) add(source int, spans []span.Span) (late int) {
+	srcEnd, seen := a.srcMax[source]
 	for i := range spans {
 		s := &spans[i]
 		if a.windowStart(s.End)+int64(a.cfg.Window) <= a.closedTo {
@@ -139,6 +189,13 @@ func (a *Aggregator) Add(spans []span.Span) (late int) {
 		}
 		a.pend.add(s)
 		a.maxEnd = max(a.maxEnd, s.End)
+		srcEnd = max(srcEnd, s.End)
+	}
+	if source >= 0 && (seen || srcEnd > 0) {
+		if a.srcMax == nil {
+			a.srcMax = make(map[int]int64)
+		}
+		a.srcMax[source] = srcEnd
 	}
 	a.m.tooLate.Add(float64(late))
 	for a.pend.nSpans > a.cfg.MaxPendingSpans {
@@ -146,7 +203,7 @@ func (a *Aggregator) Add(spans []span.Span) (late int) {
 		a.m.evicted.Inc()
 		a.finish(t)
 	}
-	a.advance(a.maxEnd)
+	a.advance(a.watermark())
 	a.m.pendingSpans.Set(float64(a.pend.nSpans))
 	return late
 }
@@ -155,10 +212,11 @@ func (a *Aggregator) Add(spans []span.Span) (late int) {
 // windows close when traffic stops. Live consumers call it from a wall-clock
 // ticker with now minus a safety margin; replay never needs it.
 func (a *Aggregator) AdvanceTo(t int64) {
-	if t > a.maxEnd {
-		a.maxEnd = t
-		a.advance(t)
+	for s, m := range a.srcMax {
+		a.srcMax[s] = max(m, t)
 	}
+	a.maxEnd = max(a.maxEnd, t)
+	a.advance(a.watermark())
 }
 
 // Flush joins every pending trace and closes every open window, as at the

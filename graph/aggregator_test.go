@@ -121,3 +121,43 @@ func TestSelfTimeNeverNegative(t *testing.T) {
 		t.Fatalf("self time %d, want 10", got)
 	}
 }
+
+// TestSlowestSourceHoldsTheWatermark: two partitions read side by side, one
+// a minute behind. With AddFrom its spans still count; with Add the fast
+// partition's spans close their windows first.
+func TestSlowestSourceHoldsTheWatermark(t *testing.T) {
+	for _, perSource := range []bool{true, false} {
+		a := New(Config{}, nil, nil)
+		add := func(src int, s []span.Span) int {
+			if perSource {
+				return a.AddFrom(src, s)
+			}
+			return a.Add(s)
+		}
+		late := 0
+		for i := range 120 { // partition 0 at i s, partition 1 a minute behind
+			late += add(1, call(2*i+1, "cart", "Get", time.Duration(i-60)*time.Second))
+			late += add(0, call(2*i, "cart", "Get", time.Duration(i)*time.Second))
+		}
+		if perSource && late != 0 {
+			t.Errorf("AddFrom: %d spans late from the slower partition", late)
+		}
+		if !perSource && late == 0 {
+			t.Error("Add: no span late; the test does not separate the two")
+		}
+	}
+	// A quiet source stops holding windows back once forgotten.
+	var closed []*Window
+	a := New(Config{}, func(w *Window) { closed = append(closed, w) }, nil)
+	a.AddFrom(1, call(1, "cart", "Get", 0))
+	for i := range 60 {
+		a.AddFrom(0, call(100+i, "cart", "Get", time.Duration(i)*time.Second))
+	}
+	if len(closed) != 0 {
+		t.Fatalf("%d windows closed while partition 1 was behind", len(closed))
+	}
+	a.ForgetSource(1)
+	if len(closed) == 0 || len(a.Sources()) != 1 {
+		t.Fatalf("after forgetting partition 1: %d windows closed, sources %v", len(closed), a.Sources())
+	}
+}

@@ -334,31 +334,44 @@ func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
 
 // apply is the graph's goroutine: it applies each decoded message, then
 // marks it done so its offset can be committed, and moves event time on
-// with the wall clock when traffic stops.
+// with the wall clock when traffic stops. Event time follows the slowest
+// partition; one silent for longer than quietPartition (or idle, if
+// longer) stops holding windows back.
 func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Duration) error {
-	var tick <-chan time.Time
-	if idle > 0 {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
-	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	quiet := max(idle, quietPartition)
+	heard := map[int]time.Time{}
 	for {
 		select {
 		case b, ok := <-cons.Batches():
 			if !ok {
 				return nil
 			}
-			m.agg.Add(b.Spans)
+			m.agg.AddFrom(b.Partition, b.Spans)
+			heard[b.Partition] = time.Now()
 			if err := cons.Done(ctx, b); err != nil && ctx.Err() == nil {
 				m.Log.Warn("mark applied", "err", err)
 			}
-		case now := <-tick:
-			m.agg.AdvanceTo(now.Add(-idle).UnixNano())
+		case now := <-t.C:
+			for p, at := range heard {
+				if now.Sub(at) > quiet {
+					m.agg.ForgetSource(p)
+					delete(heard, p)
+				}
+			}
+			if idle > 0 {
+				m.agg.AdvanceTo(now.Add(-idle).UnixNano())
+			}
 		case <-ctx.Done():
 			return nil
 		}
 	}
 }
+
+// quietPartition is how long a partition may send nothing before event
+// time stops waiting for it.
+const quietPartition = 30 * time.Second
 
 // Files in the state directory.
 const (
