@@ -203,12 +203,21 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("connect to kafka: %w", err)
 	}
 	defer conn.Close()
+	// Count partitions from the list of every topic: asking for one topic
+	// by name would have a broker that auto-creates topics create it, with
+	// its default partition count.
 	count := func(topic string) (int, error) {
-		ps, err := conn.ReadPartitions(topic)
+		ps, err := conn.ReadPartitions()
 		if err != nil {
 			return 0, err
 		}
-		return len(ps), nil
+		n := 0
+		for _, p := range ps {
+			if p.Topic == topic {
+				n++
+			}
+		}
+		return n, nil
 	}
 	spans, err := count(n.kcfg.Topic)
 	if err != nil || spans == 0 {
