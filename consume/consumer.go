@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/causeway/causeway/span"
 )
@@ -88,11 +90,7 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		lag:  make(map[int]int64),
 	}
 	if cfg.DeadLetterTopic != "" {
-		tlsConf, err := cfg.TLS.tlsConfig()
-		if err != nil {
-			return nil, err
-		}
-		mech, err := cfg.SASL.mechanism()
+		tr, err := cfg.Transport()
 		if err != nil {
 			return nil, err
 		}
@@ -103,19 +101,28 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 			RequiredAcks:           kafka.RequireAll,
 			AllowAutoTopicCreation: true,
 			WriteTimeout:           10 * time.Second,
-			Transport:              &kafka.Transport{TLS: tlsConf, SASL: mech},
+			Transport:              tr,
 		}
 	}
 	return d, nil
 }
 
-// Dialer is a kafka-go dialer with cfg's TLS and SASL settings.
-func (c Config) Dialer() (*kafka.Dialer, error) {
+// security is cfg's TLS configuration and SASL mechanism (nil when off).
+func (c Config) security() (*tls.Config, sasl.Mechanism, error) {
 	tlsConf, err := c.TLS.tlsConfig()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mech, err := c.SASL.mechanism()
+	if err != nil {
+		return nil, nil, err
+	}
+	return tlsConf, mech, nil
+}
+
+// Dialer is a kafka-go dialer with cfg's TLS and SASL settings.
+func (c Config) Dialer() (*kafka.Dialer, error) {
+	tlsConf, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}
@@ -124,11 +131,7 @@ func (c Config) Dialer() (*kafka.Dialer, error) {
 
 // Transport is a kafka-go transport for writers, with cfg's TLS and SASL.
 func (c Config) Transport() (*kafka.Transport, error) {
-	tlsConf, err := c.TLS.tlsConfig()
-	if err != nil {
-		return nil, err
-	}
-	mech, err := c.SASL.mechanism()
+	tlsConf, mech, err := c.security()
 	if err != nil {
 		return nil, err
 	}

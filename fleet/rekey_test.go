@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway/causeway/consume"
@@ -19,12 +20,7 @@ func TestSplitByTrace(t *testing.T) {
 	want := map[string]int{}   // trace -> spans
 	svc := map[string]string{} // span id -> service.name
 	for _, rs := range req.ResourceSpans {
-		name := ""
-		for _, kv := range rs.Resource.Attributes {
-			if kv.Key == "service.name" {
-				name = kv.Value.GetStringValue()
-			}
-		}
+		name := serviceName(rs)
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
 				want[hex.EncodeToString(sp.TraceId)]++
@@ -62,12 +58,7 @@ func TestSplitByTrace(t *testing.T) {
 			}
 			n := 0
 			for _, rs := range r.ResourceSpans {
-				name := ""
-				for _, kv := range rs.Resource.Attributes {
-					if kv.Key == "service.name" {
-						name = kv.Value.GetStringValue()
-					}
-				}
+				name := serviceName(rs)
 				for _, ss := range rs.ScopeSpans {
 					for _, sp := range ss.Spans {
 						n++
@@ -85,4 +76,13 @@ func TestSplitByTrace(t *testing.T) {
 	if _, err := splitByTrace([]byte("not otlp"), consume.EncodingProto); err == nil {
 		t.Error("garbage split without error")
 	}
+}
+
+func serviceName(rs *tracepb.ResourceSpans) string {
+	for _, kv := range rs.Resource.Attributes {
+		if kv.Key == "service.name" {
+			return kv.Value.GetStringValue()
+		}
+	}
+	return ""
 }

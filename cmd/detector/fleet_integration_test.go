@@ -8,14 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -132,20 +130,9 @@ func runFleet(t *testing.T, bin string, keyed bool) string {
 	defer cancel()
 	produce(ctx, t, bs, topic, keyed, 12*time.Minute, 4, "latency:paymentservice:+200ms@30s/60s") // keyed: partition_traces_by_id
 
-	var evMu sync.Mutex
-	events := map[string]int{}
-	opened, resolved := make(chan alert.Event, 8), make(chan alert.Event, 8)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var e alert.Event
-		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
-			t.Error(err)
-		}
-		evMu.Lock()
-		events[e.ID]++
-		evMu.Unlock()
-		map[alert.Kind]chan alert.Event{alert.Opened: opened, alert.Resolved: resolved}[e.Kind] <- e
-	}))
+	hook := newEventHook(t)
 	defer hook.Close()
+	opened, resolved := hook.opened, hook.resolved
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "causeway.yaml")
@@ -268,13 +255,7 @@ alerts:
 	if late := survivor.metric(t, "causeway_fleet_late_summaries_total"); late != 0 {
 		t.Errorf("survivor: %v window summaries came after the fleet stopped waiting", late)
 	}
-	evMu.Lock()
-	for id, n := range events {
-		if n != 1 {
-			t.Errorf("event %s delivered %d times", id, n)
-		}
-	}
-	evMu.Unlock()
+	hook.checkOnce(t)
 
 	var snap graph.Snapshot
 	getJSON(t, "http://"+survivor.api+"/api/v1/graph", &snap)

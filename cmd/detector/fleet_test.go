@@ -62,25 +62,9 @@ func TestFleetMatchesOneDetector(t *testing.T) {
 	defer demo.Close()
 	go func() { _ = demo.Run(ctx) }()
 
-	var evMu sync.Mutex
-	events := map[string]int{} // event id -> deliveries
-	opened, resolved := make(chan alert.Event, 8), make(chan alert.Event, 8)
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var e alert.Event
-		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
-			t.Error(err)
-		}
-		evMu.Lock()
-		events[e.ID]++
-		evMu.Unlock()
-		switch e.Kind {
-		case alert.Opened:
-			opened <- e
-		case alert.Resolved:
-			resolved <- e
-		}
-	}))
+	hook := newEventHook(t)
 	defer hook.Close()
+	opened, resolved := hook.opened, hook.resolved
 
 	windows := make(chan string, 1024)
 	start := func(name, group string, cluster bool) *detector {
@@ -213,13 +197,7 @@ func TestFleetMatchesOneDetector(t *testing.T) {
 	if late := metricValue(t, survivor.m.reg, "causeway_fleet_late_summaries_total"); late != 0 {
 		t.Errorf("%v window summaries arrived after the fleet stopped waiting for them", late)
 	}
-	evMu.Lock()
-	defer evMu.Unlock()
-	for id, n := range events {
-		if n != 1 {
-			t.Errorf("event %s delivered %d times", id, n)
-		}
-	}
+	hook.checkOnce(t)
 }
 
 func latest(m map[time.Time]int64) time.Time {
@@ -270,4 +248,46 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// eventHook is on-call's webhook: it counts deliveries per event id and
+// passes opened and resolved events on.
+type eventHook struct {
+	*httptest.Server
+	opened, resolved chan alert.Event
+
+	mu     sync.Mutex
+	events map[string]int
+}
+
+func newEventHook(t *testing.T) *eventHook {
+	h := &eventHook{opened: make(chan alert.Event, 16), resolved: make(chan alert.Event, 16), events: map[string]int{}}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err != nil {
+			t.Error(err)
+		}
+		h.mu.Lock()
+		h.events[e.ID]++
+		h.mu.Unlock()
+		switch e.Kind {
+		case alert.Opened:
+			h.opened <- e
+		case alert.Resolved:
+			h.resolved <- e
+		}
+	}))
+	return h
+}
+
+// checkOnce fails the test for every event delivered more than once.
+func (h *eventHook) checkOnce(t *testing.T) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.events {
+		if n != 1 {
+			t.Errorf("event %s delivered %d times", id, n)
+		}
+	}
 }
