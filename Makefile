@@ -16,7 +16,7 @@ run: build
 	$(BIN)/detector run $(ARGS)
 
 ## test: vet, gofmt, unit and golden tests, short fuzzing, then integration tests against a real Kafka broker
-test: lint unit fuzz-short integration
+test: lint deploy-check unit fuzz-short integration
 
 lint:
 	$(GO) vet $(PKGS)
@@ -36,6 +36,18 @@ fuzz:
 ## integration: real Apache Kafka (KRaft, from Maven Central) on 127.0.0.1, started and stopped by scripts/integration.sh
 integration:
 	scripts/integration.sh -run '^TestIntegration' ./...
+
+## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache) and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
+KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
+DEPLOY_KUSTOMIZATIONS := overlays/dev overlays/production kafka-topics
+.PHONY: deploy-check
+deploy-check:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for k in $(DEPLOY_KUSTOMIZATIONS); do \
+		echo "kustomize build deploy/kubernetes/$$k"; \
+		$(KUSTOMIZE) build deploy/kubernetes/$$k > "$$dir/$$(basename $$k).yaml" || exit 1; \
+	done && \
+	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
 ## bench: decode and aggregation throughput
 bench:
