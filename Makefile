@@ -37,7 +37,7 @@ fuzz:
 integration:
 	scripts/integration.sh -run '^TestIntegration' ./...
 
-## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache) and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
+## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
 KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
 DEPLOY_KUSTOMIZATIONS := overlays/dev overlays/production kafka-topics
 .PHONY: deploy-check
@@ -47,6 +47,8 @@ deploy-check:
 		echo "kustomize build deploy/kubernetes/$$k"; \
 		$(KUSTOMIZE) build deploy/kubernetes/$$k > "$$dir/$$(basename $$k).yaml" || exit 1; \
 	done && \
+	$(GO) -C deploy/kubelint vet . && $(GO) -C deploy/kubelint test -count=1 . && \
+	$(GO) -C deploy/kubelint run . "$$dir"/*.yaml && \
 	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
 ## bench: decode and aggregation throughput
