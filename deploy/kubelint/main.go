@@ -1,7 +1,8 @@
 // Command kubelint decodes rendered Kubernetes manifests strictly into the
 // API types of k8s.io/api (and the Prometheus Operator's for ServiceMonitor),
 // so a misspelt or misplaced field, which the API server would reject or
-// silently drop, fails `make deploy-check` here, without a cluster. Kinds
+// silently drop, fails `make deploy-check` here, without a cluster.
+// PrometheusRule expressions are parsed as PromQL. Kinds
 // without Go types (Strimzi's KafkaTopic) are listed as not checked; the
 // tests in deploy/ check those structurally.
 //
@@ -39,6 +40,7 @@ var kinds = map[string]func() any{
 	"policy/v1/PodDisruptionBudget": func() any { return new(policyv1.PodDisruptionBudget) },
 	// The Prometheus Operator's types, from its small API-only module.
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return new(monitoringv1.ServiceMonitor) },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
 }
 
 func main() {
@@ -117,10 +119,14 @@ func lintDoc(doc []byte) (what string, checked bool, err error) {
 	if !ok {
 		return what, false, nil
 	}
+	v := mk()
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(mk()); err != nil {
+	if err := dec.Decode(v); err != nil {
 		return what, true, err
+	}
+	if pr, ok := v.(*monitoringv1.PrometheusRule); ok {
+		return what, true, checkRules(pr)
 	}
 	return what, true, nil
 }

@@ -18,6 +18,9 @@ func TestLintDoc(t *testing.T) {
 		{"duplicate key", "apiVersion: v1\nkind: ConfigMap\nkind: ConfigMap\nmetadata: {name: c}\n", false, "already set"},
 		{"no name", "apiVersion: v1\nkind: ConfigMap\n", false, "metadata.name"},
 		{"servicemonitor", "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: m}\nspec:\n  endpoints: [{port: http, paths: /metrics}]\n", true, `unknown field "paths"`},
+		{"rule", "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups: [{name: g, rules: [{alert: A, expr: 'rate(x[5m]) > 0', for: 5m, labels: {severity: warning}, annotations: {summary: s}}]}]\n", true, ""},
+		{"bad promql", "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups: [{name: g, rules: [{alert: A, expr: 'rate(x[5m] > 0', labels: {severity: warning}, annotations: {summary: s}}]}]\n", true, "expr"},
+		{"no severity", "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: r}\nspec:\n  groups: [{name: g, rules: [{alert: A, expr: 'up == 0', annotations: {summary: s}}]}]\n", true, "severity"},
 		{"other kind", "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\nmetadata: {name: t}\nspec: {anything: 1}\n", false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
