@@ -37,7 +37,7 @@ fuzz:
 integration:
 	scripts/integration.sh -run '^TestIntegration' ./...
 
-## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
+## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), validate the Collector config with the Collector's own code (deploy/otelcheck), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
 KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
 DEPLOY_KUSTOMIZATIONS := overlays/dev overlays/production kafka-topics
 .PHONY: deploy-check
@@ -49,6 +49,8 @@ deploy-check:
 	done && \
 	$(GO) -C deploy/kubelint vet . && $(GO) -C deploy/kubelint test -count=1 . && \
 	$(GO) -C deploy/kubelint run . "$$dir"/*.yaml && \
+	$(GO) -C deploy/otelcheck vet . && $(GO) -C deploy/otelcheck test -count=1 . && \
+	$(GO) -C deploy/otelcheck run . validate --config=file:../collector/collector.yaml && echo "ok          deploy/collector/collector.yaml (Collector v0.155.0 validate)" && \
 	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
 ## bench: decode and aggregation throughput
