@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test
+.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check
 
 all: build
 
@@ -16,7 +16,7 @@ run: build
 	$(BIN)/detector run $(ARGS)
 
 ## test: vet, gofmt, unit and golden tests, short fuzzing, then integration tests against a real Kafka broker
-test: lint unit fuzz-short plugin-test integration
+test: lint deploy-check unit fuzz-short plugin-test integration
 
 lint:
 	$(GO) vet $(PKGS)
@@ -54,6 +54,22 @@ plugin-frontend: plugin-deps
 ## plugin-test: the plugin frontend's tsc, jest, production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
 plugin-test: plugin-deps
 	cd $(PLUGIN) && npm run typecheck && npm test && npm run build && npm run screenshot
+
+## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), validate the Collector config with the Collector's own code (deploy/otelcheck), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
+KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
+DEPLOY_KUSTOMIZATIONS := overlays/dev overlays/production kafka-topics
+.PHONY: deploy-check
+deploy-check:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for k in $(DEPLOY_KUSTOMIZATIONS); do \
+		echo "kustomize build deploy/kubernetes/$$k"; \
+		$(KUSTOMIZE) build deploy/kubernetes/$$k > "$$dir/$$(basename $$k).yaml" || exit 1; \
+	done && \
+	$(GO) -C deploy/kubelint vet . && $(GO) -C deploy/kubelint test -count=1 . && \
+	$(GO) -C deploy/kubelint run . "$$dir"/*.yaml && \
+	$(GO) -C deploy/otelcheck vet . && $(GO) -C deploy/otelcheck test -count=1 . && \
+	$(GO) -C deploy/otelcheck run . validate --config=file:../collector/collector.yaml && echo "ok          deploy/collector/collector.yaml (Collector v0.155.0 validate)" && \
+	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
 ## bench: decode and aggregation throughput
 bench:
