@@ -94,12 +94,12 @@ type Aggregator struct {
 	onWindow WindowFunc
 	m        *Metrics
 
-	pend     *pending
-	joiner   joiner
-	maxEnd   int64             // latest span end seen (event time)
+	pend   *pending
+	joiner joiner
+	maxEnd int64 // latest span end seen (event time)
 	// srcMax is the latest span end per source (Kafka partition) fed
 	// through AddFrom; the watermark follows the slowest of them.
-	srcMax map[int]int64
+	srcMax   map[int]int64
 	open     map[int64]*Window // open windows by start
 	closedTo int64             // windows ending at or before this are closed
 
