@@ -71,9 +71,13 @@ deploy-check:
 	$(GO) -C deploy/otelcheck run . validate --config=file:../collector/collector.yaml && echo "ok          deploy/collector/collector.yaml (Collector v0.155.0 validate)" && \
 	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
-## bench: decode and aggregation throughput
+## bench: decode, aggregation, baseline and ranking costs; then the pipeline on one core against the generated-struct path (medians of BENCHCOUNT runs)
+BENCHCOUNT ?= 5
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -cpu 1 ./bench > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
+	python3 scripts/bench_summary.py < $(BIN)/bench.txt
 
 ## eval: root-cause accuracy on the Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob) and the simulator's scenario suite
 NEZHA ?= ../shared/datasets/nezha-ob

@@ -4,7 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/consume/otlp"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
@@ -77,6 +82,62 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 		agg := graph.New(graph.Config{}, nil, nil)
 		run(b, d, msgs, func(s []span.Span) { agg.Add(s) })
 		agg.Flush()
+	}
+	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkGeneratedAggregate is the same path through the generated OTLP
+// types (proto.Unmarshal, then the reference conversion FromProto), as a
+// detector without the hand-written decoder would take it: the baseline
+// the fast path is measured against.
+func BenchmarkGeneratedAggregate(b *testing.B) {
+	msgs, bytes := workload(b)
+	spans := countSpans(b, msgs)
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		agg := graph.New(graph.Config{}, nil, nil)
+		var in span.Interner
+		var buf []span.Span
+		for _, m := range msgs {
+			var req coltracepb.ExportTraceServiceRequest
+			if err := proto.Unmarshal(m, &req); err != nil {
+				b.Fatal(err)
+			}
+			buf = otlp.FromProto(&req, &in, buf[:0])
+			agg.Add(buf)
+		}
+		agg.Flush()
+	}
+	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkDecodeJSON is the otlp_json decoder alone (the Collector's own
+// pdata reader, then the span checks).
+func BenchmarkDecodeJSON(b *testing.B) {
+	msgs, _ := workload(b)
+	spans := countSpans(b, msgs)
+	var js [][]byte
+	bytes := 0
+	for _, m := range msgs {
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		j, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+		if err != nil {
+			b.Fatal(err)
+		}
+		js = append(js, j)
+		bytes += len(j)
+	}
+	d := consume.NewDecoder(consume.EncodingJSON, span.Limits{}, 0)
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		run(b, d, js, func([]span.Span) {})
 	}
 	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
 }
