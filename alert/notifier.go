@@ -169,7 +169,7 @@ func (n *Notifier) Observe(at time.Time, changes []incident.Change) {
 	}
 	for _, id := range n.ledger.held() {
 		le := n.ledger.Incidents[id]
-		if at.Sub(le.SentAt) < n.cfg.UpdateInterval {
+		if at.Sub(le.SentAt) < n.cfg.UpdateInterval || n.opt.Incidents == nil {
 			continue
 		}
 		le.Held, dirty = false, true

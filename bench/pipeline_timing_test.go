@@ -55,18 +55,24 @@ func countSpans(b *testing.B, msgs [][]byte) int {
 	return n
 }
 
+// measure runs pass over the workload (bytes long, spans spans) in the
+// benchmark loop and reports bytes/s, allocations and spans/s.
+func measure(b *testing.B, bytes, spans int, pass func()) {
+	b.SetBytes(int64(bytes))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		pass()
+	}
+	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
 // BenchmarkDecode is the fast protobuf decoder plus span checks alone.
 func BenchmarkDecode(b *testing.B) {
 	msgs, bytes := workload(b)
 	spans := countSpans(b, msgs)
 	d := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
-	b.SetBytes(int64(bytes))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		run(b, d, msgs, func([]span.Span) {})
-	}
-	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+	measure(b, bytes, spans, func() { run(b, d, msgs, func([]span.Span) {}) })
 }
 
 // BenchmarkDecodeAggregate is decode + trace join + window aggregation, the
@@ -75,15 +81,11 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 	msgs, bytes := workload(b)
 	spans := countSpans(b, msgs)
 	d := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
-	b.SetBytes(int64(bytes))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	measure(b, bytes, spans, func() {
 		agg := graph.New(graph.Config{}, nil, nil)
 		run(b, d, msgs, func(s []span.Span) { agg.Add(s) })
 		agg.Flush()
-	}
-	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+	})
 }
 
 // BenchmarkGeneratedAggregate is the same path through the generated OTLP
@@ -93,10 +95,7 @@ func BenchmarkDecodeAggregate(b *testing.B) {
 func BenchmarkGeneratedAggregate(b *testing.B) {
 	msgs, bytes := workload(b)
 	spans := countSpans(b, msgs)
-	b.SetBytes(int64(bytes))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
+	measure(b, bytes, spans, func() {
 		agg := graph.New(graph.Config{}, nil, nil)
 		var in span.Interner
 		var buf []span.Span
@@ -109,8 +108,7 @@ func BenchmarkGeneratedAggregate(b *testing.B) {
 			agg.Add(buf)
 		}
 		agg.Flush()
-	}
-	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+	})
 }
 
 // BenchmarkDecodeJSON is the otlp_json decoder alone (the Collector's own
@@ -133,11 +131,5 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		bytes += len(j)
 	}
 	d := consume.NewDecoder(consume.EncodingJSON, span.Limits{}, 0)
-	b.SetBytes(int64(bytes))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		run(b, d, js, func([]span.Span) {})
-	}
-	b.ReportMetric(float64(spans)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+	measure(b, bytes, spans, func() { run(b, d, js, func([]span.Span) {}) })
 }
