@@ -301,9 +301,21 @@ func (n *Node) lastOffsets(ctx context.Context, topic string) (map[int]int64, er
 // message to apply on one goroutine, and closes caughtUp once the messages
 // that were there at the start have been applied.
 func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}, apply func(kafka.Message)) error {
-	ends, err := n.lastOffsets(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("read end offsets of %s: %w", topic, err)
+	// Right after a topic is created, its partitions may still be
+	// electing leaders: retry for a while before giving up.
+	var ends map[int]int64
+	for attempt := 1; ; attempt++ {
+		var err error
+		if ends, err = n.lastOffsets(ctx, topic); err == nil {
+			break
+		}
+		if attempt == 60 || ctx.Err() != nil {
+			return fmt.Errorf("read end offsets of %s: %w", topic, err)
+		}
+		n.log.Debug("read end offsets; retrying", "topic", topic, "err", err)
+		if !sleep(ctx, 500*time.Millisecond) {
+			return nil
+		}
 	}
 	behind := 0
 	for _, e := range ends {
