@@ -123,9 +123,19 @@ func (n *Node) Acknowledge(receiver, eventID string) {
 func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	spanParts, err := n.ensureTopics(ctx)
-	if err != nil {
-		return err
+	var spanParts int
+	for attempt := 1; ; attempt++ { // the brokers may still be starting
+		var err error
+		if spanParts, err = n.ensureTopics(ctx); err == nil {
+			break
+		}
+		if attempt == 30 || ctx.Err() != nil {
+			return err
+		}
+		n.log.Warn("prepare fleet topics; retrying", "err", err)
+		if !sleep(ctx, 2*time.Second) {
+			return nil
+		}
 	}
 	n.partitions = spanParts
 	n.merge = newMerger(spanParts, n.cfg.MaxWindowWait, time.Now, func(w *graph.Window) {
