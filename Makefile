@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check
+.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -78,6 +78,15 @@ bench:
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -cpu 1 ./bench > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
 	python3 scripts/bench_summary.py < $(BIN)/bench.txt
+
+## profile: CPU and allocation profiles of the pipeline replaying two simulated minutes (622k spans) on one core, and the top of each; files in bin/profile
+profile:
+	@mkdir -p $(BIN)/profile
+	$(GO) test -run '^$$' -bench '^BenchmarkDecodeAggregate$$' -benchtime 5x -cpu 1 -o $(BIN)/profile/bench.test \
+		-cpuprofile $(BIN)/profile/cpu.pprof -memprofile $(BIN)/profile/mem.pprof ./bench
+	$(GO) tool pprof -top -nodecount 20 $(BIN)/profile/bench.test $(BIN)/profile/cpu.pprof
+	$(GO) tool pprof -top -nodecount 20 -sample_index=alloc_space $(BIN)/profile/bench.test $(BIN)/profile/mem.pprof
+	@echo "profiles: $(BIN)/profile/{cpu,mem}.pprof (go tool pprof -http=127.0.0.1:0 ...); a recorded file: bin/detector replay --input F --cpuprofile F --memprofile F"
 
 ## eval: root-cause accuracy on the Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob) and the simulator's scenario suite
 NEZHA ?= ../shared/datasets/nezha-ob

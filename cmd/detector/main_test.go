@@ -176,9 +176,16 @@ ready:
 func TestReplayNezhaNormal(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "g.json")
 	state := t.TempDir()
-	a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: out, stateDir: state}
+	prof := t.TempDir()
+	a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: out, stateDir: state,
+		cpuProfile: filepath.Join(prof, "cpu.pprof"), memProfile: filepath.Join(prof, "mem.pprof")}
 	if err := replay(a, quietLogger(t), io.Discard); err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range []string{a.cpuProfile, a.memProfile} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", f, err)
+		}
 	}
 	var res ReplayOutput
 	readJSON(t, out, &res)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"time"
@@ -64,11 +65,13 @@ func episodeOf(w *graph.Window, f graph.Finding) Episode {
 }
 
 type replayArgs struct {
-	inputs   []string
-	format   string
-	out      string
-	stateDir string
-	graph    graph.Config
+	inputs     []string
+	format     string
+	out        string
+	stateDir   string
+	graph      graph.Config
+	cpuProfile string
+	memProfile string
 }
 
 func parseReplayFlags(args []string) (replayArgs, error) {
@@ -81,6 +84,8 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 	fs.DurationVar(&a.graph.Window, "window", 0, "event-time window length (default 10s)")
 	fs.DurationVar(&a.graph.TraceIdle, "trace-idle", 0, "event time a trace waits for more spans before it is joined (default 15s)")
 	fs.DurationVar(&a.graph.Lateness, "lateness", 0, "how long a window stays open behind the watermark (default 5s)")
+	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the replay here (go tool pprof)")
+	fs.StringVar(&a.memProfile, "memprofile", "", "write an allocation profile of the replay here (go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(args); err != nil {
 		return a, err
 	}
@@ -98,7 +103,30 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 
 // replay runs recorded spans through the same decoder and graph as live
 // traffic, in event time, as fast as the CPU allows. Progress goes to log.
-func replay(a replayArgs, log *slog.Logger, stdout io.Writer) error {
+func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
+	if a.cpuProfile != "" {
+		f, err := os.Create(a.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("replay: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("replay: --cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if a.memProfile != "" {
+		defer func() {
+			f, ferr := os.Create(a.memProfile)
+			if ferr == nil {
+				ferr = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if ferr != nil {
+				err = errors.Join(err, fmt.Errorf("replay: --memprofile: %w", ferr))
+			}
+		}()
+	}
 	start := time.Now()
 	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}, Episodes: []Episode{}}
 	p, err := detect.New(detect.Options{Graph: a.graph,
