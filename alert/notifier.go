@@ -297,9 +297,7 @@ func (n *Notifier) changed() <-chan struct{} {
 // attempt, or until ctx ends.
 func (n *Notifier) waitUntil(ctx context.Context, cond func() bool) error {
 	for {
-		n.progressMu.Lock()
-		ch := n.progress
-		n.progressMu.Unlock()
+		ch := n.changed()
 		if cond() {
 			return nil
 		}

@@ -230,7 +230,8 @@ func dialOTLP(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
-// startMain runs one detector until the returned stop is called.
+// startMain runs one detector until the returned stop, which waits for a
+// clean shutdown, is called.
 func startMain(t *testing.T, cfg Config) (*Main, string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

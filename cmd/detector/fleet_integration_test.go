@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -77,24 +75,6 @@ type member struct {
 	name, api string
 	cmd       *exec.Cmd
 	log       string
-}
-
-func (m *member) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + m.api + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return -1
 }
 
 // TestIntegrationFleet: simulated services export to a real Collector,
@@ -208,7 +188,7 @@ alerts:
 	var leader, survivor *member
 	poll(t, 30*time.Second, "a leader", func() bool {
 		for i, m := range members {
-			if m.metric(t, "causeway_fleet_leader") == 1 {
+			if scrape(t, m.api, "causeway_fleet_leader") == 1 {
 				leader, survivor = m, members[1-i]
 				return true
 			}
@@ -217,7 +197,7 @@ alerts:
 	})
 	if keyed {
 		poll(t, 30*time.Second, "the survivor hearing of the delivery", func() bool {
-			return survivor.metric(t, `causeway_alert_queue_depth{receiver="hook"}`) == 0
+			return scrape(t, survivor.api, `causeway_alert_queue_depth{receiver="hook"}`) == 0
 		})
 		if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -252,7 +232,7 @@ alerts:
 			t.Errorf("incident opened %v apart alone and in the fleet", d)
 		}
 	}
-	if late := survivor.metric(t, "causeway_fleet_late_summaries_total"); late != 0 {
+	if late := scrape(t, survivor.api, "causeway_fleet_late_summaries_total"); late != 0 {
 		t.Errorf("survivor: %v window summaries came after the fleet stopped waiting", late)
 	}
 	hook.checkOnce(t)

@@ -84,29 +84,6 @@ func traceRequest(n int, at time.Time) *coltracepb.ExportTraceServiceRequest {
 
 const spansPerTrace = 4
 
-// startDetector runs the detector against the real broker and returns its
-// API address and a stop function that waits for a clean shutdown.
-func startDetector(t *testing.T, cfg Config) (string, func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &Main{Config: cfg, Log: quietLogger(t)}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	addr := m.Addr(wctx)
-	if addr == "" {
-		cancel()
-		t.Fatalf("detector did not start: %v", <-done)
-	}
-	return addr, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("detector stopped with %v", err)
-		}
-	}
-}
-
 // scrape returns the value of one metric line of /metrics, e.g.
 // `causeway_consume_errors_total{reason="bad_json"}`; 0 when absent.
 func scrape(t *testing.T, addr, series string) float64 {
@@ -228,7 +205,7 @@ func TestIntegrationKafkaProtoAndJSON(t *testing.T) {
 			cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, tc.topic, "it_"+tc.topic
 			cfg.Kafka.Encoding = consumeEncoding(tc.enc)
 			cfg.Kafka.CommitInterval = 50 * time.Millisecond
-			addr, stop := startDetector(t, cfg)
+			_, addr, stop := startMain(t, cfg)
 			waitMetric(t, addr, "causeway_spans_total", float64(tc.traces*spansPerTrace))
 			waitMetric(t, addr, "causeway_consume_commits_total", float64(tc.totalMessage))
 			for reason, want := range tc.errors {
@@ -251,7 +228,7 @@ func TestIntegrationKafkaProtoAndJSON(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.Close()
-			addr, stop = startDetector(t, cfg)
+			_, addr, stop = startMain(t, cfg)
 			waitMetric(t, addr, "causeway_consume_commits_total", 1)
 			if got := scrape(t, addr, "causeway_spans_total"); got != spansPerTrace {
 				t.Errorf("after restart read %v spans, want only the %d new ones", got, spansPerTrace)
