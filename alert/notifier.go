@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/statefs"
 )
 
 // Doer sends an HTTP request; *http.Client is one.
@@ -48,6 +49,9 @@ type Options struct {
 	// OnDelivered, when set, is called from a send loop after each event
 	// a receiver took, so a fleet's leader can tell the others.
 	OnDelivered func(receiver, eventID string)
+	// FS is where the outbox and ledger files are written; nil: the real
+	// file system. Tests give it a disk that fails or is slow.
+	FS statefs.FS
 }
 
 // Notifier turns incident changes into events and delivers them. Observe
@@ -61,8 +65,10 @@ type Notifier struct {
 	senders []*sender
 	redact  *strings.Replacer
 
-	mu     sync.Mutex
-	ledger *ledger
+	mu          sync.Mutex
+	ledger      *ledger
+	ledgerDirty bool // the last ledger write failed
+	flog        *statefs.FaultLog
 
 	progressMu sync.Mutex
 	progress   chan struct{} // closed and replaced whenever a delivery attempt ends or activity changes
@@ -89,7 +95,8 @@ func New(cfg Config, opt Options) (*Notifier, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{}), acked: map[string]bool{}}
+	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{}), acked: map[string]bool{},
+		flog: &statefs.FaultLog{Log: opt.Log, What: "write alert outbox", Now: opt.Now}}
 	n.active.Store(!opt.Standby)
 	var secrets []string
 	for i := range cfg.Receivers {
@@ -110,7 +117,7 @@ func New(cfg Config, opt Options) (*Notifier, error) {
 	n.ledger = l
 	for i := range cfg.Receivers {
 		r := &cfg.Receivers[i]
-		q, bad, err := openQueue(filepath.Join(opt.Dir, "outbox", r.Name), cfg.QueueSize)
+		q, bad, err := openQueue(filepath.Join(opt.Dir, "outbox", r.Name), opt.FS, cfg.QueueSize)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +184,7 @@ func (n *Notifier) Observe(at time.Time, changes []incident.Change) {
 			n.emit(Updated, &inc)
 		}
 	}
-	if dirty {
+	if dirty || n.ledgerDirty {
 		n.saveLedger()
 	}
 }
@@ -239,7 +246,9 @@ func (n *Notifier) emit(kind Kind, inc *incident.Incident) {
 		dropped, err := s.q.add(e, now)
 		if err != nil {
 			n.m.outboxErr.Inc()
-			n.log.Error("write alert outbox; sending from memory", "receiver", s.r.Name, "event", e.ID, "err", err)
+			n.flog.Failed(err, "receiver", s.r.Name, "event", e.ID, "then", "sending from memory; written when the disk works again")
+		} else if !n.ledgerDirty {
+			n.flog.Succeeded()
 		}
 		for _, d := range dropped {
 			n.m.failed.WithLabelValues(s.r.Name, "dropped").Inc()
@@ -256,12 +265,41 @@ func (n *Notifier) emit(kind Kind, inc *incident.Incident) {
 		"severity", e.Severity, "receivers", le.Receivers)
 }
 
-func (n *Notifier) saveLedger() {
+// saveLedger writes the ledger; call with n.mu held. A failure is counted
+// and the next Observe or Sync tries again.
+func (n *Notifier) saveLedger() error {
 	n.ledger.trim(1000)
-	if err := writeFileSync(filepath.Join(n.opt.Dir, ledgerFile), n.ledger); err != nil {
+	if err := writeFileSync(statefs.Or(n.opt.FS), filepath.Join(n.opt.Dir, ledgerFile), n.ledger); err != nil {
+		n.ledgerDirty = true
 		n.m.outboxErr.Inc()
-		n.log.Error("write alert ledger", "err", err)
+		n.flog.Failed(err, "file", ledgerFile)
+		return fmt.Errorf("write alert ledger: %w", err)
 	}
+	n.ledgerDirty = false
+	return nil
+}
+
+// Sync makes durable what earlier writes could not (the disk was full or
+// failing): the ledger and events queued in memory only. It returns nil
+// once everything queued so far is on disk. The detector calls it before
+// each checkpoint, which commits Kafka offsets only when it succeeds.
+func (n *Notifier) Sync() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ledgerDirty {
+		if err := n.saveLedger(); err != nil {
+			return err
+		}
+	}
+	for _, s := range n.senders {
+		if err := s.q.sync(); err != nil {
+			n.m.outboxErr.Inc()
+			n.flog.Failed(err, "receiver", s.r.Name)
+			return fmt.Errorf("write alert outbox %s: %w", s.r.Name, err)
+		}
+	}
+	n.flog.Succeeded()
+	return nil
 }
 
 // Run runs one send loop per receiver until ctx ends.

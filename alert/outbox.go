@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/causeway/causeway/statefs"
 )
 
 // delivery is one event on its way to one receiver, as kept in the outbox.
@@ -18,6 +20,7 @@ type delivery struct {
 	Seq        uint64    `json:"seq"`
 	EnqueuedAt time.Time `json:"enqueued_at"` // wall clock
 	Event      Event     `json:"event"`
+	unsaved    bool      // its file could not be written: in memory only, until sync
 }
 
 // queue is one receiver's undelivered events, oldest first: a directory
@@ -27,6 +30,7 @@ type delivery struct {
 // add to it.
 type queue struct {
 	dir  string
+	fs   statefs.FS
 	max  int
 	mu   sync.Mutex
 	list []*delivery
@@ -37,11 +41,11 @@ type queue struct {
 const deliverySuffix = ".json"
 
 // openQueue loads the deliveries left in dir by an earlier run.
-func openQueue(dir string, limit int) (*queue, []error, error) {
+func openQueue(dir string, fs statefs.FS, limit int) (*queue, []error, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("open outbox: %w", err)
 	}
-	q := &queue{dir: dir, max: limit, wake: make(chan struct{}, 1), next: 1}
+	q := &queue{dir: dir, fs: statefs.Or(fs), max: limit, wake: make(chan struct{}, 1), next: 1}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open outbox: %w", err)
@@ -93,13 +97,18 @@ func (q *queue) path(seq uint64) string {
 
 // add writes the event to disk, then queues it. It returns the deliveries
 // dropped to stay within the bound (oldest first), and the error of the
-// write, in which case the event is queued in memory only.
+// write, in which case the event is queued in memory only (and written by
+// the next sync that works).
 func (q *queue) add(e Event, now time.Time) (dropped []*delivery, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	d := &delivery{Seq: q.next, EnqueuedAt: now, Event: e}
 	q.next++
-	err = writeFileSync(q.path(d.Seq), d)
+	err = writeFileSync(q.fs, q.path(d.Seq), d)
+	d.unsaved = err != nil
+	if err == nil {
+		_ = q.syncLocked() // the disk works again: write what it refused before
+	}
 	q.list = append(q.list, d)
 	for q.max > 0 && len(q.list) > q.max {
 		dropped = append(dropped, q.list[0])
@@ -168,38 +177,35 @@ func (q *queue) stats() (n int, oldest time.Time) {
 	return len(q.list), oldest
 }
 
+// sync writes the waiting deliveries whose files could not be written
+// before, and returns the first error; nil when every waiting delivery is
+// on disk.
+func (q *queue) sync() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.syncLocked()
+}
+
+func (q *queue) syncLocked() error {
+	for _, d := range q.list {
+		if !d.unsaved {
+			continue
+		}
+		if err := writeFileSync(q.fs, q.path(d.Seq), d); err != nil {
+			return err
+		}
+		d.unsaved = false
+	}
+	return nil
+}
+
 // writeFileSync writes v as JSON to path atomically and durably: a
 // temporary file in the same directory, synced, renamed into place, and the
 // directory synced so the rename survives a crash.
-func writeFileSync(path string, v any) error {
+func writeFileSync(fs statefs.FS, path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fs.WriteFile(path, b)
 }

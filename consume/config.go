@@ -52,6 +52,11 @@ type Config struct {
 	// QueueMessages bounds decoded messages waiting for the next stage.
 	// Default 64.
 	QueueMessages int `yaml:"queue_messages"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// sending heartbeats before it gives the member's partitions to others
+	// (or to the same detector restarted after a crash). Default 30s; the
+	// broker bounds it (group.min.session.timeout.ms, 6s by default).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
@@ -115,6 +120,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.QueueMessages <= 0 {
 		c.QueueMessages = 64
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 30 * time.Second
 	}
 	return c
 }

@@ -170,6 +170,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		MaxBytes:       cfg.MaxMessageBytes + 1<<20, // room to fetch an oversize message and skip it
 		MaxWait:        500 * time.Millisecond,
 		CommitInterval: cfg.CommitInterval,
+		SessionTimeout: cfg.SessionTimeout,
 		StartOffset:    start,
 		// kafka-go logs every empty long poll at info level: debug for us.
 		Logger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
@@ -289,13 +290,49 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 // commit itself happens in the background (every CommitInterval) and on
 // Close. b must not be used afterwards.
 func (c *Consumer) Done(ctx context.Context, b *Batch) error {
-	if err := c.r.CommitMessages(ctx, b.msg); err != nil {
-		return fmt.Errorf("commit offset %d of %s/%d: %w", b.Offset, b.Topic, b.Partition, err)
+	if err := c.Commit(ctx, 1, b.Position()); err != nil {
+		return err
 	}
-	c.md.m.Commits.Inc()
 	c.md.Release(b)
 	return nil
 }
+
+// Position is where a message was read: enough to commit its offset
+// later, after the batch itself has been released.
+type Position struct {
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Position returns where b was read.
+func (b *Batch) Position() Position {
+	return Position{Topic: b.Topic, Partition: b.Partition, Offset: b.Offset}
+}
+
+// Commit marks the messages at ps, and every earlier one of their
+// partitions, as done with: their offsets are committed in the background
+// (every CommitInterval) and on Close. messages is how many messages that
+// covers since the last Commit (for causeway_consume_commits_total). A
+// caller that keeps state of its own commits only what that state has
+// durably absorbed, and releases batches (Release) as soon as it has
+// applied them. It blocks only while the reader's commit queue is full, or
+// until ctx ends. It may be called from any goroutine.
+func (c *Consumer) Commit(ctx context.Context, messages int, ps ...Position) error {
+	msgs := make([]kafka.Message, len(ps))
+	for i, p := range ps {
+		msgs[i] = kafka.Message{Topic: p.Topic, Partition: p.Partition, Offset: p.Offset}
+	}
+	if err := c.r.CommitMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("commit offsets %v: %w", ps, err)
+	}
+	c.md.m.Commits.Add(float64(messages))
+	return nil
+}
+
+// Release returns b's span slice for reuse once its spans have been
+// applied; b must not be used afterwards (its Position may be kept).
+func (c *Consumer) Release(b *Batch) { c.md.Release(b) }
 
 // Release returns b's span slice for reuse; b must not be used afterwards.
 func (c *MessageDecoder) Release(b *Batch) {

@@ -421,6 +421,7 @@ func (a *Aggregator) StartAfter(t int64) {
 // Snapshot from any.
 type View struct {
 	total      *Window   // all closed windows merged
+	last       *Window   // the last window added, read only
 	firstStart time.Time // start of the first closed window
 	snap       atomic.Pointer[Snapshot]
 }
@@ -432,7 +433,8 @@ func NewView() *View {
 	return v
 }
 
-// Add folds a closed window into the view. w is not retained.
+// Add folds a closed window into the view. w is kept, read only, as the
+// last window until the next Add; it must not be changed afterwards.
 func (v *View) Add(w *Window) {
 	for k, e := range w.Edges {
 		if t, ok := v.total.Edges[k]; ok {
@@ -454,6 +456,7 @@ func (v *View) Add(w *Window) {
 	if v.firstStart.IsZero() {
 		v.firstStart = w.Start
 	}
+	v.last = w
 	v.snap.Store(newSnapshot(w, v.total, v.firstStart))
 }
 

@@ -9,17 +9,24 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/model/sketch"
 )
 
 // The baseline snapshot format: gzip of a gob stream holding a header and
 // then every series. The header's version changes whenever the encoding
 // does; its feature names must match the running code's, else the
 // snapshot describes other vectors and is refused.
+//
+// Version 2 adds, after the series, what a restart needs to score the
+// next windows exactly as an uninterrupted run would: the exceedance
+// reference sketches and the windows pooled for quiet series. Version 1
+// snapshots are still read (those start empty).
 const (
 	snapshotMagic   = "causeway-baselines"
-	snapshotVersion = 1
+	snapshotVersion = 2
 )
 
 type snapshotHeader struct {
@@ -39,6 +46,43 @@ type edgeState struct {
 type opState struct {
 	Key   OpKey
 	State baseline.State
+}
+
+// scratchState is the rest of what Observe keeps between windows.
+type scratchState struct {
+	RefEdges    []refState[EdgeKey]
+	RefOps      []refState[OpKey]
+	SparseEdges []sparseState[EdgeKey, *EdgeStats]
+	SparseOps   []sparseState[OpKey, *OpStats]
+}
+
+type refState[K comparable] struct {
+	Key    K
+	Sketch *sketch.Latency
+}
+
+type sparseState[K comparable, S any] struct {
+	Key     K
+	Stats   S
+	Start   time.Time
+	Windows int
+}
+
+func saveRefs[K comparable](m map[K]*sketch.Latency, cmp func(a, b K) int) []refState[K] {
+	out := make([]refState[K], 0, len(m))
+	for _, k := range sortedKeys(m, cmp) {
+		out = append(out, refState[K]{Key: k, Sketch: m[k]})
+	}
+	return out
+}
+
+func saveSparse[K comparable, S any](m map[K]*sparse[S], cmp func(a, b K) int) []sparseState[K, S] {
+	out := make([]sparseState[K, S], 0, len(m))
+	for _, k := range sortedKeys(m, cmp) {
+		sp := m[k]
+		out = append(out, sparseState[K, S]{Key: k, Stats: sp.stats, Start: sp.start, Windows: sp.windows})
+	}
+	return out
 }
 
 func names(fs []baseline.Feature) []string {
@@ -70,6 +114,11 @@ func (bs *Baselines) Save(w io.Writer) error {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
+	scratch := scratchState{RefEdges: saveRefs(bs.refEdges, compareEdge), RefOps: saveRefs(bs.refOps, compareOp),
+		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
+	if err := enc.Encode(scratch); err != nil {
+		return fmt.Errorf("save baselines: %w", err)
+	}
 	if err := z.Close(); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
@@ -90,7 +139,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	switch {
 	case h.Magic != snapshotMagic:
 		return errors.New("load baselines: not a baseline snapshot")
-	case h.Version != snapshotVersion:
+	case h.Version != snapshotVersion && h.Version != 1:
 		return fmt.Errorf("load baselines: snapshot version %d, this build reads %d", h.Version, snapshotVersion)
 	case !slices.Equal(h.EdgeFeats, names(bs.edgeCfg.Features)) || !slices.Equal(h.OpFeats, names(bs.opCfg.Features)):
 		return errors.New("load baselines: snapshot has other features than this build")
@@ -119,10 +168,50 @@ func (bs *Baselines) Load(r io.Reader) error {
 		}
 		ops[o.Key] = &series{b: b}
 	}
+	var scratch scratchState
+	if h.Version >= 2 {
+		if err := dec.Decode(&scratch); err != nil {
+			return fmt.Errorf("load baselines: references: %w", err)
+		}
+	}
+	refEdges, refOps := make(map[EdgeKey]*sketch.Latency), make(map[OpKey]*sketch.Latency)
+	for _, r := range scratch.RefEdges {
+		refEdges[r.Key] = orEmpty(r.Sketch)
+	}
+	for _, r := range scratch.RefOps {
+		refOps[r.Key] = orEmpty(r.Sketch)
+	}
+	sparseEdges, sparseOps := make(map[EdgeKey]*sparse[*EdgeStats]), make(map[OpKey]*sparse[*OpStats])
+	for _, sp := range scratch.SparseEdges {
+		st := sp.Stats
+		if st == nil {
+			st = newEdgeStats()
+		}
+		st.Latency = orEmpty(st.Latency)
+		sparseEdges[sp.Key] = &sparse[*EdgeStats]{stats: st, start: sp.Start, windows: sp.Windows}
+	}
+	for _, sp := range scratch.SparseOps {
+		st := sp.Stats
+		if st == nil {
+			st = newOpStats()
+		}
+		st.Duration, st.SelfTime = orEmpty(st.Duration), orEmpty(st.SelfTime)
+		sparseOps[sp.Key] = &sparse[*OpStats]{stats: st, start: sp.Start, windows: sp.Windows}
+	}
 	bs.mu.Lock()
 	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
+	bs.refEdges, bs.refOps, bs.sparseEdges, bs.sparseOps = refEdges, refOps, sparseEdges, sparseOps
 	bs.mu.Unlock()
 	return nil
+}
+
+// orEmpty is l, or an empty sketch for one gob left out (an empty sketch
+// encodes as nothing).
+func orEmpty(l *sketch.Latency) *sketch.Latency {
+	if l == nil {
+		return sketch.NewLatency()
+	}
+	return l
 }
 
 // SaveFile writes the baselines to path atomically: to a temporary file in

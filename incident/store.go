@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/causeway/causeway/statefs"
 )
 
 // Store keeps incidents in one JSON file, rewritten atomically (temporary
@@ -13,6 +14,8 @@ import (
 // crash leaves the previous version whole.
 type Store struct {
 	Path string
+	// FS is where the file is written; nil: the real file system.
+	FS statefs.FS
 }
 
 type storeFile struct {
@@ -47,27 +50,7 @@ func (s *Store) Save(incidents []*Incident) error {
 	if err != nil {
 		return fmt.Errorf("save incidents: %w", err)
 	}
-	dir := filepath.Dir(s.Path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("save incidents: %w", err)
-	}
-	f, err := os.CreateTemp(dir, ".incidents-*")
-	if err != nil {
-		return fmt.Errorf("save incidents: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("save incidents: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("save incidents: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("save incidents: %w", err)
-	}
-	if err := os.Rename(f.Name(), s.Path); err != nil {
+	if err := statefs.Or(s.FS).WriteFile(s.Path, b); err != nil {
 		return fmt.Errorf("save incidents: %w", err)
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/statefs"
 )
 
 // Main is the running detector: consumer, graph, HTTP API and, in the
@@ -38,6 +39,9 @@ type Main struct {
 	OnWindow func(*graph.Window)
 	// Getenv reads the secrets of alert receivers; nil: os.Getenv.
 	Getenv func(string) string
+	// FS is where checkpoints and the alert outbox are written; nil: the
+	// real file system. Tests give it a disk that fails or is slow.
+	FS statefs.FS
 
 	reg       *prometheus.Registry
 	agg       *graph.Aggregator
@@ -110,15 +114,23 @@ func (m *Main) Run(ctx context.Context) error {
 	keepState := cfg.StateDir != "" && !cfg.Cluster.Enabled
 	var store *incident.Store
 	if keepState {
-		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
+		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile), FS: m.FS}
 	}
+	storeErrs := prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_incident_store_errors_total",
+		Help: "Writes of incidents.json that failed (the checkpoint still holds the incidents when it can be written)."})
+	m.reg.MustRegister(storeErrs)
+	storeLog := &statefs.FaultLog{Log: m.Log, What: "write " + incidentFile}
 	p, err := detect.New(detect.Options{
 		Graph: cfg.Graph, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
 		Incidents: incident.Options{Store: store},
 		OnWindow: func(w *graph.Window, fs []graph.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
-			if err != nil {
-				m.Log.Error("store incidents", "err", err)
+			switch {
+			case err != nil:
+				storeErrs.Inc()
+				storeLog.Failed(err)
+			case len(changes) > 0 && store != nil:
+				storeLog.Succeeded()
 			}
 			logChanges(m.Log, changes)
 			if m.notifier != nil {
@@ -133,11 +145,6 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.agg, m.bs, m.incidents = p.Graph, p.Baselines, p.Incidents
-	snapshot := ""
-	if keepState {
-		snapshot = filepath.Join(cfg.StateDir, baselineFile)
-		restoreBaselines(m.bs, snapshot, m.Log)
-	}
 
 	var afterStop []func() // run once every goroutine below has returned
 	defer func() {
@@ -212,6 +219,16 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		defer cons.Close()
 	}
+	var ck *checkpointer // keeps the state; nil without a state dir, and in cluster mode
+	if keepState && cons != nil {
+		ck = newCheckpointer(cfg.StateDir, m.FS, pipelineState{agg: m.agg, bs: m.bs, incidents: m.incidents}, kcfg, m.reg, m.Log)
+		ck.commit = cons.Commit
+		// The demo's in-process broker starts empty each time: its
+		// offsets and event time mean nothing to the next run.
+		if !ck.restore(!cfg.Embedded()) {
+			restoreBaselines(m.bs, filepath.Join(cfg.StateDir, baselineFile), m.Log)
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -225,6 +242,9 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		afterStop = append(afterStop, removeOutbox)
 		goRun("alerts", m.notifier.Run)
+		if ck != nil {
+			ck.durable = m.notifier.Sync
+		}
 	}
 	var alerts api.AlertSource
 	if m.notifier != nil {
@@ -255,13 +275,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.addr <- ln.Addr().String()
 
-	if snapshot != "" {
-		goRun("baseline snapshots", func(ctx context.Context) error {
-			saveEvery(ctx, m.bs, snapshot, cfg.SnapshotInterval, m.Log)
+	if ck != nil {
+		goRun("checkpoint writer", func(ctx context.Context) error {
+			ck.run(ctx)
 			return nil
 		})
-		// Last: after the graph's goroutine has stopped, nothing changes.
-		defer saveBaselines(m.bs, snapshot, m.Log)
 	}
 	if m.node != nil {
 		goRun("fleet", m.node.Run)
@@ -281,7 +299,11 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	if cons != nil {
-		err = m.apply(ctx, cons, idle)
+		err = m.apply(ctx, cons, idle, ck, cfg.SnapshotInterval)
+		if ck != nil {
+			// Last: the graph's goroutine (this one) has stopped.
+			ck.final(ctx)
+		}
 	} else {
 		<-ctx.Done() // the fleet node's goroutines do the work
 	}
@@ -313,7 +335,7 @@ func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
 	if ac.ExternalURL == "" {
 		ac.ExternalURL = "http://" + apiAddr
 	}
-	opt := alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg}
+	opt := alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg, FS: m.FS}
 	if m.node != nil {
 		// Every member computes the events; the leader sends them and
 		// records each delivery for the others.
@@ -332,14 +354,22 @@ func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
 	return stop, nil
 }
 
-// apply is the graph's goroutine: it applies each decoded message, then
-// marks it done so its offset can be committed, and moves event time on
-// with the wall clock when traffic stops. Event time follows the slowest
-// partition; one silent for longer than quietPartition (or idle, if
-// longer) stops holding windows back.
-func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Duration) error {
+// apply is the graph's goroutine: it applies each decoded message, and
+// moves event time on with the wall clock when traffic stops. Event time
+// follows the slowest partition; one silent for longer than quietPartition
+// (or idle, if longer) stops holding windows back. Without a checkpointer
+// each message's offset may be committed once it is applied; with one,
+// offsets are committed only once a checkpoint holding their effect is
+// written, and a checkpoint is taken every interval.
+func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Duration, ck *checkpointer, interval time.Duration) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var checkpoints <-chan time.Time
+	if ck != nil {
+		ct := time.NewTicker(interval)
+		defer ct.Stop()
+		checkpoints = ct.C
+	}
 	quiet := max(idle, quietPartition)
 	heard := map[int]time.Time{}
 	for {
@@ -348,11 +378,17 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			if !ok {
 				return nil
 			}
-			m.agg.AddFrom(b.Partition, b.Spans)
-			heard[b.Partition] = time.Now()
-			if err := cons.Done(ctx, b); err != nil && ctx.Err() == nil {
+			if ck == nil || ck.admit(b) {
+				m.agg.AddFrom(b.Partition, b.Spans)
+				heard[b.Partition] = time.Now()
+			}
+			if ck != nil {
+				cons.Release(b)
+			} else if err := cons.Done(ctx, b); err != nil && ctx.Err() == nil {
 				m.Log.Warn("mark applied", "err", err)
 			}
+		case <-checkpoints:
+			ck.take()
 		case now := <-t.C:
 			for p, at := range heard {
 				if now.Sub(at) > quiet {
@@ -408,28 +444,6 @@ func restoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
 		log.Info("baselines restored", "path", path, "edges", edges, "operations", ops)
 	default:
 		log.Info("no baseline snapshot yet; learning from scratch", "path", path)
-	}
-}
-
-func saveBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
-	if err := bs.SaveFile(path); err != nil {
-		log.Error("save baseline snapshot", "path", path, "err", err)
-		return
-	}
-	log.Debug("baseline snapshot saved", "path", path)
-}
-
-// saveEvery snapshots the baselines every interval until ctx ends.
-func saveEvery(ctx context.Context, bs *graph.Baselines, path string, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			saveBaselines(bs, path, log)
-		}
 	}
 }
 
