@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
+.PHONY: all build run test unit lint fuzz-short fuzz integration crash bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -36,6 +36,11 @@ fuzz:
 ## integration: real Apache Kafka (KRaft, from Maven Central) on 127.0.0.1, started and stopped by scripts/integration.sh
 integration:
 	scripts/integration.sh -run '^TestIntegration' ./...
+
+## crash: the crash-replay test with more kills (make test runs it with 3): a simulated fault replayed from real Kafka, the detector SIGKILLed CRASH_KILLS times at seeded random points (CAUSEWAY_CRASH_SEED=N to repeat a run) and compared with an uninterrupted run
+CRASH_KILLS ?= 10
+crash:
+	CAUSEWAY_CRASH_KILLS=$(CRASH_KILLS) OTELCOL_BIN=$${OTELCOL_BIN:-unused} scripts/integration.sh -run '^TestIntegrationCrashReplay$$' -v ./cmd/detector
 
 ## plugin: the Grafana data source into grafana-plugin/dist: frontend (module.js, plugin.json) and backend gpx_causeway_<os>_<arch>
 PLUGIN     := grafana-plugin
