@@ -553,7 +553,8 @@ func (s *sender) run(ctx context.Context) {
 			s.n.m.failed.WithLabelValues(s.r.Name, "expired").Inc()
 			log.Error("alert given up after max_age", "max_age", s.n.cfg.MaxAge, "err", err)
 			s.finish(d, log)
-			attempt = 0
+			// The receiver is still failing: the next event goes on
+			// with the backoff reached, not from its start.
 			continue
 		}
 		s.n.m.retried.WithLabelValues(s.r.Name, retryReason(err)).Inc()
