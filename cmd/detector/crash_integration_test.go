@@ -78,8 +78,10 @@ func TestIntegrationCrashReplay(t *testing.T) {
 	p := straight.start()
 	straight.waitConsumed(p, total)
 	straightIncs, straightCalls := straight.incidents(p), straight.calls(p)
+	t.Logf("uninterrupted run: %v; checkpoints: %v written, last %v bytes in %.1f ms",
+		time.Since(began).Round(time.Millisecond), scrape(t, p.addr, `causeway_checkpoints_total{result="ok"}`),
+		scrape(t, p.addr, "causeway_checkpoint_bytes"), 1000*scrape(t, p.addr, "causeway_checkpoint_write_seconds"))
 	straight.stop(p)
-	t.Logf("uninterrupted run: %v", time.Since(began).Round(time.Millisecond))
 
 	// Kill points: random positions in the topic, in order.
 	var points []int

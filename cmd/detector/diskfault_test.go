@@ -115,15 +115,19 @@ func TestStateDiskFaults(t *testing.T) {
 		if c := commits(); c != stuck {
 			t.Errorf("%v: %v messages committed while no checkpoint could be written", fault, c-stuck)
 		}
-		if u := metricValue(t, reg(), "causeway_checkpoint_uncommitted_messages"); u < 100 {
-			t.Errorf("%v: uncommitted messages %v, want the ones read since the disk failed", fault, u)
+		uncommitted := metricValue(t, reg(), "causeway_checkpoint_uncommitted_messages")
+		if uncommitted < 100 {
+			t.Errorf("%v: uncommitted messages %v, want the ones read since the disk failed", fault, uncommitted)
 		}
 		healthy()
 		durable()
 
 		okBefore := checkpoints("ok")
+		healed := time.Now()
 		disk.Fail(nil)
 		until("a checkpoint after the disk healed", func() bool { return checkpoints("ok") > okBefore && commits() > stuck })
+		t.Logf("%v: %v checkpoints failed, %v messages applied meanwhile and left uncommitted; committed again %v after the disk healed (snapshot_interval %v)",
+			fault, checkpoints("failed")-failedBefore, uncommitted, time.Since(healed).Round(time.Millisecond), cfg.SnapshotInterval)
 		durable()
 		if c, r := commits(), read(); c < readAt {
 			t.Errorf("%v: after recovery %v committed, %v had been read before", fault, c, r)
@@ -146,6 +150,7 @@ func TestStateDiskFaults(t *testing.T) {
 	until("checkpoints skipped while one is slow", func() bool { return checkpoints("busy") >= busy+3 && read() > readAt+100 })
 	healthy()
 	okBefore := checkpoints("ok")
+	t.Logf("slow disk: %v checkpoints skipped while one write was held, %v messages read meanwhile", checkpoints("busy")-busy, read()-readAt)
 	release()
 	until("the slow checkpoint written", func() bool { return checkpoints("ok") > okBefore })
 	durable()
