@@ -38,7 +38,9 @@ import (
 // After a crash the detector loads the checkpoint and reads from the
 // committed offsets; messages below the checkpoint's own offsets (the
 // commit had not happened yet) are skipped, so each message is applied to
-// the state exactly once.
+// the state exactly once. The same holds for messages a consumer-group
+// rebalance hands out again while the detector runs: every message below
+// the next offset the state expects of its partition is skipped.
 const (
 	checkpointFile    = "checkpoint.snap"
 	checkpointMagic   = "causeway-checkpoint"
@@ -164,7 +166,7 @@ func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 		uncommitted: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_checkpoint_uncommitted_messages",
 			Help: "Messages applied but not yet covered by a checkpoint, so not committed: what a crash now would read again."}),
 		skipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_checkpoint_skipped_messages_total",
-			Help: "Messages read again after a restart that the restored checkpoint already held (skipped, not applied twice)."}),
+			Help: "Messages read again (after a restart, or a rebalance) that the state already held: skipped, not applied twice."}),
 	}
 	for _, r := range []string{"ok", "failed", "busy"} {
 		m.results.WithLabelValues(r)
@@ -195,9 +197,9 @@ type checkpointer struct {
 
 	// graph goroutine only
 	seq     int64
-	skip    map[int]int64 // offsets below these are in the restored state
-	last    map[int]consume.Position
-	applied int // messages applied since the last capture
+	next    map[int]int64 // per partition, the offset of the first message the state has not seen
+	resumed map[int]bool  // partitions restored from a checkpoint and not read since
+	applied int           // messages read since the last capture
 
 	work chan *pendingCheckpoint // holds at most one
 	mu   sync.Mutex              // serialises write
@@ -216,7 +218,7 @@ func newCheckpointer(dir string, fs statefs.FS, st pipelineState, kc consume.Con
 	kc = kc.WithDefaults()
 	return &checkpointer{dir: dir, fs: statefs.Or(fs), state: st, topic: kc.Topic, group: kc.GroupID, m: newCheckpointMetrics(reg),
 		flog: &statefs.FaultLog{Log: log, What: "write checkpoint"}, log: log,
-		skip: map[int]int64{}, last: map[int]consume.Position{}, work: make(chan *pendingCheckpoint, 1)}
+		next: map[int]int64{}, resumed: map[int]bool{}, work: make(chan *pendingCheckpoint, 1)}
 }
 
 // restore loads the checkpoint in dir, if any, into the pipeline. A
@@ -246,7 +248,7 @@ func (c *checkpointer) restore(stream bool) bool {
 	c.seq = cp.Seq
 	if stream {
 		for p, next := range cp.Next {
-			c.skip[p] = next
+			c.next[p], c.resumed[p] = next, true
 		}
 	}
 	edges, ops := c.state.bs.Len()
@@ -256,23 +258,27 @@ func (c *checkpointer) restore(stream bool) bool {
 }
 
 // admit says whether b is new to the state (then the caller applies it)
-// or was already in the restored checkpoint (then it is skipped). Either
-// way its offset is committed with the next checkpoint.
+// or was already in it (then it is skipped): read again after a restart
+// from a checkpoint the commit had not followed yet, or after a rebalance.
+// Either way its offset is committed with the next checkpoint.
 func (c *checkpointer) admit(b *consume.Batch) bool {
-	c.last[b.Partition] = b.Position()
 	c.applied++
 	c.m.uncommitted.Set(float64(int64(c.applied) + c.owed.Load()))
-	if next, ok := c.skip[b.Partition]; ok {
-		if b.Offset < next {
-			c.m.skipped.Inc()
-			return false
-		}
+	next, known := c.next[b.Partition]
+	if known && b.Offset < next {
+		c.m.skipped.Inc()
+		return false
+	}
+	if c.resumed[b.Partition] {
+		delete(c.resumed, b.Partition)
 		if b.Offset > next {
-			c.log.Error("the group's committed offset is past the restored checkpoint: messages in between are not in the state (was the state directory restored from an older copy?)",
+			// Offsets may skip a few (transaction markers); many mean
+			// the state directory is older than the group's offsets.
+			c.log.Warn("first offset read is past the restored checkpoint: messages in between are not in the state unless they were transaction markers",
 				"partition", b.Partition, "checkpoint_next", next, "first_read", b.Offset)
 		}
-		delete(c.skip, b.Partition)
 	}
+	c.next[b.Partition] = b.Offset + 1
 	return true
 }
 
@@ -301,18 +307,16 @@ func (c *checkpointer) capture() (*pendingCheckpoint, error) {
 	c.seq++
 	pc := &pendingCheckpoint{data: checkpointData{Magic: checkpointMagic, Version: checkpointVersion, Seq: c.seq, At: time.Now().UTC(),
 		Topic: c.topic, Group: c.group, Next: map[int]int64{}}, messages: c.applied}
-	for p, next := range c.skip { // partitions not read again yet: keep what the restored checkpoint had
-		pc.data.Next[p] = next
-	}
-	parts := make([]int, 0, len(c.last))
-	for p := range c.last {
+	parts := make([]int, 0, len(c.next))
+	for p := range c.next {
 		parts = append(parts, p)
 	}
 	slices.Sort(parts)
 	for _, p := range parts {
-		pos := c.last[p]
-		pc.data.Next[p] = pos.Offset + 1
-		pc.pos = append(pc.pos, pos)
+		pc.data.Next[p] = c.next[p]
+		// Committing where the state is; for a partition not read since
+		// the restore that is where the checkpoint was already.
+		pc.pos = append(pc.pos, consume.Position{Topic: c.topic, Partition: p, Offset: c.next[p] - 1})
 	}
 	if err := c.state.capture(&pc.data); err != nil {
 		return nil, err
