@@ -3,7 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,9 +99,13 @@ type Aggregator struct {
 	maxEnd int64 // latest span end seen (event time)
 	// srcMax is the latest span end per source (Kafka partition) fed
 	// through AddFrom; the watermark follows the slowest of them.
-	srcMax   map[int]int64
-	open     map[int64]*Window // open windows by start
-	closedTo int64             // windows ending at or before this are closed
+	srcMax map[int]int64
+	open   map[int64]*Window // open windows by start
+	// lastWin is the open window window() returned last, starting at
+	// lastStart; it is closed once closedTo passes its end.
+	lastWin   *Window
+	lastStart int64
+	closedTo  int64 // windows ending at or before this are closed
 
 	edges    map[EdgeKey]struct{} // every edge tracked (for the cap)
 	opsBySvc map[string]map[string]struct{}
@@ -249,6 +253,10 @@ func (a *Aggregator) windowStart(t int64) int64 {
 // window returns the open window holding event time t, or nil when that
 // window is closed.
 func (a *Aggregator) window(t int64) *Window {
+	// Most calls of a trace fall in the window of the call before.
+	if w := a.lastWin; w != nil && t >= a.lastStart && t < a.lastStart+int64(a.cfg.Window) && a.lastStart+int64(a.cfg.Window) > a.closedTo {
+		return w
+	}
 	start := a.windowStart(t)
 	end := start + int64(a.cfg.Window)
 	if end <= a.closedTo {
@@ -256,6 +264,7 @@ func (a *Aggregator) window(t int64) *Window {
 	}
 	w, ok := a.open[start]
 	if ok {
+		a.lastWin, a.lastStart = w, start
 		return w
 	}
 	if len(a.open) >= a.cfg.OpenWindows {
@@ -267,6 +276,7 @@ func (a *Aggregator) window(t int64) *Window {
 	}
 	w = newWindow(start, end)
 	a.open[start] = w
+	a.lastWin, a.lastStart = w, start
 	return w
 }
 
@@ -419,21 +429,28 @@ func (a *Aggregator) StartAfter(t int64) {
 // View is the service graph built from a sequence of closed windows: the
 // last one, and all of them merged. Add is called from one goroutine;
 // Snapshot from any.
+//
+// The Snapshot is built when first asked for after a window, not on every
+// window: building it cost a third of the pipeline's allocations, and most
+// windows are never looked at through the API.
 type View struct {
+	mu         sync.Mutex
 	total      *Window   // all closed windows merged
+	last       *Window   // the last window added; nil before the first
 	firstStart time.Time // start of the first closed window
-	snap       atomic.Pointer[Snapshot]
+	snap       *Snapshot // built from last and total; nil when out of date
 }
 
 // NewView returns an empty view.
 func NewView() *View {
-	v := &View{total: newWindow(0, 0)}
-	v.snap.Store(&Snapshot{})
-	return v
+	return &View{total: newWindow(0, 0)}
 }
 
-// Add folds a closed window into the view. w is not retained.
+// Add folds a closed window into the view. w is retained until the next
+// Add: a published window is never changed afterwards.
 func (v *View) Add(w *Window) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	for k, e := range w.Edges {
 		if t, ok := v.total.Edges[k]; ok {
 			t.Merge(e)
@@ -454,11 +471,23 @@ func (v *View) Add(w *Window) {
 	if v.firstStart.IsZero() {
 		v.firstStart = w.Start
 	}
-	v.snap.Store(newSnapshot(w, v.total, v.firstStart))
+	v.last, v.snap = w, nil
 }
 
-// Snapshot returns the graph as of the last window added; immutable.
-func (v *View) Snapshot() *Snapshot { return v.snap.Load() }
+// Snapshot returns the graph as of the last window added; immutable. The
+// first call after a window builds it, holding up Add meanwhile.
+func (v *View) Snapshot() *Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.snap == nil {
+		if v.last == nil {
+			v.snap = &Snapshot{}
+		} else {
+			v.snap = newSnapshot(v.last, v.total, v.firstStart)
+		}
+	}
+	return v.snap
+}
 
 // Metrics are the aggregator's Prometheus collectors.
 type Metrics struct {
