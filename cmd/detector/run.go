@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,8 +113,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if keepState {
 		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile)}
 	}
+	gcfg := withWorkers(cfg.Graph)
+	if cfg.Cluster.Enabled {
+		gcfg.Workers = 1 // the fleet node's workers feed it windows, not spans
+	}
 	p, err := detect.New(detect.Options{
-		Graph: cfg.Graph, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
+		Graph: gcfg, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
 		Incidents: incident.Options{Store: store},
 		OnWindow: func(w *graph.Window, fs []graph.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
@@ -132,6 +137,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	m.agg, m.bs, m.incidents = p.Graph, p.Baselines, p.Incidents
 	snapshot := ""
 	if keepState {
@@ -367,6 +373,14 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			return nil
 		}
 	}
+}
+
+// withWorkers gives g one graph worker per CPU unless it names a number.
+func withWorkers(g graph.Config) graph.Config {
+	if g.Workers == 0 {
+		g.Workers = runtime.GOMAXPROCS(0)
+	}
+	return g
 }
 
 // quietPartition is how long a partition may send nothing before event
