@@ -104,8 +104,21 @@ func TestRunRefusesOpenListener(t *testing.T) {
 			t.Errorf("CAUSEWAY_API_TOKEN did not set api.token: %+v", cfg.API.Token)
 		}
 	}
+	// The file's limits reach the HTTP server; the rest keep their defaults.
+	cfg, err := parseRunFlags([]string{"--config", "testdata/api.yaml"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := cfg.API.server(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.API.Token.Env != "CAUSEWAY_TEST_API_TOKEN" || cfg.API.MaxBodyBytes != 4096 || srv.ReadTimeout != 20*time.Second ||
+		srv.ReadHeaderTimeout != 10*time.Second || srv.WriteTimeout != time.Minute || srv.IdleTimeout != 2*time.Minute || srv.MaxHeaderBytes != 64<<10 {
+		t.Errorf("api config %+v gives server timeouts %v %v %v %v, max header %d", cfg.API, srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
 	// A host name is resolved when the detector starts.
-	cfg := defaultConfig()
+	cfg = defaultConfig()
 	cfg.Listen = "causeway.test:0"
 	m := &Main{Config: cfg, LookupHost: func(context.Context, string) ([]netip.Addr, error) {
 		return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
@@ -188,6 +201,15 @@ func TestAPIOverTLSWithToken(t *testing.T) {
 		if tc.path == "/metrics" && tc.want == 200 && !bytes.Contains(b, []byte(`causeway_api_auth_failures_total{reason="invalid"} 1`)) {
 			t.Errorf("the wrong token was not counted:\n%s", grepLines(string(b), "causeway_api_auth"))
 		}
+	}
+	// Oversized headers are refused before any handler runs.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/api/v1/graph", nil)
+	req.Header.Set("Authorization", "Bearer "+apiToken)
+	req.Header.Set("X-Padding", strings.Repeat("x", 80<<10))
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("80 KiB of headers: %v %v, want 431", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// Plain HTTP on the TLS port gets no API answer.
 	if resp, err := http.Get("http://" + addr + "/api/v1/graph"); err == nil {
