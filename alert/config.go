@@ -135,6 +135,10 @@ func (s Secret) String() string {
 	return "unset"
 }
 
+// Resolve reads the secret from its source: the environment through
+// getenv, or the file. An unset secret resolves to "".
+func (s *Secret) Resolve(getenv func(string) string) error { return s.resolve(getenv) }
+
 // resolve reads the secret from its source.
 func (s *Secret) resolve(getenv func(string) string) error {
 	switch {

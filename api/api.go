@@ -64,10 +64,31 @@ type Options struct {
 	Ready func() error
 	// Pprof mounts /debug/pprof/ when true.
 	Pprof bool
+	// Token, when set, is the bearer token every request but /healthz and
+	// /readyz must carry (Authorization: Bearer <token>); others get 401.
+	// Empty: no authentication (a detector on a loopback address).
+	Token string
+	// MaxBodyBytes bounds a request body; larger ones get 413. Zero means
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Metrics counts refused requests; nil: counted nowhere.
+	Metrics *Metrics
 }
 
-// Handler returns the HTTP handler for every endpoint.
+// Limits of query parameters and path segments; longer ones get 400.
+const (
+	// MaxLimit is the most incidents one list returns, and its default.
+	MaxLimit = 1000
+	// maxParam bounds every query parameter and path segment in bytes.
+	maxParam = 1024
+)
+
+// Handler returns the HTTP handler for every endpoint, behind the token
+// check and body limit of o. It never sets CORS headers.
 func Handler(o Options) http.Handler {
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
 	mux := http.NewServeMux()
 	for _, r := range routes(o) {
 		mux.Handle(r.pattern, r.h)
@@ -82,7 +103,7 @@ func Handler(o Options) http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
-	return mux
+	return guard(mux, o.Token, o.MaxBodyBytes, o.Metrics, o.Log)
 }
 
 // route is one documented endpoint: "METHOD /path" and its handler.
@@ -100,6 +121,10 @@ func routes(o Options) []route {
 		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot())
 	})
 	mux.HandleFunc("GET /api/v1/edges/{edge}/baseline", func(w http.ResponseWriter, r *http.Request) {
+		if len(r.PathValue("edge")) > maxParam || len(r.URL.Query().Get("operation")) > maxParam {
+			badRequest(w, o.Log, "edge and operation must each be at most "+strconv.Itoa(maxParam)+" bytes")
+			return
+		}
 		source, target, ok := strings.Cut(r.PathValue("edge"), "->")
 		if !ok || source == "" || target == "" {
 			writeJSON(w, o.Log, http.StatusBadRequest, map[string]string{"error": "edge must be SOURCE->TARGET, e.g. frontend->cartservice (URL-encode > as %3E if your client needs)"})
@@ -119,7 +144,7 @@ func routes(o Options) []route {
 		q := r.URL.Query()
 		state := incident.State(q.Get("state"))
 		if state != "" && state != incident.Open && state != incident.Resolved {
-			badRequest(w, o.Log, "state must be open or resolved")
+			badRequest(w, o.Log, "state: must be open or resolved")
 			return
 		}
 		since, err := parseTime(q.Get("since"))
@@ -132,20 +157,37 @@ func routes(o Options) []route {
 			badRequest(w, o.Log, "until: "+err.Error())
 			return
 		}
+		limit := MaxLimit
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxLimit {
+				badRequest(w, o.Log, "limit: "+strconv.Quote(truncate(v))+" is not a whole number from 1 to "+strconv.Itoa(MaxLimit))
+				return
+			}
+			limit = n
+		}
 		list := []incident.Incident{}
 		if o.Incidents != nil {
 			list = append(list, o.Incidents.List(state, since, until)...)
+		}
+		if len(list) > limit {
+			list = list[:limit]
 		}
 		writeJSON(w, o.Log, http.StatusOK, map[string]any{"incidents": list})
 	})
 	getIncident := func(w http.ResponseWriter, r *http.Request) (incident.Incident, bool) {
 		var inc incident.Incident
 		ok := false
+		id := r.PathValue("id")
+		if len(id) > maxParam {
+			badRequest(w, o.Log, "incident id must be at most "+strconv.Itoa(maxParam)+" bytes")
+			return inc, false
+		}
 		if o.Incidents != nil {
-			inc, ok = o.Incidents.Get(r.PathValue("id"))
+			inc, ok = o.Incidents.Get(id)
 		}
 		if !ok {
-			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no incident " + r.PathValue("id")})
+			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no incident " + id})
 		}
 		return inc, ok
 	}
@@ -224,7 +266,16 @@ func parseTime(s string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", s)
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time", truncate(s))
 	}
 	return t, nil
+}
+
+// truncate shortens a parameter echoed in an error.
+func truncate(s string) string {
+	const n = 64
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }

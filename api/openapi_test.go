@@ -58,3 +58,35 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		t.Errorf("served and documented endpoints differ:\nserved     %q\ndocumented %q", served, documented)
 	}
 }
+
+// TestOpenAPISecurity: the document requires the bearer scheme everywhere
+// but on exactly the paths the guard leaves open, and documents the 401.
+func TestOpenAPISecurity(t *testing.T) {
+	var doc struct {
+		Security   []map[string][]string `json:"security"`
+		Components struct {
+			SecuritySchemes map[string]struct{ Type, Scheme string } `json:"securitySchemes"`
+		} `json:"components"`
+		Paths map[string]map[string]struct {
+			Security  *[]map[string][]string `json:"security"`
+			Responses map[string]any         `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if s := doc.Components.SecuritySchemes["bearerAuth"]; s.Type != "http" || s.Scheme != "bearer" || len(doc.Security) != 1 || doc.Security[0]["bearerAuth"] == nil {
+		t.Fatalf("no global bearer security scheme: %+v %+v", doc.Components.SecuritySchemes, doc.Security)
+	}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			open := op.Security != nil && len(*op.Security) == 0
+			if open != openPaths[path] {
+				t.Errorf("%s %s: documented open %v, served open %v", method, path, open, openPaths[path])
+			}
+			if _, ok := op.Responses["401"]; ok == open {
+				t.Errorf("%s %s: 401 documented %v, want %v", method, path, ok, !open)
+			}
+		}
+	}
+}

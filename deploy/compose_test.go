@@ -102,6 +102,9 @@ func checkCompose(t reporter, c map[string]any) {
 			t.Errorf("detector %s: %v", name, err)
 			continue
 		}
+		if getString(s, "environment", apiTokenEnv) == "" {
+			t.Errorf("detector %s: no %s in its environment: it would refuse to start", name, apiTokenEnv)
+		}
 		conf, probs := detectorConfigProblems(b)
 		for _, p := range probs {
 			t.Errorf("detector %s config %s: %s", name, cfg, p)
@@ -128,6 +131,9 @@ func checkCompose(t reporter, c map[string]any) {
 		checkComposeTopics(t, services, conf, len(detectors))
 	}
 
+	if got := getString(services["grafana"], "environment", apiTokenEnv); !strings.Contains(got, "${"+apiTokenEnv) {
+		t.Errorf("grafana %s = %q: the provisioned data source reads the detectors' token from it", apiTokenEnv, got)
+	}
 	if got := getString(services["grafana"], "environment", "GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS"); got != "causeway-rootcause-datasource" {
 		t.Errorf("grafana GF_PLUGINS_ALLOW_LOADING_UNSIGNED_PLUGINS = %q", got)
 	}

@@ -19,8 +19,15 @@ import (
 // (cmd/detector/config.go), plus cluster, the scale-out block.
 var detectorKeys = map[string]bool{
 	"listen": true, "log_level": true, "pprof": true, "kafka": true, "graph": true, "idle_advance": true,
-	"state_dir": true, "snapshot_interval": true, "alerts": true, "demo": true, "cluster": true,
+	"state_dir": true, "snapshot_interval": true, "alerts": true, "demo": true, "cluster": true, "api": true,
 }
+
+// apiKeys are the keys of the detector's api block (cmd/detector/apiconfig.go).
+var apiKeys = []string{"token", "tls", "tls.cert_file", "tls.key_file", "read_header_timeout", "read_timeout",
+	"write_timeout", "idle_timeout", "max_header_bytes", "max_body_bytes"}
+
+// apiTokenEnv is the variable the deployments pass the API token in.
+const apiTokenEnv = "CAUSEWAY_API_TOKEN"
 
 // detectorConfigProblems checks a causeway.yaml meant for a detector in a
 // container in cluster mode. It returns the configuration decoded and what
@@ -42,6 +49,11 @@ func detectorConfigProblems(b []byte) (map[string]any, []string) {
 	}
 	if got := getString(c, "listen"); got != "0.0.0.0:8080" {
 		bad("listen = %q, want 0.0.0.0:8080 (reachable from outside the container)", got)
+	}
+	// Reachable from outside the container: the API must require a token,
+	// read from the variable the deployments set from a Secret.
+	if got := getString(c, "api", "token", "env"); got != apiTokenEnv {
+		bad("api.token = %v, want {env: %s}: the detector refuses to listen on 0.0.0.0 without a token", get(c, "api", "token"), apiTokenEnv)
 	}
 	if sd := getString(c, "state_dir"); !path.IsAbs(sd) {
 		bad("state_dir = %q, want an absolute path on a volume", sd)
@@ -141,6 +153,7 @@ func clusterTopics(c map[string]any) map[string]string {
 func TestDetectorConfigProblems(t *testing.T) {
 	// The check must be able to fail: each mistake here is reported.
 	bad := []byte(`listen: 127.0.0.1:8080
+api: {token: inline}
 state_dir: relative
 kafak: {}
 kafka: {brokers: [kafka], topic: spans, encoding: otlp_json}
@@ -150,7 +163,7 @@ cluster: {enabled: false}
 `)
 	_, probs := detectorConfigProblems(bad)
 	all := strings.Join(probs, "\n")
-	for _, want := range []string{"listen", "state_dir", `"kafak"`, "kafka.brokers", "kafka.topic", "kafka.encoding",
+	for _, want := range []string{"listen", "api.token", "state_dir", `"kafak"`, "kafka.brokers", "kafka.topic", "kafka.encoding",
 		"trace_keyed", "graph", "carrier-pigeon", "cluster.enabled", "cluster.leader_topic"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no problem mentions %s; problems:\n%s", want, all)

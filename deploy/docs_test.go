@@ -30,6 +30,10 @@ func TestOperationsGuideCoversConfig(t *testing.T) {
 	for _, k := range []string{"enabled", "windows_topic", "leader_topic", "rekey_topic", "max_window_wait"} {
 		keys = append(keys, "cluster."+k)
 	}
+	for _, k := range apiKeys {
+		keys = append(keys, "api."+k)
+	}
+	keys = append(keys, apiTokenEnv)
 	for _, k := range keys {
 		if !strings.Contains(doc, "`"+k) {
 			t.Errorf("docs/operations.md does not document %s", k)

@@ -202,6 +202,16 @@ func checkOverlay(t *testing.T, name string, docs []map[string]any, replicas int
 	if len(eps) != 1 || getString(eps[0], "path") != "/metrics" || getString(eps[0], "port") != "http" {
 		t.Errorf("ServiceMonitor endpoints = %v, want port http path /metrics", eps)
 	}
+	var apiSecret, apiKey string // where the pods read the API token
+	defer func() {
+		// /metrics needs the API token: the scrape sends the same Secret's key.
+		for _, ep := range eps {
+			if getString(ep, "authorization", "type") != "Bearer" || getString(ep, "authorization", "credentials", "name") != apiSecret ||
+				getString(ep, "authorization", "credentials", "key") != apiKey || apiSecret == "" {
+				t.Errorf("ServiceMonitor endpoint authorization = %v, want Bearer from Secret %s key %s", get(ep, "authorization"), apiSecret, apiKey)
+			}
+		}
+	}()
 
 	// The pod.
 	pod := getMap(spec, "template", "spec")
@@ -227,6 +237,17 @@ func checkOverlay(t *testing.T, name string, docs []map[string]any, replicas int
 	checkResources(t, c)
 	if !hasSecretRef(c) {
 		t.Error("no Secret is referenced for alert receiver credentials (envFrom secretRef)")
+	}
+	for _, e := range getList(c, "env") {
+		if getString(e, "name") == apiTokenEnv {
+			apiSecret, apiKey = getString(e, "valueFrom", "secretKeyRef", "name"), getString(e, "valueFrom", "secretKeyRef", "key")
+			if get(e, "valueFrom", "secretKeyRef", "optional") == true {
+				t.Errorf("env %s is optional: the detector refuses to start without it, so say so at scheduling", apiTokenEnv)
+			}
+		}
+	}
+	if apiSecret == "" || apiKey == "" {
+		t.Errorf("env %s does not come from a Secret (secretKeyRef)", apiTokenEnv)
 	}
 
 	// Volumes: the generated ConfigMap, the state volume at state_dir, a

@@ -16,14 +16,15 @@ type Options struct {
 	BaselineMetrics *graph.BaselineMetrics // nil: not exported
 	Incidents       incident.Options
 	// OnWindow, when set, is called after each window has been scored and
-	// the incidents updated, on the graph's goroutine; err is the incident
-	// store's, if saving failed.
+	// the incidents updated, one window at a time in event-time order (on
+	// the graph's goroutine, or its merge goroutine with several workers);
+	// err is the incident store's, if saving failed.
 	OnWindow func(w *graph.Window, findings []graph.Finding, changes []incident.Change, err error)
 }
 
 // Pipeline is the graph, the baselines and the incidents, connected. Feed
 // spans to Graph (Add, AdvanceTo, Flush) from one goroutine; Baselines and
-// Incidents may be read from any.
+// Incidents may be read from any. Close stops the graph's workers.
 type Pipeline struct {
 	Graph     *graph.Aggregator
 	Baselines *graph.Baselines
@@ -42,6 +43,9 @@ func New(o Options) (*Pipeline, error) {
 	p.Graph = graph.New(o.Graph, p.Window, o.GraphMetrics)
 	return p, nil
 }
+
+// Close stops the graph's goroutines (see graph.Config.Workers).
+func (p *Pipeline) Close() { p.Graph.Close() }
 
 // Window scores a closed window and updates the incidents. Graph calls it
 // for the windows it closes; a fleet member calls it for the windows it

@@ -47,7 +47,10 @@ func (w *worker) run(ctx context.Context) {
 	}
 	defer md.Close()
 	var closed []*graph.Window
-	agg := graph.New(n.opt.Graph, func(win *graph.Window) { closed = append(closed, win) }, nil)
+	// A member already runs one worker per partition: one goroutine each.
+	gcfg := n.opt.Graph
+	gcfg.Workers = 1
+	agg := graph.New(gcfg, func(win *graph.Window) { closed = append(closed, win) }, nil)
 	agg.StartAfter(n.closedTo(w.partition))
 	published := agg.ClosedTo()
 	window := int64(agg.Config().Window)

@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,11 @@ type Config struct {
 	// OpenWindows caps how many windows may be open at once; past it the
 	// oldest is closed early. Default 64.
 	OpenWindows int `yaml:"open_windows"`
+	// Workers is how many goroutines pair spans and fill windows, each
+	// with the traces whose ids hash to it (see parallel.go). Default 1:
+	// all on the caller's goroutine. The detector sets it to the number of
+	// CPUs.
+	Workers int `yaml:"workers"`
 }
 
 // OverflowOperation is the operation name further operations of a service
@@ -66,6 +72,9 @@ func (c Config) withDefaults() Config {
 	if c.OpenWindows <= 0 {
 		c.OpenWindows = 64
 	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
 	return c
 }
 
@@ -76,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.Window > 0 && c.Window < time.Millisecond {
 		return fmt.Errorf("graph: window %v is shorter than 1ms", c.Window)
+	}
+	if c.Workers < 0 || c.Workers > maxWorkers {
+		return fmt.Errorf("graph: workers %d is not between 0 (default) and %d", c.Workers, maxWorkers)
 	}
 	return nil
 }
@@ -89,44 +101,76 @@ type WindowFunc func(*Window)
 // span end seen, minus TraceIdle and Lateness) passes its end, and is handed
 // to the WindowFunc. An Aggregator is driven by one goroutine; Snapshot may
 // be called from any goroutine.
+//
+// With Config.Workers above 1 the joining and filing run on that many
+// goroutines of the aggregator's own, and the WindowFunc on another; Close
+// stops them. Event time is still kept by the driving goroutine, so the
+// windows and what is in them are those of one worker (parallel.go).
 type Aggregator struct {
 	cfg      Config
 	onWindow WindowFunc
 	m        *Metrics
 
-	pend   *pending
-	joiner joiner
+	// Event time, kept by the driving goroutine in both modes.
 	maxEnd int64 // latest span end seen (event time)
 	// srcMax is the latest span end per source (Kafka partition) fed
 	// through AddFrom; the watermark follows the slowest of them.
 	srcMax   map[int]int64
-	open     map[int64]*Window // open windows by start
-	closedTo int64             // windows ending at or before this are closed
+	closedTo int64 // windows ending at or before this are closed
 
-	edges    map[EdgeKey]struct{} // every edge tracked (for the cap)
-	opsBySvc map[string]map[string]struct{}
+	// Joining and filing: the aggregator's own with one worker, each
+	// shard's with several.
+	pend   *pending
+	joiner joiner
+	open   map[int64]*Window // open windows by start
+	// lastWin is the open window window() returned last, starting at
+	// lastStart; it is closed once closedTo passes its end.
+	lastWin   *Window
+	lastStart int64
+	adm       *admission      // the caps on edges and operations, shared by shards
+	ops       map[OpKey]OpKey // operations admitted so far, a cache of adm's
+	shard     bool            // one of a parallel aggregator's shards: publish only hands windows on
+	par       *parallel       // the shards; nil with one worker
+	pendingN  atomic.Int64    // pending spans, for a parallel aggregator's gauge
 
 	view *View // every closed window, for Snapshot
 }
 
 // New returns an aggregator that hands closed windows to onWindow (which
-// may be nil) and records its counters in m (which may be nil).
+// may be nil) and records its counters in m (which may be nil). With
+// cfg.Workers above 1 it starts its goroutines: call Close when done.
 func New(cfg Config, onWindow WindowFunc, m *Metrics) *Aggregator {
 	cfg = cfg.withDefaults()
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	a := &Aggregator{
+	a := newAggregator(cfg, onWindow, m, newAdmission(cfg, m))
+	a.view = NewView()
+	if cfg.Workers > 1 {
+		a.par = startParallel(a)
+	}
+	return a
+}
+
+func newAggregator(cfg Config, onWindow WindowFunc, m *Metrics, adm *admission) *Aggregator {
+	return &Aggregator{
 		cfg:      cfg,
 		onWindow: onWindow,
 		m:        m,
 		pend:     newPending(),
 		open:     make(map[int64]*Window),
-		edges:    make(map[EdgeKey]struct{}),
-		opsBySvc: make(map[string]map[string]struct{}),
-		view:     NewView(),
+		adm:      adm,
+		ops:      make(map[OpKey]OpKey),
 	}
-	return a
+}
+
+// Close stops the goroutines of an aggregator with several workers, without
+// flushing; windows still open are dropped. It is safe to call more than
+// once, and a no-op with one worker.
+func (a *Aggregator) Close() {
+	if a.par != nil {
+		a.par.close()
+	}
 }
 
 // Add buffers valid spans, then joins the traces that have finished and
@@ -152,7 +196,7 @@ func (a *Aggregator) AddFrom(source int, spans []span.Span) (late int) {
 func (a *Aggregator) ForgetSource(source int) {
 	if _, ok := a.srcMax[source]; ok {
 		delete(a.srcMax, source)
-		a.advance(a.watermark())
+		a.moveOn()
 	}
 }
 
@@ -180,10 +224,13 @@ func (a *Aggregator) watermark() int64 {
 }
 
 func (a *Aggregator) add(source int, spans []span.Span) (late int) {
+	if a.par != nil {
+		return a.par.add(source, spans)
+	}
 	srcEnd, seen := a.srcMax[source]
 	for i := range spans {
 		s := &spans[i]
-		if a.windowStart(s.End)+int64(a.cfg.Window) <= a.closedTo {
+		if a.isLate(s) {
 			late++
 			continue
 		}
@@ -191,21 +238,37 @@ func (a *Aggregator) add(source int, spans []span.Span) (late int) {
 		a.maxEnd = max(a.maxEnd, s.End)
 		srcEnd = max(srcEnd, s.End)
 	}
+	a.noteSource(source, seen, srcEnd)
+	a.m.tooLate.Add(float64(late))
+	a.evictOver(a.cfg.MaxPendingSpans)
+	a.advance(a.watermark())
+	a.m.pendingSpans.Set(float64(a.pend.nSpans))
+	return late
+}
+
+// isLate reports whether s ends in a window already closed.
+func (a *Aggregator) isLate(s *span.Span) bool {
+	return a.windowStart(s.End)+int64(a.cfg.Window) <= a.closedTo
+}
+
+// noteSource records srcEnd as the latest span end of source (none: -1).
+func (a *Aggregator) noteSource(source int, seen bool, srcEnd int64) {
 	if source >= 0 && (seen || srcEnd > 0) {
 		if a.srcMax == nil {
 			a.srcMax = make(map[int]int64)
 		}
 		a.srcMax[source] = srcEnd
 	}
-	a.m.tooLate.Add(float64(late))
-	for a.pend.nSpans > a.cfg.MaxPendingSpans {
+}
+
+// evictOver joins the oldest traces early while more than limit spans
+// are pending.
+func (a *Aggregator) evictOver(limit int) {
+	for a.pend.nSpans > limit {
 		t := a.pend.popOldest()
 		a.m.evicted.Inc()
 		a.finish(t)
 	}
-	a.advance(a.watermark())
-	a.m.pendingSpans.Set(float64(a.pend.nSpans))
-	return late
 }
 
 // AdvanceTo moves event time forward to t (Unix ns) even without spans, so
@@ -216,12 +279,25 @@ func (a *Aggregator) AdvanceTo(t int64) {
 		a.srcMax[s] = max(m, t)
 	}
 	a.maxEnd = max(a.maxEnd, t)
+	a.moveOn()
+}
+
+// moveOn finishes traces and closes windows by the watermark.
+func (a *Aggregator) moveOn() {
+	if a.par != nil {
+		a.par.advance(nil)
+		return
+	}
 	a.advance(a.watermark())
 }
 
 // Flush joins every pending trace and closes every open window, as at the
 // end of a replay.
 func (a *Aggregator) Flush() {
+	if a.par != nil {
+		a.par.flush()
+		return
+	}
 	for t := a.pend.popOldest(); t != nil; t = a.pend.popOldest() {
 		a.finish(t)
 	}
@@ -249,6 +325,10 @@ func (a *Aggregator) windowStart(t int64) int64 {
 // window returns the open window holding event time t, or nil when that
 // window is closed.
 func (a *Aggregator) window(t int64) *Window {
+	// Most calls of a trace fall in the window of the call before.
+	if w := a.lastWin; w != nil && t >= a.lastStart && t < a.lastStart+int64(a.cfg.Window) && a.lastStart+int64(a.cfg.Window) > a.closedTo {
+		return w
+	}
 	start := a.windowStart(t)
 	end := start + int64(a.cfg.Window)
 	if end <= a.closedTo {
@@ -256,6 +336,7 @@ func (a *Aggregator) window(t int64) *Window {
 	}
 	w, ok := a.open[start]
 	if ok {
+		a.lastWin, a.lastStart = w, start
 		return w
 	}
 	if len(a.open) >= a.cfg.OpenWindows {
@@ -267,6 +348,7 @@ func (a *Aggregator) window(t int64) *Window {
 	}
 	w = newWindow(start, end)
 	a.open[start] = w
+	a.lastWin, a.lastStart = w, start
 	return w
 }
 
@@ -335,35 +417,18 @@ func (a *Aggregator) finish(t *pendingTrace) {
 }
 
 // track admits a new edge under the MaxEdges cap.
-func (a *Aggregator) track(k EdgeKey) bool {
-	if _, ok := a.edges[k]; ok {
-		return true
-	}
-	if len(a.edges) >= a.cfg.MaxEdges {
-		a.m.capHit.WithLabelValues("edges").Inc()
-		return false
-	}
-	a.edges[k] = struct{}{}
-	a.m.edgesTracked.Set(float64(len(a.edges)))
-	return true
-}
+func (a *Aggregator) track(k EdgeKey) bool { return a.adm.edge(k) }
 
 // opKey folds operations past MaxOpsPerService into the overflow operation.
 func (a *Aggregator) opKey(k OpKey) OpKey {
-	ops, ok := a.opsBySvc[k.Service]
-	if !ok {
-		ops = make(map[string]struct{})
-		a.opsBySvc[k.Service] = ops
+	if o, ok := a.ops[k]; ok {
+		return o
 	}
-	if _, ok := ops[k.Operation]; ok {
-		return k
+	o := a.adm.op(k)
+	if o == k { // only admitted ones: a flood of new names is not cached
+		a.ops[k] = o
 	}
-	if len(ops) >= a.cfg.MaxOpsPerService {
-		a.m.capHit.WithLabelValues("operations").Inc()
-		return OpKey{Service: k.Service, Operation: OverflowOperation}
-	}
-	ops[k.Operation] = struct{}{}
-	return k
+	return o
 }
 
 // closeThrough closes, oldest first, every open window ending at or before t.
@@ -392,6 +457,10 @@ func (a *Aggregator) closeThrough(t int64) {
 }
 
 func (a *Aggregator) publish(w *Window) {
+	if a.shard {
+		a.onWindow(w)
+		return
+	}
 	a.view.Add(w)
 	a.m.windowsClosed.Inc()
 	a.m.watermark.Set(float64(w.End.UnixNano()) / 1e9)
@@ -414,28 +483,36 @@ func (a *Aggregator) ClosedTo() int64 { return a.closedTo }
 // windows already published are not published again in part.
 func (a *Aggregator) StartAfter(t int64) {
 	a.closedTo = max(a.closedTo, a.windowStart(t))
+	if a.par != nil {
+		a.par.startAfter(t)
+	}
 }
 
 // View is the service graph built from a sequence of closed windows: the
 // last one, and all of them merged. Add is called from one goroutine;
 // Snapshot from any.
+//
+// The Snapshot is built when first asked for after a window, not on every
+// window: building it cost a third of the pipeline's allocations, and most
+// windows are never looked at through the API.
 type View struct {
+	mu         sync.Mutex
 	total      *Window   // all closed windows merged
-	last       *Window   // the last window added, read only
+	last       *Window   // the last window added; nil before the first
 	firstStart time.Time // start of the first closed window
-	snap       atomic.Pointer[Snapshot]
+	snap       *Snapshot // built from last and total; nil when out of date
 }
 
 // NewView returns an empty view.
 func NewView() *View {
-	v := &View{total: newWindow(0, 0)}
-	v.snap.Store(&Snapshot{})
-	return v
+	return &View{total: newWindow(0, 0)}
 }
 
-// Add folds a closed window into the view. w is kept, read only, as the
-// last window until the next Add; it must not be changed afterwards.
+// Add folds a closed window into the view. w is retained until the next
+// Add: a published window is never changed afterwards.
 func (v *View) Add(w *Window) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	for k, e := range w.Edges {
 		if t, ok := v.total.Edges[k]; ok {
 			t.Merge(e)
@@ -456,12 +533,23 @@ func (v *View) Add(w *Window) {
 	if v.firstStart.IsZero() {
 		v.firstStart = w.Start
 	}
-	v.last = w
-	v.snap.Store(newSnapshot(w, v.total, v.firstStart))
+	v.last, v.snap = w, nil
 }
 
-// Snapshot returns the graph as of the last window added; immutable.
-func (v *View) Snapshot() *Snapshot { return v.snap.Load() }
+// Snapshot returns the graph as of the last window added; immutable. The
+// first call after a window builds it, holding up Add meanwhile.
+func (v *View) Snapshot() *Snapshot {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.snap == nil {
+		if v.last == nil {
+			v.snap = &Snapshot{}
+		} else {
+			v.snap = newSnapshot(v.last, v.total, v.firstStart)
+		}
+	}
+	return v.snap
+}
 
 // Metrics are the aggregator's Prometheus collectors.
 type Metrics struct {

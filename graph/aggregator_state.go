@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 // The aggregator's state as a checkpoint holds it: everything the windows
 // still open and the traces still pending were built from, so a detector
 // restarted from it and fed the messages after it closes the same windows
-// as one that never stopped.
+// as one that never stopped. It can be loaded with another Config.Workers:
+// pending traces go to the shard of their trace id, open windows to the
+// first shard (then float sums may differ in their last bits, as between
+// any two worker counts).
 const aggregatorStateVersion = 1
 
 type aggregatorState struct {
@@ -23,10 +27,18 @@ type aggregatorState struct {
 	MaxEnd   int64
 	SrcMax   map[int]int64
 	ClosedTo int64
-	Open     []*Window      // by start
-	Pending  []pendingState // in expiry-queue order
-	Edges    []EdgeKey
-	Ops      map[string][]string
+	// ShardClosedTo is where the joining side had closed windows (with
+	// several workers, the shards trail the driving side until they
+	// have handled the last batch).
+	ShardClosedTo int64
+	// Open holds each part's open windows, by start: one part, or one per
+	// shard. Loaded with as many workers, each shard gets its own back
+	// (the windows come out bit for bit as without the restart); with
+	// another number, they are merged into the first.
+	Open    [][]*Window
+	Pending []pendingState // in expiry-queue order, shard after shard
+	Edges   []EdgeKey
+	Ops     map[string][]string
 	// The view behind Snapshot: every closed window merged, and the last.
 	Total      *Window
 	Last       *Window
@@ -40,25 +52,49 @@ type pendingState struct {
 	Spans   []span.Span
 }
 
-// SaveState writes what the aggregator holds between messages: open
+// parts are the aggregators that join and file: a itself, or its shards.
+func (a *Aggregator) parts() []*Aggregator {
+	if a.par == nil {
+		return []*Aggregator{a}
+	}
+	out := make([]*Aggregator, len(a.par.shards))
+	for i, sw := range a.par.shards {
+		out[i] = sw.agg
+	}
+	return out
+}
+
+// SaveState writes what the aggregator holds between batches: open
 // windows, pending traces, event time, the caps' bookkeeping and the
-// merged view. Call it on the aggregator's goroutine.
+// merged view. Call it on the driving goroutine. With several workers it
+// first waits until every shard has handled what it was given and every
+// window they closed has been published (to the WindowFunc), so that
+// what the WindowFunc keeps can be saved consistently afterwards.
 func (a *Aggregator) SaveState(w io.Writer) error {
+	if a.par != nil {
+		a.par.broadcast(itemSync, 0)
+	}
 	st := aggregatorState{Version: aggregatorStateVersion, Window: a.cfg.Window, MaxEnd: a.maxEnd, SrcMax: a.srcMax,
-		ClosedTo: a.closedTo, Ops: map[string][]string{}}
-	starts := make([]int64, 0, len(a.open))
-	for s := range a.open {
-		starts = append(starts, s)
+		ClosedTo: a.closedTo, ShardClosedTo: math.MaxInt64, Ops: map[string][]string{}}
+	for _, p := range a.parts() {
+		st.ShardClosedTo = min(st.ShardClosedTo, p.closedTo)
+		starts := make([]int64, 0, len(p.open))
+		for s := range p.open {
+			starts = append(starts, s)
+		}
+		slices.Sort(starts)
+		open := make([]*Window, 0, len(starts))
+		for _, s := range starts {
+			open = append(open, p.open[s])
+		}
+		st.Open = append(st.Open, open)
+		for _, it := range p.pend.queue {
+			st.Pending = append(st.Pending, pendingState{At: it.at, ID: it.t.id, LastEnd: it.t.lastEnd, Spans: it.t.spans})
+		}
 	}
-	slices.Sort(starts)
-	for _, s := range starts {
-		st.Open = append(st.Open, a.open[s])
-	}
-	for _, it := range a.pend.queue {
-		st.Pending = append(st.Pending, pendingState{At: it.at, ID: it.t.id, LastEnd: it.t.lastEnd, Spans: it.t.spans})
-	}
-	st.Edges = sortedKeys(a.edges, compareEdge)
-	for svc, ops := range a.opsBySvc {
+	a.adm.mu.Lock()
+	st.Edges = sortedKeys(a.adm.edges, compareEdge)
+	for svc, ops := range a.adm.opsBySvc {
 		names := make([]string, 0, len(ops))
 		for op := range ops {
 			names = append(names, op)
@@ -66,16 +102,21 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 		slices.Sort(names)
 		st.Ops[svc] = names
 	}
+	a.adm.mu.Unlock()
+	a.view.mu.Lock()
 	st.Total, st.Last, st.FirstStart = a.view.total, a.view.last, a.view.firstStart
-	if err := gob.NewEncoder(w).Encode(&st); err != nil {
+	err := gob.NewEncoder(w).Encode(&st)
+	a.view.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("save graph state: %w", err)
 	}
 	return nil
 }
 
-// LoadState replaces the aggregator's state with one SaveState wrote. It
-// fails, changing nothing, when the state is unreadable or has windows of
-// another length.
+// LoadState replaces the state of a new aggregator, before anything has
+// been added to it, with one SaveState wrote (with any number of workers).
+// It fails, changing nothing, when the state is unreadable or has windows
+// of another length.
 func (a *Aggregator) LoadState(r io.Reader) error {
 	var st aggregatorState
 	if err := gob.NewDecoder(r).Decode(&st); err != nil {
@@ -87,52 +128,94 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	case st.Window != a.cfg.Window:
 		return fmt.Errorf("load graph state: windows of %v, configured %v", st.Window, a.cfg.Window)
 	}
-	open := make(map[int64]*Window, len(st.Open))
-	for _, w := range st.Open {
-		if w == nil {
-			return errors.New("load graph state: empty window")
+	for _, ws := range st.Open {
+		for _, w := range ws {
+			if w == nil {
+				return errors.New("load graph state: empty window")
+			}
 		}
-		open[w.Start.UnixNano()] = fillWindow(w)
 	}
-	pend := newPending()
+	seen := make(map[span.TraceID]bool, len(st.Pending))
 	for _, ps := range st.Pending {
-		if _, dup := pend.traces[ps.ID]; dup {
+		if seen[ps.ID] {
 			return fmt.Errorf("load graph state: trace %s pending twice", ps.ID)
 		}
+		seen[ps.ID] = true
+	}
+
+	if a.par != nil {
+		// The shards are idle past a barrier: what is set here happens
+		// before they handle their next batch.
+		a.par.broadcast(itemSync, 0)
+	}
+	parts := a.parts()
+	for _, p := range parts {
+		p.pend, p.open, p.lastWin = newPending(), make(map[int64]*Window), nil
+		if st.ShardClosedTo != math.MaxInt64 {
+			p.closedTo = st.ShardClosedTo
+		}
+	}
+	// Each part's open windows back to it; with another number of parts,
+	// all to the first, whose windows the others' are merged into when
+	// they close.
+	for i, ws := range st.Open {
+		p := parts[0]
+		if len(st.Open) == len(parts) {
+			p = parts[i]
+		}
+		for _, w := range ws {
+			start := w.Start.UnixNano()
+			if old := p.open[start]; old != nil {
+				old.Merge(fillWindow(w))
+				continue
+			}
+			p.open[start] = fillWindow(w)
+		}
+	}
+	for _, ps := range st.Pending {
+		p := parts[0]
+		if a.par != nil {
+			p = parts[a.par.shardOf(ps.ID)]
+		}
 		t := &pendingTrace{id: ps.ID, lastEnd: ps.LastEnd, spans: ps.Spans}
-		pend.traces[ps.ID] = t
-		pend.queue = append(pend.queue, expiryItem{at: ps.At, t: t}) // saved in heap order
-		pend.nSpans += len(ps.Spans)
+		p.pend.traces[ps.ID] = t
+		p.pend.queue.push(expiryItem{at: ps.At, t: t}) // in saved heap order: no moves within one heap
+		p.pend.nSpans += len(ps.Spans)
 	}
-	edges := make(map[EdgeKey]struct{}, len(st.Edges))
+	var pendingN int
+	for _, p := range parts {
+		p.pendingN.Store(int64(p.pend.nSpans))
+		pendingN += p.pend.nSpans
+	}
+	a.adm.mu.Lock()
 	for _, k := range st.Edges {
-		edges[k] = struct{}{}
+		a.adm.edges[k] = struct{}{}
 	}
-	ops := make(map[string]map[string]struct{}, len(st.Ops))
 	for svc, names := range st.Ops {
 		m := make(map[string]struct{}, len(names))
 		for _, n := range names {
 			m[n] = struct{}{}
 		}
-		ops[svc] = m
+		a.adm.opsBySvc[svc] = m
 	}
-	view := NewView()
+	a.m.edgesTracked.Set(float64(len(a.adm.edges)))
+	a.adm.mu.Unlock()
+	a.view.mu.Lock()
 	if st.Total != nil {
-		view.total = fillWindow(st.Total)
+		a.view.total = fillWindow(st.Total)
 	}
-	view.firstStart = st.FirstStart
 	if st.Last != nil {
-		view.last = fillWindow(st.Last)
-		view.snap.Store(newSnapshot(view.last, view.total, view.firstStart))
+		a.view.last = fillWindow(st.Last)
 	}
+	a.view.firstStart, a.view.snap = st.FirstStart, nil
+	a.view.mu.Unlock()
 	a.maxEnd, a.srcMax, a.closedTo = st.MaxEnd, st.SrcMax, st.ClosedTo
-	a.open, a.pend, a.edges, a.opsBySvc, a.view = open, pend, edges, ops, view
-	a.m.pendingSpans.Set(float64(pend.nSpans))
-	a.m.edgesTracked.Set(float64(len(edges)))
+	a.m.pendingSpans.Set(float64(pendingN))
 	return nil
 }
 
-// fillWindow gives a decoded window the empty maps and sketches gob leaves out.
+// fillWindow gives a decoded window the empty maps and sketches gob leaves
+// out.
 func fillWindow(w *Window) *Window {
 	if w.Edges == nil {
 		w.Edges = make(map[EdgeKey]*EdgeStats)

@@ -32,7 +32,7 @@ type opObservation struct {
 // traces, so a long-lived joiner allocates little; it is not safe for
 // concurrent use.
 type joiner struct {
-	index    map[span.ID]int
+	index    spanIndex
 	children [][]int // children[i] lists the indexes of span i's children
 	remote   []bool  // remote[i]: span i has a child in another service
 	ivals    [][2]int64
@@ -49,12 +49,9 @@ const nsPerMS = 1e6
 func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 	j.edges, j.ops = j.edges[:0], j.ops[:0]
 	n := len(spans)
-	if j.index == nil {
-		j.index = make(map[span.ID]int)
-	}
-	clear(j.index)
+	j.index.reset(n)
 	for i := range spans {
-		j.index[spans[i].SpanID] = i
+		j.index.put(spans, i)
 	}
 	j.children = slices.Grow(j.children[:0], n)[:n]
 	for i := range j.children {
@@ -66,7 +63,7 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 	// Parent-child pairs: a change of service is a call edge.
 	for i := range spans {
 		c := &spans[i]
-		pi, ok := j.index[c.ParentID]
+		pi, ok := j.index.get(spans, c.ParentID)
 		if !ok || c.ParentID.IsZero() || pi == i {
 			continue
 		}

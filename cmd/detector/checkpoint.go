@@ -71,11 +71,13 @@ type pipelineState struct {
 
 // capture serialises the state; call it on the graph's goroutine.
 func (p pipelineState) capture(cp *checkpointData) error {
+	// The graph first: with several workers it waits until every window
+	// closed so far has been scored and its incidents updated.
 	var b, g, i bytes.Buffer
-	if err := p.bs.Save(&b); err != nil {
+	if err := p.agg.SaveState(&g); err != nil {
 		return err
 	}
-	if err := p.agg.SaveState(&g); err != nil {
+	if err := p.bs.Save(&b); err != nil {
 		return err
 	}
 	if err := p.incidents.SaveState(&i); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,8 +25,12 @@ import (
 // Config is everything `detector run` can be told: one YAML file, then
 // environment variables, then flags, each overriding the one before.
 type Config struct {
-	// Listen is the address of the HTTP API. Default 127.0.0.1:8080.
+	// Listen is the address of the HTTP API. Default 127.0.0.1:8080. Any
+	// address but a loopback one needs API.Token.
 	Listen string `yaml:"listen"`
+	// API secures and bounds the HTTP API: bearer token, TLS, timeouts and
+	// size limits.
+	API APIConfig `yaml:"api"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
 	// Pprof mounts /debug/pprof on the API listener.
@@ -75,7 +80,7 @@ type DemoConfig struct {
 }
 
 func defaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", LogLevel: "info", Idle: 30 * time.Second, SnapshotInterval: time.Minute,
+	return Config{Listen: "127.0.0.1:8080", API: defaultAPIConfig(), LogLevel: "info", Idle: 30 * time.Second, SnapshotInterval: time.Minute,
 		Demo: DemoConfig{Speed: 1, Seed: 1, ByTrace: true, History: 20 * time.Minute}}
 }
 
@@ -86,6 +91,13 @@ func (c *Config) Embedded() bool { return len(c.Kafka.Brokers) == 0 }
 func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q: %w", c.Listen, err)
+	}
+	if err := c.API.Validate(); err != nil {
+		return err
+	}
+	// Host names are resolved when the detector starts (Main.Run).
+	if err := requireToken(context.Background(), c.Listen, c.API.Token.IsSet(), nil); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -122,6 +134,11 @@ func (c *Config) loadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	return c.decode(b, path)
+}
+
+// decode merges the YAML document b, read from path, into c.
+func (c *Config) decode(b []byte, path string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: empty file
@@ -134,6 +151,10 @@ func (c *Config) loadFile(path string) error {
 func (c *Config) envOverrides(getenv func(string) string) error {
 	if v := getenv("CAUSEWAY_LISTEN"); v != "" {
 		c.Listen = v
+	}
+	if getenv("CAUSEWAY_API_TOKEN") != "" {
+		// Read by Main.Run; the value never enters the configuration.
+		c.API.Token = alert.Secret{Env: "CAUSEWAY_API_TOKEN"}
 	}
 	if v := getenv("CAUSEWAY_KAFKA_BROKERS"); v != "" {
 		c.Kafka.Brokers = splitList(v)
@@ -213,6 +234,8 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP API address")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof on the API listener")
+	fs.StringVar(&cfg.API.TLS.CertFile, "tls-cert", cfg.API.TLS.CertFile, "serve the API over HTTPS with this PEM certificate (with --tls-key)")
+	fs.StringVar(&cfg.API.TLS.KeyFile, "tls-key", cfg.API.TLS.KeyFile, "the PEM private key of --tls-cert")
 	var brokers []string
 	fs.Var(listFlag{&brokers}, "brokers", "Kafka bootstrap brokers host:port (comma-separated or repeated); none starts the embedded demo")
 	fs.StringVar(&cfg.Kafka.Topic, "topic", cfg.Kafka.Topic, "Kafka topic (default otlp_spans)")

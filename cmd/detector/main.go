@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		m := &Main{Config: cfg, Log: newLogger(stderr, cfg.LogLevel), Stdout: stdout}
+		m := &Main{Config: cfg, Log: newLogger(stderr, cfg.LogLevel), Stdout: stdout, Getenv: getenv}
 		return m.Run(ctx)
 	case "replay":
 		a, err := parseReplayFlags(args[1:])

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -319,5 +320,28 @@ func TestAlertTestCommand(t *testing.T) {
 	err = run(context.Background(), []string{"alert", "test", "--webhook-url", refusing.URL}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "HTTP 403: nope") {
 		t.Errorf("refusing receiver: %v", err)
+	}
+}
+
+// TestReplayWorkersAgree replays the same file with one graph worker and
+// with three: the output (graph, incidents, episodes, counts) is the same.
+func TestReplayWorkersAgree(t *testing.T) {
+	var outs [2]ReplayOutput
+	for i, workers := range []int{1, 3} {
+		a := replayArgs{inputs: []string{"../../testdata/nezha-ob/normal-2022-08-23.jsonl.gz"}, out: filepath.Join(t.TempDir(), "g.json")}
+		a.graph.Workers = workers
+		if err := replay(a, quietLogger(t), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		readJSON(t, a.out, &outs[i])
+		outs[i].Stats.ElapsedSeconds = 0
+	}
+	one, _ := json.MarshalIndent(outs[0], "", " ")
+	three, _ := json.MarshalIndent(outs[1], "", " ")
+	if outs[0].Stats.Windows < 5 || len(outs[0].Graph.Edges) < 10 {
+		t.Fatalf("too little replayed to compare: %+v", outs[0].Stats)
+	}
+	if !bytes.Equal(one, three) {
+		t.Errorf("replay with 3 workers differs from 1:\n%s\nwant\n%s", three, one)
 	}
 }

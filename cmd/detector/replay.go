@@ -84,6 +84,7 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 	fs.DurationVar(&a.graph.Window, "window", 0, "event-time window length (default 10s)")
 	fs.DurationVar(&a.graph.TraceIdle, "trace-idle", 0, "event time a trace waits for more spans before it is joined (default 15s)")
 	fs.DurationVar(&a.graph.Lateness, "lateness", 0, "how long a window stays open behind the watermark (default 5s)")
+	fs.IntVar(&a.graph.Workers, "workers", 0, "goroutines joining spans and filling windows (default: the number of CPUs)")
 	fs.StringVar(&a.cpuProfile, "cpuprofile", "", "write a CPU profile of the replay here (go tool pprof)")
 	fs.StringVar(&a.memProfile, "memprofile", "", "write an allocation profile of the replay here (go tool pprof -sample_index=alloc_space)")
 	if err := fs.Parse(args); err != nil {
@@ -129,7 +130,7 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 	}
 	start := time.Now()
 	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}, Episodes: []Episode{}}
-	p, err := detect.New(detect.Options{Graph: a.graph,
+	p, err := detect.New(detect.Options{Graph: withWorkers(a.graph),
 		OnWindow: func(w *graph.Window, fs []graph.Finding, _ []incident.Change, _ error) { // no store: no error
 			if stats.Windows == 0 {
 				stats.FirstWindow = w.Start
@@ -145,6 +146,8 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	defer p.Close()
+
 	agg, bs := p.Graph, p.Baselines
 	snapshot := ""
 	if a.stateDir != "" {

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +39,15 @@ type Main struct {
 	// OnWindow, when set, sees every closed window after the graph does
 	// (on the graph's goroutine). Tests use it to wait without sleeping.
 	OnWindow func(*graph.Window)
-	// Getenv reads the secrets of alert receivers; nil: os.Getenv.
+	// Getenv reads the API token and the secrets of alert receivers; nil:
+	// os.Getenv.
 	Getenv func(string) string
 	// FS is where checkpoints and the alert outbox are written; nil: the
 	// real file system. Tests give it a disk that fails or is slow.
 	FS statefs.FS
+	// LookupHost resolves a host name in Config.Listen to check it is
+	// loopback only when no API token is set; nil: the system resolver.
+	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
 
 	reg       *prometheus.Registry
 	agg       *graph.Aggregator
@@ -90,9 +96,29 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if err := cfg.API.Token.Resolve(m.Getenv); err != nil {
+		return fmt.Errorf("api.token: %w", err)
+	}
+	lookup := m.LookupHost
+	if lookup == nil {
+		lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
+	}
+	if err := requireToken(ctx, cfg.Listen, cfg.API.Token.IsSet(), lookup); err != nil {
+		return err
+	}
 	if err := cfg.Alerts.Resolve(m.Getenv); err != nil {
 		return err
 	}
+	// The HTTP server is built first, so a bad key pair stops the
+	// detector before anything starts; the handler is set once the
+	// sources exist.
+	srv, err := cfg.API.server(nil)
+	if err != nil {
+		return err
+	}
+	scheme := cfg.API.scheme()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -120,8 +146,12 @@ func (m *Main) Run(ctx context.Context) error {
 		Help: "Writes of incidents.json that failed (the checkpoint still holds the incidents when it can be written)."})
 	m.reg.MustRegister(storeErrs)
 	storeLog := &statefs.FaultLog{Log: m.Log, What: "write " + incidentFile}
+	gcfg := withWorkers(cfg.Graph)
+	if cfg.Cluster.Enabled {
+		gcfg.Workers = 1 // the fleet node's workers feed it windows, not spans
+	}
 	p, err := detect.New(detect.Options{
-		Graph: cfg.Graph, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
+		Graph: gcfg, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
 		Incidents: incident.Options{Store: store},
 		OnWindow: func(w *graph.Window, fs []graph.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
@@ -144,6 +174,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.Close()
 	m.agg, m.bs, m.incidents = p.Graph, p.Baselines, p.Incidents
 
 	var afterStop []func() // run once every goroutine below has returned
@@ -235,7 +266,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	if len(cfg.Alerts.Receivers) > 0 {
-		removeOutbox, err := m.startAlerts(cfg, ln.Addr().String())
+		removeOutbox, err := m.startAlerts(cfg, scheme+"://"+ln.Addr().String())
 		if err != nil {
 			ln.Close()
 			return err
@@ -250,20 +281,23 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.notifier != nil {
 		alerts = m.notifier
 	}
-	srv := &http.Server{
-		Handler: api.Handler(api.Options{Graph: graphSrc, Baselines: m.bs, Incidents: m.incidents, Alerts: alerts, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
-			Ready: func() error {
-				if !m.ready.Load() {
-					return errors.New("starting")
-				}
-				return ready()
-			}}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv.Handler = api.Handler(api.Options{Graph: graphSrc, Baselines: m.bs, Incidents: m.incidents, Alerts: alerts, Gatherer: m.reg, Log: m.Log, Pprof: cfg.Pprof,
+		Token: cfg.API.Token.Value(), MaxBodyBytes: cfg.API.MaxBodyBytes, Metrics: api.NewMetrics(m.reg),
+		Ready: func() error {
+			if !m.ready.Load() {
+				return errors.New("starting")
+			}
+			return ready()
+		}})
+	srv.ErrorLog = slog.NewLogLogger(m.Log.Handler(), slog.LevelDebug) // TLS handshake errors of scanners
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := srv.Serve
+		if srv.TLSConfig != nil {
+			serve = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("http: %w", err)
 			cancel()
 		}
@@ -287,15 +321,25 @@ func (m *Main) Run(ctx context.Context) error {
 		goRun("consumer", cons.Run)
 	}
 	m.ready.Store(true)
-	m.Log.Info("detector running", "api", "http://"+ln.Addr().String(), "brokers", kcfg.Brokers,
+	m.Log.Info("detector running", "api", scheme+"://"+ln.Addr().String(), "api_auth", cfg.API.Token.IsSet(), "brokers", kcfg.Brokers,
 		"topic", kcfg.WithDefaults().Topic, "group", kcfg.WithDefaults().GroupID, "embedded_demo", cfg.Embedded(), "cluster", cfg.Cluster.Enabled)
 	if cfg.Embedded() {
+		curl := "curl -s"
+		switch t := cfg.API.Token; { // where the token is, never its value
+		case t.Env != "":
+			curl += ` -H "Authorization: Bearer $` + t.Env + `"`
+		case t.File != "":
+			curl += ` -H "Authorization: Bearer $(cat ` + t.File + `)"`
+		}
+		if cfg.API.TLS.Enabled() {
+			curl += " --cacert " + cfg.API.TLS.CertFile
+		}
 		fmt.Fprintf(m.Stdout, "\nCauseway is running the embedded demo: simulated services write spans to an in-process Kafka broker.\n"+
-			"  service graph:  curl -s http://%[1]s/api/v1/graph\n"+
-			"  incidents:      curl -s http://%[1]s/api/v1/incidents\n"+
-			"  metrics:        curl -s http://%[1]s/metrics\n"+
+			"  service graph:  %[3]s %[4]s://%[1]s/api/v1/graph\n"+
+			"  incidents:      %[3]s %[4]s://%[1]s/api/v1/incidents\n"+
+			"  metrics:        %[3]s %[4]s://%[1]s/metrics\n"+
 			"The first window closes within %[2]v of start; a fault starts later (see the log).\n\n",
-			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness)
+			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness, curl, scheme)
 	}
 
 	if cons != nil {
@@ -320,7 +364,7 @@ func (m *Main) Run(ctx context.Context) error {
 // temporary one that does not outlive the process) and queues what a
 // crash kept from being sent. The returned func removes a temporary
 // outbox.
-func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
+func (m *Main) startAlerts(cfg Config, apiURL string) (func(), error) {
 	stop := func() {}
 	dir := filepath.Join(cfg.StateDir, "alerts")
 	if cfg.StateDir == "" {
@@ -333,7 +377,7 @@ func (m *Main) startAlerts(cfg Config, apiAddr string) (func(), error) {
 	}
 	ac := cfg.Alerts
 	if ac.ExternalURL == "" {
-		ac.ExternalURL = "http://" + apiAddr
+		ac.ExternalURL = apiURL
 	}
 	opt := alert.Options{Dir: dir, Incidents: m.incidents, Log: m.Log, Registerer: m.reg, FS: m.FS}
 	if m.node != nil {
@@ -403,6 +447,14 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			return nil
 		}
 	}
+}
+
+// withWorkers gives g one graph worker per CPU unless it names a number.
+func withWorkers(g graph.Config) graph.Config {
+	if g.Workers == 0 {
+		g.Workers = runtime.GOMAXPROCS(0)
+	}
+	return g
 }
 
 // quietPartition is how long a partition may send nothing before event

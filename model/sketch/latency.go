@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
@@ -28,18 +29,35 @@ type Latency struct {
 }
 
 // NewLatency returns an empty sketch with RelativeAccuracy.
-func NewLatency() *Latency { return NewLatencyAccuracy(RelativeAccuracy) }
+func NewLatency() *Latency { return newLatency(defaultMapping) }
 
 // NewLatencyAccuracy returns an empty sketch whose quantiles are within rel
 // (in (0, 1)) of the exact ones. Coarser sketches are smaller: 5% needs
 // about a fifth of the memory of 1%. Sketches merge only with sketches of
 // the same accuracy.
 func NewLatencyAccuracy(rel float64) *Latency {
-	s, err := ddsketch.NewDefaultDDSketchWithExactSummaryStatistics(rel)
+	if rel == RelativeAccuracy {
+		return NewLatency()
+	}
+	return newLatency(newMapping(rel))
+}
+
+// defaultMapping maps values to buckets for every sketch of
+// RelativeAccuracy. A mapping is immutable, so all of them share one
+// rather than each allocating its own.
+var defaultMapping = newMapping(RelativeAccuracy)
+
+// newMapping returns DDSketch's logarithmic mapping for rel, its default.
+func newMapping(rel float64) mapping.IndexMapping {
+	m, err := mapping.NewLogarithmicMapping(rel)
 	if err != nil {
 		panic(fmt.Sprintf("sketch: relative accuracy %v: %v", rel, err))
 	}
-	return &Latency{s: s}
+	return m
+}
+
+func newLatency(m mapping.IndexMapping) *Latency {
+	return &Latency{s: ddsketch.NewDDSketchWithExactSummaryStatistics(m, store.BufferedPaginatedStoreConstructor)}
 }
 
 // Add records one observation. Negative and NaN values are recorded as zero,
@@ -72,7 +90,16 @@ func (l *Latency) Merge(o *Latency) {
 	if o == nil || o.s.IsEmpty() {
 		return
 	}
-	_ = l.s.MergeWith(o.s) // same mapping on both sides, cannot fail
+	if l.s.MergeWith(o.s) == nil {
+		return
+	}
+	// Another mapping (a sketch encoded by another DDSketch implementation): add o's
+	// buckets by value, each within both sketches' accuracy. The exact
+	// summary statistics become those of the representative values.
+	o.s.ForEach(func(v, n float64) bool {
+		_ = l.s.AddWithCount(v, n)
+		return false
+	})
 }
 
 // Quantile returns the value at quantile q in [0, 1], or NaN when the sketch

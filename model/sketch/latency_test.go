@@ -5,6 +5,10 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
 // exact returns the lower-rank exact quantile DDSketch is specified against.
@@ -88,5 +92,36 @@ func TestLatencyBinaryRoundTrip(t *testing.T) {
 	}
 	if err := back.UnmarshalBinary([]byte{0xff, 0x01}); err == nil {
 		t.Error("garbage decoded without error")
+	}
+}
+
+// A sketch encoded with another mapping (here DDSketch's cubically
+// interpolated one) still merges, by value, within the accuracy.
+func TestMergeOtherMapping(t *testing.T) {
+	m, err := mapping.NewCubicallyInterpolatedMapping(RelativeAccuracy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ddsketch.NewDDSketchWithExactSummaryStatistics(m, store.DefaultProvider)
+	cur := NewLatency()
+	for i := 1; i <= 1000; i++ {
+		_ = old.Add(float64(i))
+		cur.Add(float64(i))
+	}
+	var b []byte
+	old.Encode(&b, false)
+	var decoded Latency
+	if err := decoded.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	cur.Merge(&decoded)
+	if cur.Count() != 2000 {
+		t.Fatalf("count %v after merge, want 2000", cur.Count())
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		want := q * 1000
+		if got := cur.Quantile(q); math.Abs(got-want) > 2*RelativeAccuracy*want+1 {
+			t.Errorf("q%v = %v, want %v within %v%%", q, got, want, 2*RelativeAccuracy*100)
+		}
 	}
 }

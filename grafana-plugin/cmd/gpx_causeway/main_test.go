@@ -25,15 +25,20 @@ import (
 	plugin "github.com/hashicorp/go-plugin"
 )
 
-// harnessToken is the API token configured in the data source's secure
-// JSON; the detector ignores it today, the plugin must send it and never
-// print it.
-const harnessToken = "harness-token-6b1f0e"
+// harnessToken is the API token the detector requires (from
+// CAUSEWAY_API_TOKEN) and the data source's secure JSON holds; the plugin
+// must send it and never print it.
+const (
+	harnessToken = "harness-token-6b1f0e"
+	wrongToken   = "wrong-token-0c7d2a"
+)
 
 // TestHarness builds the plugin executable and a detector, starts the
-// detector's embedded demo with a fault, launches the plugin the way
+// detector's embedded demo with a fault and an API token, launches the
+// plugin the way
 // Grafana does (go-plugin handshake of the SDK, gRPC), and runs CheckHealth,
-// QueryData and CallResource through it with real settings and secure JSON.
+// QueryData and CallResource through it with real settings and secure JSON;
+// with a wrong token, CheckHealth reports an authentication error.
 func TestHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the plugin and a detector")
@@ -95,6 +100,24 @@ func TestHarness(t *testing.T) {
 			t.Fatalf("health %v: %s", h.Status, h.Message)
 		}
 		t.Logf("CheckHealth: %s", h.Message)
+	})
+
+	t.Run("CheckHealth with a wrong token", func(t *testing.T) {
+		wrong := pc
+		ws := *pc.DataSourceInstanceSettings
+		ws.UID = "causeway-wrong-token"
+		ws.DecryptedSecureJSONData = map[string]string{"apiToken": wrongToken}
+		wrong.DataSourceInstanceSettings = &ws
+		res, err := diag.CheckHealth(ctx, &pluginv2.CheckHealthRequest{PluginContext: backend.ToProto().PluginContext(wrong)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := backend.FromProto().CheckHealthResponse(res)
+		if h.Status != backend.HealthStatusError || !strings.Contains(h.Message, "authentication failed (HTTP 401)") ||
+			strings.Contains(h.Message, wrongToken) || strings.Contains(h.Message, harnessToken) {
+			t.Fatalf("health with a wrong token %v: %s", h.Status, h.Message)
+		}
+		t.Logf("CheckHealth with a wrong token: %s", h.Message)
 	})
 
 	queryData := func(t *testing.T, queries ...backend.DataQuery) *backend.QueryDataResponse {
@@ -208,7 +231,7 @@ func TestHarness(t *testing.T) {
 	if !strings.Contains(pluginLog.String(), `unknown query type \"bogus\"`) {
 		t.Errorf("the plugin's log of the bogus query was not captured, so a leaked token would go unseen:\n%s", pluginLog)
 	}
-	if strings.Contains(pluginLog.String(), harnessToken) {
+	if strings.Contains(pluginLog.String(), harnessToken) || strings.Contains(pluginLog.String(), wrongToken) {
 		t.Errorf("the plugin logged the API token:\n%s", pluginLog)
 	}
 }
@@ -228,6 +251,7 @@ func startDetector(t *testing.T, ctx context.Context, bin string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--speed", "4", "--history", "20m",
 		"--fault", "latency:paymentservice:+200ms@5s/10m", "--log-level", "info")
+	cmd.Env = append(cmd.Environ(), "CAUSEWAY_API_TOKEN="+harnessToken)
 	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -260,6 +284,10 @@ func startDetector(t *testing.T, ctx context.Context, bin string) string {
 		var g struct{ Nodes []json.RawMessage }
 		return getJSON(base+"/api/v1/graph", &g) == nil && len(g.Nodes) > 0
 	})
+	// The detector requires the token.
+	if err := getJSONWith(base+"/api/v1/graph", "", new(json.RawMessage)); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("detector answered without a token: %v", err)
+	}
 	return base
 }
 
@@ -308,9 +336,19 @@ func poll(t *testing.T, ctx context.Context, limit time.Duration, what string, c
 	}
 }
 
-func getJSON(url string, out any) error {
+// getJSON fetches url with the harness token.
+func getJSON(url string, out any) error { return getJSONWith(url, harnessToken, out) }
+
+func getJSONWith(url, token string, out any) error {
 	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return err
 	}

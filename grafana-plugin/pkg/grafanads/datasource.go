@@ -324,7 +324,14 @@ const maxSuspectEdges = 5
 // what it sees.
 func (d *Datasource) CheckHealth(ctx context.Context, _ *backend.CheckHealthRequest) (*backend.CheckHealthResult, error) {
 	fail := func(err error) *backend.CheckHealthResult {
-		return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: "Causeway detector at " + d.client.URL() + ": " + err.Error()}
+		msg := "Causeway detector at " + d.client.URL() + ": " + err.Error()
+		var api *APIError
+		if errors.As(err, &api) && api.Status == http.StatusUnauthorized {
+			// The client's errors never hold the token.
+			msg = "Causeway detector at " + d.client.URL() + ": authentication failed (HTTP 401): the detector refused the API token; " +
+				"set the data source's API token to the detector's api.token. The detector said: " + api.Message
+		}
+		return &backend.CheckHealthResult{Status: backend.HealthStatusError, Message: msg}
 	}
 	if err := d.client.Healthz(ctx); err != nil {
 		return fail(err), nil

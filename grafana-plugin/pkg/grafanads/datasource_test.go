@@ -287,6 +287,9 @@ func TestTokenNeverLeaks(t *testing.T) {
 		seen = append(seen, dr.Error.Error())
 	}
 	h, _ := ds.CheckHealth(context.Background(), &backend.CheckHealthRequest{})
+	if h.Status != backend.HealthStatusError || !strings.Contains(h.Message, "authentication failed (HTTP 401)") {
+		t.Errorf("health with a refused token: %v %q, want an authentication error", h.Status, h.Message)
+	}
 	seen = append(seen, h.Message)
 	var sent []byte
 	ds.CallResource(context.Background(), &backend.CallResourceRequest{Path: "incidents"},
