@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -52,6 +53,9 @@ type Config struct {
 	// QueueMessages bounds decoded messages waiting for the next stage.
 	// Default 64.
 	QueueMessages int `yaml:"queue_messages"`
+	// Decoders is how many goroutines decode messages, each taking a share
+	// of the partitions. Default: the number of CPUs.
+	Decoders int `yaml:"decoders"`
 
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
@@ -115,6 +119,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.QueueMessages <= 0 {
 		c.QueueMessages = 64
+	}
+	if c.Decoders <= 0 {
+		c.Decoders = runtime.GOMAXPROCS(0)
 	}
 	return c
 }
