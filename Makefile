@@ -78,12 +78,14 @@ deploy-check:
 	$(GO) -C deploy/otelcheck run . validate --config=file:../collector/collector.yaml && echo "ok          deploy/collector/collector.yaml (Collector v0.155.0 validate)" && \
 	DEPLOY_RENDERED="$$dir" $(GO) test -count=1 ./deploy/...
 
-## bench: decode, aggregation, baseline and ranking costs; then the pipeline on one core against the generated-struct path (medians of BENCHCOUNT runs)
+## bench: decode, aggregation, baseline and ranking costs; the pipeline on one core against the generated-struct path (medians of BENCHCOUNT runs); then the whole detector reading from a real Kafka broker on loopback (scripts/integration.sh starts one)
 BENCHCOUNT ?= 5
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -cpu 1 ./bench > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkScale' -benchmem -count $(BENCHCOUNT) -cpu 1 ./bench > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
+	$(GO) test -run '^$$' -bench '^BenchmarkScale' -benchtime 1x -count 1 -cpu 1 ./bench >> $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
+	OTELCOL_BIN=unused KAFKA_PORT=19192 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-bench scripts/integration.sh -run '^$$' -bench '^BenchmarkKafkaEndToEnd$$' -benchtime 3x -count 1 ./cmd/detector >> $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
 	python3 scripts/bench_summary.py < $(BIN)/bench.txt
 
 ## profile: CPU and allocation profiles of the pipeline replaying two simulated minutes (622k spans) on one core, and the top of each; files in bin/profile

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -57,6 +58,9 @@ type Config struct {
 	// (or to the same detector restarted after a crash). Default 30s; the
 	// broker bounds it (group.min.session.timeout.ms, 6s by default).
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// Decoders is how many goroutines decode messages, each taking a share
+	// of the partitions. Default: the number of CPUs.
+	Decoders int `yaml:"decoders"`
 
 	TLS  TLSConfig  `yaml:"tls"`
 	SASL SASLConfig `yaml:"sasl"`
@@ -123,6 +127,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.SessionTimeout <= 0 {
 		c.SessionTimeout = 30 * time.Second
+	}
+	if c.Decoders <= 0 {
+		c.Decoders = runtime.GOMAXPROCS(0)
 	}
 	return c
 }

@@ -62,10 +62,15 @@ type MessageDecoder struct {
 	dec  *Decoder
 	samp *sampler
 
-	pool sync.Pool // of []span.Span
+	pool *sync.Pool // of []span.Span, shared by a consumer's decoders
 
-	lagMu sync.Mutex
-	lag   map[int]int64
+	lag *lagTracker // shared by a consumer's decoders
+}
+
+// lagTracker sums the lag of every partition read.
+type lagTracker struct {
+	mu  sync.Mutex
+	lag map[int]int64
 }
 
 // NewMessageDecoder validates cfg and returns a decoder for its topic's
@@ -87,7 +92,8 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		now:  now,
 		dec:  NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes),
 		samp: newSampler(log, cfg.LogInterval, now),
-		lag:  make(map[int]int64),
+		lag:  &lagTracker{lag: make(map[int]int64)},
+		pool: new(sync.Pool),
 	}
 	if cfg.DeadLetterTopic != "" {
 		tr, err := cfg.Transport()
@@ -105,6 +111,13 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		}
 	}
 	return d, nil
+}
+
+// sibling returns a decoder for another goroutine: its own decoding state,
+// the same metrics, log sampling, lag and dead-letter writer.
+func (c *MessageDecoder) sibling() *MessageDecoder {
+	return &MessageDecoder{cfg: c.cfg, m: c.m, now: c.now, dlq: c.dlq, samp: c.samp, lag: c.lag, pool: c.pool,
+		dec: NewDecoder(c.cfg.Encoding, span.Limits{}, c.cfg.MaxMessageBytes)}
 }
 
 // security is cfg's TLS configuration and SASL mechanism (nil when off).
@@ -188,8 +201,68 @@ func (c *Consumer) Batches() <-chan *Batch { return c.out }
 // Run reads until ctx ends or the reader is closed, then closes the Batches
 // channel and returns nil; it returns an error only when reading cannot go on.
 // Call it once.
+//
+// With Decoders above 1, messages are decoded on that many goroutines, each
+// taking the partitions that hash to it: a partition's batches stay in
+// offset order, those of different partitions interleave as they are
+// decoded.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer close(c.out)
+	n := c.cfg.Decoders
+	if n <= 1 {
+		return c.fetch(ctx, func(msg kafka.Message) bool {
+			return c.send(ctx, c.md.Decode(ctx, msg))
+		})
+	}
+	ins := make([]chan kafka.Message, n)
+	var wg sync.WaitGroup
+	for i := range ins {
+		ins[i] = make(chan kafka.Message, c.cfg.QueueMessages)
+		md := c.md
+		if i > 0 {
+			md = c.md.sibling()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for msg := range ins[i] {
+				if !c.send(ctx, md.Decode(ctx, msg)) {
+					for range ins[i] { // let fetch finish
+					}
+					return
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer func() {
+		for _, in := range ins {
+			close(in)
+		}
+	}()
+	return c.fetch(ctx, func(msg kafka.Message) bool {
+		select {
+		case ins[msg.Partition%n] <- msg:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+}
+
+// send hands b to the next stage; false when ctx ended first.
+func (c *Consumer) send(ctx context.Context, b *Batch) bool {
+	select {
+	case c.out <- b:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// fetch reads messages and hands each to next until ctx ends, the reader
+// is closed, or next returns false.
+func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) error {
 	for {
 		msg, err := c.r.FetchMessage(ctx)
 		if err != nil {
@@ -204,10 +277,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		b := c.md.Decode(ctx, msg)
-		select {
-		case c.out <- b:
-		case <-ctx.Done():
+		if !next(msg) {
 			return nil
 		}
 	}
@@ -250,13 +320,13 @@ func (c *MessageDecoder) noteLag(msg kafka.Message) {
 	if msg.HighWaterMark <= 0 {
 		return
 	}
-	c.lagMu.Lock()
-	c.lag[msg.Partition] = max(0, msg.HighWaterMark-msg.Offset-1)
+	c.lag.mu.Lock()
+	c.lag.lag[msg.Partition] = max(0, msg.HighWaterMark-msg.Offset-1)
 	var total int64
-	for _, l := range c.lag {
+	for _, l := range c.lag.lag {
 		total += l
 	}
-	c.lagMu.Unlock()
+	c.lag.mu.Unlock()
 	c.m.Lag.Set(float64(total))
 }
 

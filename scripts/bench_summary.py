@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench_summary.py: read `go test -bench` output on stdin, pass it through,
-then print a table of medians per benchmark and the pipeline's headline:
-decode + pair + aggregate spans per second on one core, and how many times
-the generated-struct path that is.
+then print a table of medians per benchmark, the end-to-end rate from a real
+Kafka broker when it was measured, and last the pipeline's headline: decode
++ pair + aggregate spans per second on one core, and how many times the
+generated-struct path that is.
 
     go test -run '^$' -bench . -count 5 -cpu 1 ./bench | scripts/bench_summary.py
 """
@@ -52,6 +53,15 @@ for name in sorted(runs):
     print(f"{name:<40} {fmt(med(name, 'ns/op'), 'ns/op'):>12} {fmt(med(name, 'spans/s'), 'spans/s'):>12} "
           f"{fmt(med(name, 'B/op'), 'B/op'):>14} {fmt(med(name, 'allocs/op'), 'allocs/op'):>12}")
 
+for name, what in (("BenchmarkScale", "100k edges, 6 windows"), ("BenchmarkScaleSteady", "10k edges, 110 windows: baselines full")):
+    per = med(name, "bytes/edge")
+    if per:
+        verdict = "within" if per <= 8192 else "over"
+        print(f"memory per tracked edge ({what}): {per:,.0f} bytes, {verdict} the 8 KiB target")
+for mode in ("serial", "parallel"):
+    e2e = med(f"BenchmarkKafkaEndToEnd/{mode}", "spans/s")
+    if e2e:
+        print(f"kafka end to end ({mode}): {e2e:,.0f} spans/s sustained, broker on this host")
 fast, slow = med("BenchmarkDecodeAggregate", "spans/s"), med("BenchmarkGeneratedAggregate", "spans/s")
 if fast and slow:
     print(f"pipeline: {fast:,.0f} spans/s/core (decode+pair+aggregate), {fast / slow:.1f}x the generated-struct path")

@@ -231,7 +231,7 @@ func brief(incs []incident.Incident) []string {
 }
 
 // metricValue is the value of a counter or gauge without labels.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {

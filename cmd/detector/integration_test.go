@@ -28,7 +28,7 @@ import (
 // These tests need a real Kafka broker: scripts/integration.sh starts one
 // and sets KAFKA_BROKERS.
 
-func brokers(t *testing.T) []string {
+func brokers(t testing.TB) []string {
 	t.Helper()
 	b := os.Getenv("KAFKA_BROKERS")
 	if b == "" {
@@ -37,7 +37,7 @@ func brokers(t *testing.T) []string {
 	return strings.Split(b, ",")
 }
 
-func createTopic(t *testing.T, brokers []string, topic string, partitions int) {
+func createTopic(t testing.TB, brokers []string, topic string, partitions int) {
 	t.Helper()
 	conn, err := kafka.Dial("tcp", brokers[0])
 	if err != nil {

@@ -219,7 +219,7 @@ type Baseline struct {
 	runStart  int64 // seq of the first window of the current run
 
 	recent     *ring
-	quarantine *ring // recent suspect windows: At holds their seq, Score their run's start
+	quarantine *ring // recent suspect windows: At holds their seq, Score their run's start; nil until the first
 }
 
 // quarantineSize is how many suspect windows are kept to recognise a
@@ -232,7 +232,7 @@ const quarantineSize = 24
 func New(cfg *Config, seed uint64) *Baseline {
 	cfg.defaults()
 	d := len(cfg.Features)
-	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, recent: newRing(cfg.Recent, d), quarantine: newRing(quarantineSize, d)}
+	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, recent: newRing(cfg.Recent, d)}
 }
 
 // Regimes returns the current regimes, lowest context (rate) first. The
@@ -264,6 +264,9 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	}
 	suspect := b.advance(&s, n)
 	if suspect {
+		if b.quarantine == nil { // most series never have a suspect window
+			b.quarantine = newRing(quarantineSize, b.dims)
+		}
 		b.quarantine.push(b.seq, x, float64(b.runStart), false)
 	}
 	switch {
@@ -357,6 +360,9 @@ func (b *Baseline) recurs(x []float64, s *Score) bool {
 		current = b.runStart
 	}
 	q := b.quarantine
+	if q == nil {
+		return false
+	}
 	var matched, fresh []int
 	for i := range q.at {
 		seq := q.at[i]
@@ -521,6 +527,9 @@ func (b *Baseline) learn(x []float64, s *Score) {
 	k := len(b.sample) / max(1, b.dims)
 	switch {
 	case k < b.cfg.Sample:
+		if b.sample == nil { // room for the whole sample, and no more
+			b.sample = make([]float32, 0, b.cfg.Sample*b.dims)
+		}
 		for _, v := range x {
 			b.sample = append(b.sample, float32(v))
 		}

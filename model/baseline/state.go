@@ -43,11 +43,17 @@ func (b *Baseline) State() State {
 }
 
 func (r *ring) state() ringState {
+	if r == nil {
+		return ringState{}
+	}
 	return ringState{At: slices.Clone(r.at), Values: slices.Clone(r.values), Score: slices.Clone(r.score),
 		Anom: slices.Clone(r.anom), Next: r.next, Full: r.full}
 }
 
 func (rs ringState) ring(size, dims int, what string) (*ring, error) {
+	if len(rs.At) == 0 && len(rs.Values) == 0 && rs.Next == 0 && !rs.Full {
+		return nil, nil // never used
+	}
 	if len(rs.At) != size || len(rs.Values) != size*dims || len(rs.Score) != size || len(rs.Anom) != size || rs.Next < 0 || rs.Next >= size {
 		return nil, fmt.Errorf("baseline: %s do not fit %d slots of %d features", what, size, dims)
 	}
@@ -82,6 +88,9 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 	b.run, b.runSum, b.calm, b.active = s.Run, s.RunSum, s.Calm, s.Active
 	for _, r := range s.Regimes {
 		b.regimes = append(b.regimes, Regime{Name: r.Name, Centroid: slices.Clone(r.Centroid), Spread: slices.Clone(r.Spread), Weight: r.Weight})
+	}
+	if recent == nil {
+		recent = newRing(cfg.Recent, d)
 	}
 	b.seq, b.runStart, b.recent, b.quarantine = s.Seq, s.RunStart, recent, quarantine
 	return b, nil
