@@ -45,6 +45,8 @@ type Consumer struct {
 	md   *MessageDecoder
 	samp *sampler
 	out  chan *Batch
+	// secret is the SASL password, scrubbed from what the client logs.
+	secret string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -63,6 +65,8 @@ type MessageDecoder struct {
 	samp *sampler
 
 	pool sync.Pool // of []span.Span
+	// secret is the SASL password, scrubbed from what the client reports.
+	secret string
 
 	lagMu sync.Mutex
 	lag   map[int]int64
@@ -90,6 +94,7 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		lag:  make(map[int]int64),
 	}
 	if cfg.DeadLetterTopic != "" {
+		d.secret, _ = cfg.SASL.password() // Transport reports a failure to read it
 		tr, err := cfg.Transport()
 		if err != nil {
 			return nil, err
@@ -150,6 +155,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 	if err != nil {
 		return nil, err
 	}
+	secret, _ := cfg.SASL.password() // Dialer reports a failure to read it
 	start := kafka.FirstOffset
 	if cfg.StartAt == "latest" {
 		start = kafka.LastOffset
@@ -160,6 +166,8 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		md:   md,
 		samp: md.samp,
 		out:  make(chan *Batch, cfg.QueueMessages),
+
+		secret: secret,
 	}
 	c.r = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        cfg.Brokers,
@@ -173,9 +181,12 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		StartOffset:    start,
 		// kafka-go logs every empty long poll at info level: debug for us.
 		Logger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
-		// Its errors are mostly transient and retried inside: at most one
-		// line per interval.
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { c.samp.note("kafka reader error", fmt.Sprintf(f, a...)) }),
+		// Its errors are mostly transient and retried inside: counted, and
+		// at most one line per interval.
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			md.m.KafkaErrors.Inc()
+			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), secret))
+		}),
 	})
 	return c, nil
 }
@@ -195,7 +206,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil
 			}
-			c.log.Error("fetch from kafka", "topic", c.cfg.Topic, "err", err)
+			c.md.m.KafkaErrors.Inc()
+			c.log.Error("fetch from kafka", "topic", c.cfg.Topic, "err", scrub(err.Error(), c.secret))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -279,7 +291,7 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 	})
 	if err != nil {
 		c.m.DeadLetter.WithLabelValues("failed").Inc()
-		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", err)
+		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", scrub(err.Error(), c.secret))
 		return
 	}
 	c.m.DeadLetter.WithLabelValues("ok").Inc()
