@@ -99,6 +99,10 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		if err != nil {
 			return nil, err
 		}
+		// Its metadata is refreshed every second rather than every 6 s, so
+		// that a dead-letter topic created on the first write is found
+		// soon (see deadLetter).
+		tr.MetadataTTL = time.Second
 		d.dlq = &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.DeadLetterTopic,
@@ -206,8 +210,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil
 			}
+			// Retried every second while the brokers are away: counted,
+			// and logged at most once per LogInterval.
 			c.md.m.KafkaErrors.Inc()
-			c.log.Error("fetch from kafka", "topic", c.cfg.Topic, "err", scrub(err.Error(), c.secret))
+			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.secret))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -279,7 +285,7 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	err := c.dlq.WriteMessages(ctx, kafka.Message{
+	dead := kafka.Message{
 		Key:   msg.Key,
 		Value: msg.Value,
 		Headers: append(msg.Headers[:len(msg.Headers):len(msg.Headers)],
@@ -288,13 +294,30 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 			kafka.Header{Key: "causeway.source.partition", Value: []byte(strconv.Itoa(msg.Partition))},
 			kafka.Header{Key: "causeway.source.offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		),
-	})
+	}
+	err := c.dlq.WriteMessages(ctx, dead)
+	// The first write to a topic the broker creates on demand fails while
+	// the topic gets a leader; so does one right after a broker restart.
+	for err != nil && retryableWrite(err) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			err = c.dlq.WriteMessages(ctx, dead)
+		}
+	}
 	if err != nil {
 		c.m.DeadLetter.WithLabelValues("failed").Inc()
 		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", scrub(err.Error(), c.secret))
 		return
 	}
 	c.m.DeadLetter.WithLabelValues("ok").Inc()
+}
+
+// retryableWrite reports whether a write failed because the topic or its
+// leader is not known yet.
+func retryableWrite(err error) bool {
+	return errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.NotLeaderForPartition)
 }
 
 // Done marks b's spans as applied: its offset may now be committed. The

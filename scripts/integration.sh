@@ -7,8 +7,12 @@
 # The broker listens on 127.0.0.1:$KAFKA_PORT (default 19092, away from a
 # Kafka a developer may run on 9092) with its files in $KAFKA_DIR (default
 # $TMPDIR/causeway-kafka-it, kept after the run for its logs). Tests find it
-# in KAFKA_BROKERS. If KAFKA_BROKERS is already set, that broker is used and
-# none is started. The OpenTelemetry Collector the producer tests run is
+# in KAFKA_BROKERS; its SASL_SSL listener (SCRAM-SHA-256/512 over TLS, on
+# $KAFKA_SASL_PORT, default 19094) in KAFKA_SASL_BROKERS, KAFKA_TLS_CA_FILE,
+# KAFKA_SCRAM_USER and KAFKA_SCRAM_PASSWORD_FILE. If KAFKA_BROKERS is
+# already set, that broker is used and none is started (the SASL tests then
+# need those variables too). The broker-restart test starts and kills a
+# broker of its own with scripts/kafka.sh. The OpenTelemetry Collector the producer tests run is
 # built by scripts/collector.sh and passed in OTELCOL_BIN (set it to use
 # another build). The exit code is go test's.
 set -euo pipefail
@@ -52,14 +56,19 @@ if [[ -n ${KAFKA_BROKERS:-} ]]; then
 else
 	export KAFKA_DIR=${KAFKA_DIR:-${TMPDIR:-/tmp}/causeway-kafka-it}
 	export KAFKA_PORT=${KAFKA_PORT:-19092}
+	export KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-19094}
 	scripts/kafka.sh install
 	# Stop the broker however this script ends: normal exit, test failure,
 	# Ctrl-C or SIGTERM (the signal traps end go test and exit, running EXIT).
 	trap 'scripts/kafka.sh stop --dir "$KAFKA_DIR" || true' EXIT
-	started=$(scripts/kafka.sh start --dir "$KAFKA_DIR" --port "$KAFKA_PORT")
-	KAFKA_BROKERS=${started#KAFKA_BROKERS=}
-	export KAFKA_BROKERS
-	echo "integration: broker at KAFKA_BROKERS=$KAFKA_BROKERS, logs in $KAFKA_DIR/kafka.log"
+	# The broker also listens with SASL_SSL (SCRAM over TLS, throwaway CA)
+	# on KAFKA_SASL_PORT; start prints KAFKA_BROKERS, KAFKA_SASL_BROKERS and
+	# the CA and credential files, one NAME=value a line, for the tests.
+	started=$(scripts/kafka.sh start --dir "$KAFKA_DIR" --port "$KAFKA_PORT" --sasl-port "$KAFKA_SASL_PORT")
+	while IFS= read -r line; do
+		[[ $line =~ ^(KAFKA_[A-Z_]+)=(.*)$ ]] && export "${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
+	done <<<"$started"
+	echo "integration: broker at KAFKA_BROKERS=$KAFKA_BROKERS, SASL_SSL at KAFKA_SASL_BROKERS=$KAFKA_SASL_BROKERS, logs in $KAFKA_DIR/kafka.log"
 fi
 
 setsid go test -tags integration -count=1 "${args[@]}" &
