@@ -45,8 +45,6 @@ type Consumer struct {
 	md   *MessageDecoder
 	samp *sampler
 	out  chan *Batch
-	// secret is the SASL password, scrubbed from what the client logs.
-	secret string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -93,8 +91,8 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		samp: newSampler(log, cfg.LogInterval, now),
 		lag:  make(map[int]int64),
 	}
+	d.secret, _ = cfg.SASL.password() // Dialer and Transport report a failure to read it
 	if cfg.DeadLetterTopic != "" {
-		d.secret, _ = cfg.SASL.password() // Transport reports a failure to read it
 		tr, err := cfg.Transport()
 		if err != nil {
 			return nil, err
@@ -159,7 +157,6 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 	if err != nil {
 		return nil, err
 	}
-	secret, _ := cfg.SASL.password() // Dialer reports a failure to read it
 	start := kafka.FirstOffset
 	if cfg.StartAt == "latest" {
 		start = kafka.LastOffset
@@ -170,8 +167,6 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		md:   md,
 		samp: md.samp,
 		out:  make(chan *Batch, cfg.QueueMessages),
-
-		secret: secret,
 	}
 	c.r = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:        cfg.Brokers,
@@ -189,7 +184,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		// at most one line per interval.
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
 			md.m.KafkaErrors.Inc()
-			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), secret))
+			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), md.secret))
 		}),
 	})
 	return c, nil
@@ -213,7 +208,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// Retried every second while the brokers are away: counted,
 			// and logged at most once per LogInterval.
 			c.md.m.KafkaErrors.Inc()
-			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.secret))
+			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.md.secret))
 			select {
 			case <-ctx.Done():
 				return nil

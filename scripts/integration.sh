@@ -51,6 +51,23 @@ if [[ -z ${OTELCOL_BIN:-} ]]; then
 	fi
 fi
 
+# Tests that need a broker of their own (TestIntegrationBrokerRestart kills
+# and restarts one) start it with scripts/kafka.sh in a directory under
+# CAUSEWAY_IT_BROKERS_DIR and stop it when they end; on exit this script
+# stops any that a killed test left running, and the shared broker.
+export CAUSEWAY_IT_BROKERS_DIR=${CAUSEWAY_IT_BROKERS_DIR:-${TMPDIR:-/tmp}/causeway-kafka-it-own}
+mkdir -p "$CAUSEWAY_IT_BROKERS_DIR"
+shared_broker_dir=
+# shellcheck disable=SC2317 # called from the EXIT trap
+cleanup() {
+	local d
+	for d in "$CAUSEWAY_IT_BROKERS_DIR"/*/; do
+		[[ ! -f $d/kafka.pid ]] || scripts/kafka.sh stop --dir "$d" || true
+	done
+	[[ -z $shared_broker_dir ]] || scripts/kafka.sh stop --dir "$shared_broker_dir" || true
+}
+trap cleanup EXIT
+
 if [[ -n ${KAFKA_BROKERS:-} ]]; then
 	echo "integration: using the broker at KAFKA_BROKERS=$KAFKA_BROKERS"
 else
@@ -60,7 +77,7 @@ else
 	scripts/kafka.sh install
 	# Stop the broker however this script ends: normal exit, test failure,
 	# Ctrl-C or SIGTERM (the signal traps end go test and exit, running EXIT).
-	trap 'scripts/kafka.sh stop --dir "$KAFKA_DIR" || true' EXIT
+	shared_broker_dir=$KAFKA_DIR
 	# The broker also listens with SASL_SSL (SCRAM over TLS, throwaway CA)
 	# on KAFKA_SASL_PORT; start prints KAFKA_BROKERS, KAFKA_SASL_BROKERS and
 	# the CA and credential files, one NAME=value a line, for the tests.
@@ -71,7 +88,9 @@ else
 	echo "integration: broker at KAFKA_BROKERS=$KAFKA_BROKERS, SASL_SSL at KAFKA_SASL_BROKERS=$KAFKA_SASL_BROKERS, logs in $KAFKA_DIR/kafka.log"
 fi
 
-setsid go test -tags integration -count=1 "${args[@]}" &
+# -timeout: the cmd/detector tests (Collector, fleet, broker restart) take
+# several minutes on a loaded 2-core machine; a -timeout in args wins.
+setsid go test -tags integration -count=1 -timeout 20m "${args[@]}" &
 gotest=$!
 rc=0
 wait "$gotest" || rc=$?

@@ -469,9 +469,26 @@ type ownBroker struct {
 
 func startOwnBroker(t *testing.T) *ownBroker {
 	t.Helper()
-	kb := &ownBroker{dir: filepath.Join(t.TempDir(), "kafka")}
+	// Under CAUSEWAY_IT_BROKERS_DIR, scripts/integration.sh stops the
+	// broker should this test be killed before its cleanup runs.
+	parent := os.Getenv("CAUSEWAY_IT_BROKERS_DIR")
+	if parent == "" {
+		parent = t.TempDir()
+	}
+	dir, err := os.MkdirTemp(parent, "broker-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb := &ownBroker{dir: dir}
 	port, ctrl := freePort(t), freePort(t)
-	t.Cleanup(func() { kb.run(t, "stop") })
+	t.Cleanup(func() {
+		kb.run(t, "stop")
+		if t.Failed() {
+			t.Logf("broker files and logs kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
 	out := kb.run(t, "start", "--port", port, "--controller-port", ctrl)
 	kb.addr = net.JoinHostPort("127.0.0.1", port)
 	if !strings.Contains(out, "KAFKA_BROKERS="+kb.addr) {
