@@ -287,7 +287,8 @@ func TestIntegrationPoisonMessages(t *testing.T) {
 	cfg.Kafka.LogInterval = time.Hour // "logged once" must not depend on how fast the test runs
 	var logs syncBuffer
 	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
