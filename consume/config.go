@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"strings"
@@ -86,7 +87,7 @@ type SASLConfig struct {
 	Username  string `yaml:"username"`
 	// Password, or PasswordFile naming a file that holds it (trailing
 	// newline ignored). Never logged.
-	Password     string `yaml:"-"`
+	Password     string `yaml:"-" json:"-"`
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -197,23 +198,47 @@ func (c TLSConfig) tlsConfig() (*tls.Config, error) {
 
 // mechanism builds the SASL mechanism, or nil when SASL is off.
 func (c SASLConfig) mechanism() (sasl.Mechanism, error) {
-	pass := c.Password
-	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafka.sasl.password_file: %w", err)
-		}
-		pass = strings.TrimRight(string(b), "\r\n")
+	if c.Mechanism == "" {
+		return nil, nil
+	}
+	pass, err := c.password()
+	if err != nil {
+		return nil, err
 	}
 	switch strings.ToUpper(c.Mechanism) {
-	case "":
-		return nil, nil
 	case "PLAIN":
 		return plain.Mechanism{Username: c.Username, Password: pass}, nil
 	case "SCRAM-SHA-256":
-		return scram.Mechanism(scram.SHA256, c.Username, pass)
+		m, err := scram.Mechanism(scram.SHA256, c.Username, pass)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl: %s", scrub(err.Error(), pass))
+		}
+		return m, nil
 	case "SCRAM-SHA-512":
-		return scram.Mechanism(scram.SHA512, c.Username, pass)
+		m, err := scram.Mechanism(scram.SHA512, c.Username, pass)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.sasl: %s", scrub(err.Error(), pass))
+		}
+		return m, nil
 	}
 	return nil, fmt.Errorf("kafka.sasl.mechanism: %q is not supported", c.Mechanism)
 }
+
+// String shows the SASL settings without the password, so that printing a
+// Config (%v, %+v) never reveals it.
+func (c SASLConfig) String() string {
+	pass := "none"
+	switch {
+	case c.PasswordFile != "":
+		pass = "from " + c.PasswordFile
+	case c.Password != "":
+		pass = "[redacted]"
+	}
+	return fmt.Sprintf("{mechanism:%s username:%s password:%s}", c.Mechanism, c.Username, pass)
+}
+
+// GoString is String for %#v.
+func (c SASLConfig) GoString() string { return "consume.SASLConfig" + c.String() }
+
+// LogValue is String for log/slog.
+func (c SASLConfig) LogValue() slog.Value { return slog.StringValue(c.String()) }

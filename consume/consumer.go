@@ -63,6 +63,8 @@ type MessageDecoder struct {
 	samp *sampler
 
 	pool *sync.Pool // of []span.Span, shared by a consumer's decoders
+	// secret is the SASL password, scrubbed from what the client reports.
+	secret string
 
 	lag *lagTracker // shared by a consumer's decoders
 }
@@ -95,11 +97,16 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		lag:  &lagTracker{lag: make(map[int]int64)},
 		pool: new(sync.Pool),
 	}
+	d.secret, _ = cfg.SASL.password() // Dialer and Transport report a failure to read it
 	if cfg.DeadLetterTopic != "" {
 		tr, err := cfg.Transport()
 		if err != nil {
 			return nil, err
 		}
+		// Its metadata is refreshed every second rather than every 6 s, so
+		// that a dead-letter topic created on the first write is found
+		// soon (see deadLetter).
+		tr.MetadataTTL = time.Second
 		d.dlq = &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.DeadLetterTopic,
@@ -116,7 +123,7 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 // sibling returns a decoder for another goroutine: its own decoding state,
 // the same metrics, log sampling, lag and dead-letter writer.
 func (c *MessageDecoder) sibling() *MessageDecoder {
-	return &MessageDecoder{cfg: c.cfg, m: c.m, now: c.now, dlq: c.dlq, samp: c.samp, lag: c.lag, pool: c.pool,
+	return &MessageDecoder{cfg: c.cfg, m: c.m, now: c.now, dlq: c.dlq, samp: c.samp, lag: c.lag, pool: c.pool, secret: c.secret,
 		dec: NewDecoder(c.cfg.Encoding, span.Limits{}, c.cfg.MaxMessageBytes)}
 }
 
@@ -187,9 +194,12 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		StartOffset:    start,
 		// kafka-go logs every empty long poll at info level: debug for us.
 		Logger: kafka.LoggerFunc(func(f string, a ...any) { log.Debug("kafka reader", "detail", fmt.Sprintf(f, a...)) }),
-		// Its errors are mostly transient and retried inside: at most one
-		// line per interval.
-		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) { c.samp.note("kafka reader error", fmt.Sprintf(f, a...)) }),
+		// Its errors are mostly transient and retried inside: counted, and
+		// at most one line per interval.
+		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			md.m.KafkaErrors.Inc()
+			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), md.secret))
+		}),
 	})
 	return c, nil
 }
@@ -269,7 +279,10 @@ func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) err
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil
 			}
-			c.log.Error("fetch from kafka", "topic", c.cfg.Topic, "err", err)
+			// Retried every second while the brokers are away: counted,
+			// and logged at most once per LogInterval.
+			c.md.m.KafkaErrors.Inc()
+			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.md.secret))
 			select {
 			case <-ctx.Done():
 				return nil
@@ -338,7 +351,7 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	err := c.dlq.WriteMessages(ctx, kafka.Message{
+	dead := kafka.Message{
 		Key:   msg.Key,
 		Value: msg.Value,
 		Headers: append(msg.Headers[:len(msg.Headers):len(msg.Headers)],
@@ -347,13 +360,30 @@ func (c *MessageDecoder) deadLetter(ctx context.Context, msg kafka.Message, reas
 			kafka.Header{Key: "causeway.source.partition", Value: []byte(strconv.Itoa(msg.Partition))},
 			kafka.Header{Key: "causeway.source.offset", Value: []byte(strconv.FormatInt(msg.Offset, 10))},
 		),
-	})
+	}
+	err := c.dlq.WriteMessages(ctx, dead)
+	// The first write to a topic the broker creates on demand fails while
+	// the topic gets a leader; so does one right after a broker restart.
+	for err != nil && retryableWrite(err) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+			err = c.dlq.WriteMessages(ctx, dead)
+		}
+	}
 	if err != nil {
 		c.m.DeadLetter.WithLabelValues("failed").Inc()
-		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", err)
+		c.samp.report("dead_letter_failed", msg.Value, 1, "topic", c.cfg.DeadLetterTopic, "err", scrub(err.Error(), c.secret))
 		return
 	}
 	c.m.DeadLetter.WithLabelValues("ok").Inc()
+}
+
+// retryableWrite reports whether a write failed because the topic or its
+// leader is not known yet.
+func retryableWrite(err error) bool {
+	return errors.Is(err, kafka.UnknownTopicOrPartition) || errors.Is(err, kafka.LeaderNotAvailable) ||
+		errors.Is(err, kafka.NotLeaderForPartition)
 }
 
 // Done marks b's spans as applied: its offset may now be committed. The

@@ -21,6 +21,10 @@ type Metrics struct {
 	DeadLetter *prometheus.CounterVec // dead-letter copies, by result
 	Lag        prometheus.Gauge
 	Commits    prometheus.Counter
+	// KafkaErrors are the errors the Kafka client reported while it
+	// retried on its own (dial, group join, fetch, commit): a broker
+	// outage or a network partition shows here, not as a stopped detector.
+	KafkaErrors prometheus.Counter
 }
 
 // NewMetrics creates the consumer's collectors and registers them with reg
@@ -51,6 +55,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_consume_commits_total", Help: "Messages whose offsets were committed after their spans were applied.",
 		}),
+		KafkaErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "causeway_consume_kafka_errors_total", Help: "Errors the Kafka client reported and retried (broker unreachable, group rejoin, failed commit); it keeps rising during a broker outage.",
+		}),
 	}
 	for _, r := range []span.Reason{span.ReasonNotProtobuf, span.ReasonTruncated, span.ReasonBadJSON, span.ReasonOversize} {
 		m.Errors.WithLabelValues(string(r)) // export zeros, so alerts on rate() work from the start
@@ -59,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Rejected.WithLabelValues(string(r))
 	}
 	if reg != nil {
-		reg.MustRegister(m.Messages, m.Spans, m.Bytes, m.Errors, m.Rejected, m.DeadLetter, m.Lag, m.Commits)
+		reg.MustRegister(m.Messages, m.Spans, m.Bytes, m.Errors, m.Rejected, m.DeadLetter, m.Lag, m.Commits, m.KafkaErrors)
 	}
 	return m
 }

@@ -484,6 +484,9 @@ func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if n.opt.DecodeMetrics != nil {
+				n.opt.DecodeMetrics.KafkaErrors.Inc()
+			}
 			n.log.Warn("span consumer group", "err", err)
 			continue
 		}
@@ -502,6 +505,19 @@ func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
 			gen.Start(func(ctx context.Context) { <-ctx.Done() })
 		}
 	}
+}
+
+// kafkaErrors is the error logger of the fleet's Kafka clients: it counts
+// each error the client retries in causeway_consume_kafka_errors_total, as
+// a single detector does, and logs it at debug level (a broker outage
+// repeats them every second).
+func (n *Node) kafkaErrors() kafka.Logger {
+	return kafka.LoggerFunc(func(f string, a ...any) {
+		if n.opt.DecodeMetrics != nil {
+			n.opt.DecodeMetrics.KafkaErrors.Inc()
+		}
+		n.log.Debug("kafka client error", "detail", fmt.Sprintf(f, a...))
+	})
 }
 
 func b2f(b bool) float64 {

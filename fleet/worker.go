@@ -57,7 +57,7 @@ func (w *worker) run(ctx context.Context) {
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: w.partition, Dialer: n.dialer,
 		MinBytes: 1, MaxBytes: kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
-		Logger: kafka.LoggerFunc(func(string, ...any) {})})
+		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: n.kafkaErrors()})
 	defer r.Close()
 	start := w.offset
 	if start < 0 {

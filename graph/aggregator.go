@@ -34,8 +34,13 @@ type Config struct {
 	MaxEdges int `yaml:"max_edges"`
 	// MaxOpsPerService caps the distinct operations of one service; runs of
 	// further operations are folded into the operation "__overflow__".
-	// Default 1,000.
+	// Default 1,000. The operations of a call's callee count too.
 	MaxOpsPerService int `yaml:"max_ops_per_service"`
+	// MaxOperations caps the operations tracked in all, overflow ones
+	// included, so a flood of service names cannot grow memory either;
+	// runs and calls of further ones are counted and dropped. Default
+	// 200,000.
+	MaxOperations int `yaml:"max_operations"`
 	// OpenWindows caps how many windows may be open at once; past it the
 	// oldest is closed early. Default 64.
 	OpenWindows int `yaml:"open_windows"`
@@ -68,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOpsPerService <= 0 {
 		c.MaxOpsPerService = 1000
+	}
+	if c.MaxOperations <= 0 {
+		c.MaxOperations = 200_000
 	}
 	if c.OpenWindows <= 0 {
 		c.OpenWindows = 64
@@ -371,15 +379,21 @@ func (a *Aggregator) finish(t *pendingTrace) {
 			late++
 			continue
 		}
-		st, ok := w.Edges[o.edge]
+		// The callee's operations are capped as its own runs are.
+		op, ok := a.opKey(OpKey{Service: o.edge.Target, Operation: o.edge.Operation})
 		if !ok {
-			if !a.track(o.edge) {
+			continue
+		}
+		key := EdgeKey{Source: o.edge.Source, Target: o.edge.Target, Operation: op.Operation}
+		st, ok := w.Edges[key]
+		if !ok {
+			if !a.track(key) {
 				continue
 			}
 			st = newEdgeStats()
-			w.Edges[o.edge] = st
-			if _, ok := w.Nodes[o.edge.Source]; !ok {
-				w.Nodes[o.edge.Source] = o.source
+			w.Edges[key] = st
+			if _, ok := w.Nodes[key.Source]; !ok {
+				w.Nodes[key.Source] = o.source
 			}
 			w.Nodes[o.target.Name] = o.target
 		}
@@ -395,7 +409,10 @@ func (a *Aggregator) finish(t *pendingTrace) {
 			late++
 			continue
 		}
-		key := a.opKey(o.op)
+		key, ok := a.opKey(o.op)
+		if !ok {
+			continue
+		}
 		st, ok := w.Ops[key]
 		if !ok {
 			st = newOpStats()
@@ -419,16 +436,17 @@ func (a *Aggregator) finish(t *pendingTrace) {
 // track admits a new edge under the MaxEdges cap.
 func (a *Aggregator) track(k EdgeKey) bool { return a.adm.edge(k) }
 
-// opKey folds operations past MaxOpsPerService into the overflow operation.
-func (a *Aggregator) opKey(k OpKey) OpKey {
+// opKey folds operations past MaxOpsPerService into the overflow
+// operation; false when MaxOperations is reached and k is not tracked.
+func (a *Aggregator) opKey(k OpKey) (OpKey, bool) {
 	if o, ok := a.ops[k]; ok {
-		return o
+		return o, true
 	}
-	o := a.adm.op(k)
-	if o == k { // only admitted ones: a flood of new names is not cached
+	o, ok := a.adm.op(k)
+	if ok && o == k { // only admitted ones: a flood of new names is not cached
 		a.ops[k] = o
 	}
-	return o
+	return o, ok
 }
 
 // closeThrough closes, oldest first, every open window ending at or before t.

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,15 +60,15 @@ func TestEdgeCapAndOperationOverflow(t *testing.T) {
 	}
 	a.Flush()
 	snap := a.Snapshot()
-	ops := 0
+	// A callee's operations are folded alike in its runs and its calls.
+	var calls []string
 	for _, e := range snap.Edges {
-		ops += len(e.Operations)
+		for _, op := range e.Operations {
+			calls = append(calls, fmt.Sprintf("%s:%d", op.Name, op.Total.Requests))
+		}
 	}
-	if ops != 3 {
-		t.Errorf("tracked %d edges, want the cap of 3", ops)
-	}
-	if got := testutil.ToFloat64(m.capHit.WithLabelValues("edges")); got != 7 {
-		t.Errorf("edge cap hits %v, want 7", got)
+	if want := []string{OverflowOperation + ":8", "op0:1", "op1:1"}; !slices.Equal(calls, want) {
+		t.Errorf("calls %v, want %v", calls, want)
 	}
 	for _, n := range snap.Nodes {
 		if n.Name != "cart" {
@@ -79,6 +80,41 @@ func TestEdgeCapAndOperationOverflow(t *testing.T) {
 		if n.Operations[0].Total.Requests != 8 {
 			t.Errorf("overflow holds %d runs, want 8", n.Operations[0].Total.Requests)
 		}
+	}
+
+	// Calls to ten services: three edges, the rest counted and dropped.
+	m = NewMetrics(nil)
+	a = New(Config{MaxEdges: 3}, nil, m)
+	for i := range 10 {
+		a.Add(call(i, fmt.Sprintf("cart%d", i), "get", time.Millisecond))
+	}
+	a.Flush()
+	if n := len(a.Snapshot().Edges); n != 3 {
+		t.Errorf("tracked %d edges, want the cap of 3", n)
+	}
+	if got := testutil.ToFloat64(m.capHit.WithLabelValues("edges")); got != 7 {
+		t.Errorf("edge cap hits %v, want 7", got)
+	}
+}
+
+// A flood of service and operation names (a cardinality attack) stops at
+// MaxOperations: further runs and calls are counted and dropped.
+func TestOperationsCapInAll(t *testing.T) {
+	m := NewMetrics(nil)
+	a := New(Config{MaxOperations: 5}, nil, m)
+	for i := range 10 {
+		a.Add(call(i, fmt.Sprintf("svc%d", i), "get", time.Millisecond))
+	}
+	a.Flush()
+	ops := 0
+	for _, n := range a.Snapshot().Nodes {
+		ops += len(n.Operations)
+	}
+	if ops != 5 {
+		t.Errorf("%d operations tracked, want the cap of 5", ops)
+	}
+	if got := testutil.ToFloat64(m.capHit.WithLabelValues("operations_total")); got == 0 {
+		t.Error("the cap on operations in all was never counted")
 	}
 }
 

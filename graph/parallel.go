@@ -346,14 +346,16 @@ func firstEnd(ws []*Window) int64 {
 type admission struct {
 	mu       sync.Mutex
 	maxEdges int
-	maxOps   int
+	maxOps   int // per service
+	maxAll   int // in all
+	nOps     int
 	m        *Metrics
 	edges    map[EdgeKey]struct{} // every edge tracked
 	opsBySvc map[string]map[string]struct{}
 }
 
 func newAdmission(cfg Config, m *Metrics) *admission {
-	return &admission{maxEdges: cfg.MaxEdges, maxOps: cfg.MaxOpsPerService, m: m,
+	return &admission{maxEdges: cfg.MaxEdges, maxOps: cfg.MaxOpsPerService, maxAll: cfg.MaxOperations, m: m,
 		edges: make(map[EdgeKey]struct{}), opsBySvc: make(map[string]map[string]struct{})}
 }
 
@@ -374,22 +376,37 @@ func (ad *admission) edge(k EdgeKey) bool {
 }
 
 // op returns k, or its service's overflow operation once the service has
-// MaxOpsPerService others.
-func (ad *admission) op(k OpKey) OpKey {
+// MaxOpsPerService others; false once MaxOperations are tracked and
+// neither is.
+func (ad *admission) op(k OpKey) (OpKey, bool) {
 	ad.mu.Lock()
 	defer ad.mu.Unlock()
 	ops, ok := ad.opsBySvc[k.Service]
-	if !ok {
+	if ok {
+		if _, ok := ops[k.Operation]; ok {
+			return k, true
+		}
+	}
+	if ad.nOps >= ad.maxAll {
+		if _, ok := ops[OverflowOperation]; ok {
+			ad.m.capHit.WithLabelValues("operations").Inc()
+			return OpKey{Service: k.Service, Operation: OverflowOperation}, true
+		}
+		ad.m.capHit.WithLabelValues("operations_total").Inc()
+		return OpKey{}, false
+	}
+	if ops == nil {
 		ops = make(map[string]struct{})
 		ad.opsBySvc[k.Service] = ops
 	}
-	if _, ok := ops[k.Operation]; ok {
-		return k
-	}
 	if len(ops) >= ad.maxOps {
 		ad.m.capHit.WithLabelValues("operations").Inc()
-		return OpKey{Service: k.Service, Operation: OverflowOperation}
+		k.Operation = OverflowOperation
+		if _, ok := ops[OverflowOperation]; ok {
+			return k, true
+		}
 	}
 	ops[k.Operation] = struct{}{}
-	return k
+	ad.nOps++
+	return k, true
 }

@@ -215,6 +215,17 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		goRun("simulator", demo.Run)
 	}
+	if !cfg.Embedded() {
+		// Settings the brokers refuse (TLS, SASL) are fatal at start, named
+		// by their field; brokers that are down are not: the client retries.
+		switch err := kcfg.Check(ctx); {
+		case err == nil:
+		case errors.As(err, new(*consume.RejectedError)):
+			return err
+		default:
+			m.Log.Warn("kafka brokers not reachable yet; retrying in the background", "err", err)
+		}
+	}
 	var (
 		cons     *consume.Consumer
 		graphSrc api.GraphSource = m.agg
