@@ -33,6 +33,9 @@ type Config struct {
 	// MaxMessageBytes is the largest message accepted; larger ones are
 	// skipped as oversize. Default 16 MiB.
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxSpansPerMessage is the most spans one message may hold; a message
+	// with more is skipped whole as too_many_spans. Default 100,000.
+	MaxSpansPerMessage int `yaml:"max_spans_per_message"`
 	// CommitInterval is how often applied offsets are committed. Default 1s.
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	// MaxClockSkew is how far in the future (by this machine's clock) a
@@ -113,6 +116,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 16 << 20
+	}
+	if c.MaxSpansPerMessage <= 0 {
+		c.MaxSpansPerMessage = 100_000
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second

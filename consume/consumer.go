@@ -92,7 +92,7 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 		cfg:  cfg,
 		m:    m,
 		now:  now,
-		dec:  NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes),
+		dec:  newDecoder(cfg),
 		samp: newSampler(log, cfg.LogInterval, now),
 		lag:  &lagTracker{lag: make(map[int]int64)},
 		pool: new(sync.Pool),
@@ -120,11 +120,18 @@ func NewMessageDecoder(cfg Config, log *slog.Logger, m *Metrics, now func() time
 	return d, nil
 }
 
+// newDecoder returns a decoder with cfg's limits.
+func newDecoder(cfg Config) *Decoder {
+	d := NewDecoder(cfg.Encoding, span.Limits{}, cfg.MaxMessageBytes)
+	d.SetMaxSpans(cfg.MaxSpansPerMessage)
+	return d
+}
+
 // sibling returns a decoder for another goroutine: its own decoding state,
 // the same metrics, log sampling, lag and dead-letter writer.
 func (c *MessageDecoder) sibling() *MessageDecoder {
 	return &MessageDecoder{cfg: c.cfg, m: c.m, now: c.now, dlq: c.dlq, samp: c.samp, lag: c.lag, pool: c.pool, secret: c.secret,
-		dec: NewDecoder(c.cfg.Encoding, span.Limits{}, c.cfg.MaxMessageBytes)}
+		dec: newDecoder(c.cfg)}
 }
 
 // security is cfg's TLS configuration and SASL mechanism (nil when off).

@@ -128,6 +128,10 @@ func (d *Decoder) Decode(msg []byte) (Result, error) {
 	return res, nil
 }
 
+// SetMaxSpans makes messages of more than n spans (0: no limit) fail as
+// span.ReasonTooManySpans.
+func (d *Decoder) SetMaxSpans(n int) { d.fast.MaxSpans = n }
+
 // SetMaxTime makes spans ending after t (Unix ns) count as bad timestamps.
 // Live consumers move it with the wall clock, so a producer whose clock runs
 // far ahead cannot drag event time into the future.

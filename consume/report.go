@@ -59,10 +59,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "causeway_consume_kafka_errors_total", Help: "Errors the Kafka client reported and retried (broker unreachable, group rejoin, failed commit); it keeps rising during a broker outage.",
 		}),
 	}
-	for _, r := range []span.Reason{span.ReasonNotProtobuf, span.ReasonTruncated, span.ReasonBadJSON, span.ReasonOversize} {
+	for _, r := range []span.Reason{span.ReasonNotProtobuf, span.ReasonTruncated, span.ReasonBadJSON, span.ReasonOversize, span.ReasonTooManySpans} {
 		m.Errors.WithLabelValues(string(r)) // export zeros, so alerts on rate() work from the start
 	}
-	for _, r := range []span.Reason{span.ReasonNoService, span.ReasonBadID, span.ReasonBadTimestamp, span.ReasonTooLong} {
+	for _, r := range []span.Reason{span.ReasonNoService, span.ReasonBadID, span.ReasonBadTimestamp, span.ReasonTooLong, span.ReasonLongName} {
 		m.Rejected.WithLabelValues(string(r))
 	}
 	if reg != nil {

@@ -19,6 +19,7 @@ const (
 	ReasonTooLate        Reason = "too_late"        // span older than the watermark minus allowed lateness
 	ReasonPendingFull    Reason = "pending_full"    // pairing store full, span evicted unpaired
 	ReasonTooManySpans   Reason = "too_many_spans"  // message holds more spans than allowed
+	ReasonLongName       Reason = "long_name"       // a service, operation or peer name longer than allowed
 	ReasonDecodeInternal Reason = "internal"        // decoder failure not caused by the input
 )
 
@@ -31,6 +32,10 @@ type Limits struct {
 	// Defaults: 2000-01-01 and 2200-01-01, which rejects zero and
 	// garbage timestamps without depending on the wall clock.
 	MinTime, MaxTime int64
+	// MaxNameBytes is the longest service, operation or peer name (the
+	// names that become keys of the graph) accepted; spans with a longer
+	// one are rejected as ReasonLongName. Default 512.
+	MaxNameBytes int
 }
 
 var (
@@ -48,6 +53,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxTime == 0 {
 		l.MaxTime = defaultMaxTime
 	}
+	if l.MaxNameBytes <= 0 {
+		l.MaxNameBytes = 512
+	}
 	return l
 }
 
@@ -64,6 +72,9 @@ func (l Limits) Check(s *Span) Reason {
 		return ReasonBadTimestamp
 	case s.End-s.Start > int64(l.MaxDuration):
 		return ReasonTooLong
+	case max(len(s.Service), len(s.Name), len(s.PeerService), len(s.ServerAddress), len(s.DBSystem),
+		len(s.DBNamespace), len(s.MessagingSystem), len(s.MessagingDest)) > l.MaxNameBytes:
+		return ReasonLongName
 	}
 	return ""
 }
