@@ -29,7 +29,7 @@ func TestStateDiskFaults(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Demo.Speed, cfg.Demo.History = 20, 2*time.Minute
 	cfg.StateDir = t.TempDir()
-	cfg.SnapshotInterval = 20 * time.Millisecond
+	cfg.SnapshotInterval = 50 * time.Millisecond
 	cfg.Kafka.CommitInterval = 10 * time.Millisecond
 	logs := &lockedBuffer{}
 	disk := &statefs.Faulty{}
@@ -63,7 +63,8 @@ func TestStateDiskFaults(t *testing.T) {
 			case err := <-done:
 				t.Fatalf("detector stopped waiting for %s: %v", what, err)
 			case <-ctx.Done():
-				t.Fatalf("%s: not before the deadline", what)
+				t.Fatalf("%s: not before the deadline (checkpoints ok %v, failed %v, busy %v; %v messages read, %v committed)", what,
+					checkpoints("ok"), checkpoints("failed"), checkpoints("busy"), read(), commits())
 			}
 		}
 	}
