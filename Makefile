@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration crash bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
+.PHONY: all build run test unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -43,6 +43,11 @@ integration:
 CRASH_KILLS ?= 10
 crash:
 	CAUSEWAY_CRASH_KILLS=$(CRASH_KILLS) OTELCOL_BIN=$${OTELCOL_BIN:-unused} scripts/integration.sh -run '^TestIntegrationCrashReplay$$' -v ./cmd/detector
+
+## soak: the detector under steady simulated load from a real Kafka broker on loopback for SOAK_DURATION (default 10m), checking flat memory, no growing lag and no late spans
+SOAK_DURATION ?= 10m
+soak:
+	OTELCOL_BIN=unused KAFKA_PORT=19292 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-soak SOAK_DURATION=$(SOAK_DURATION) scripts/integration.sh -v -run '^TestSoak$$' ./cmd/detector
 
 ## plugin: the Grafana data source into grafana-plugin/dist: frontend (module.js, plugin.json) and backend gpx_causeway_<os>_<arch>
 PLUGIN     := grafana-plugin
