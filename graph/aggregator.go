@@ -135,11 +135,12 @@ type Aggregator struct {
 	// lastStart; it is closed once closedTo passes its end.
 	lastWin   *Window
 	lastStart int64
-	adm       *admission      // the caps on edges and operations, shared by shards
-	ops       map[OpKey]OpKey // operations admitted so far, a cache of adm's
-	shard     bool            // one of a parallel aggregator's shards: publish only hands windows on
-	par       *parallel       // the shards; nil with one worker
-	pendingN  atomic.Int64    // pending spans, for a parallel aggregator's gauge
+	adm       *admission                             // the caps on edges and operations, shared by shards
+	ops       map[OpKey]*slot[OpKey, *OpStats]       // operations admitted so far, a cache of adm's
+	edgeSlots map[EdgeKey]*slot[EdgeKey, *EdgeStats] // the same for calls
+	shard     bool                                   // one of a parallel aggregator's shards: publish only hands windows on
+	par       *parallel                              // the shards; nil with one worker
+	pendingN  atomic.Int64                           // pending spans, for a parallel aggregator's gauge
 
 	view *View // every closed window, for Snapshot
 }
@@ -162,13 +163,14 @@ func New(cfg Config, onWindow WindowFunc, m *Metrics) *Aggregator {
 
 func newAggregator(cfg Config, onWindow WindowFunc, m *Metrics, adm *admission) *Aggregator {
 	return &Aggregator{
-		cfg:      cfg,
-		onWindow: onWindow,
-		m:        m,
-		pend:     newPending(),
-		open:     make(map[int64]*Window),
-		adm:      adm,
-		ops:      make(map[OpKey]OpKey),
+		cfg:       cfg,
+		onWindow:  onWindow,
+		m:         m,
+		pend:      newPending(),
+		open:      make(map[int64]*Window),
+		adm:       adm,
+		ops:       make(map[OpKey]*slot[OpKey, *OpStats]),
+		edgeSlots: make(map[EdgeKey]*slot[EdgeKey, *EdgeStats]),
 	}
 }
 
@@ -379,23 +381,27 @@ func (a *Aggregator) finish(t *pendingTrace) {
 			late++
 			continue
 		}
-		// The callee's operations are capped as its own runs are.
-		op, ok := a.opKey(OpKey{Service: o.edge.Target, Operation: o.edge.Operation})
-		if !ok {
+		sl := a.edgeSlot(o.edge)
+		if sl == nil {
 			continue
 		}
-		key := EdgeKey{Source: o.edge.Source, Target: o.edge.Target, Operation: op.Operation}
-		st, ok := w.Edges[key]
-		if !ok {
-			if !a.track(key) {
-				continue
+		st := sl.st
+		if sl.win != w {
+			var ok bool
+			if st, ok = w.Edges[sl.key]; !ok {
+				if !a.track(sl.key) {
+					continue
+				}
+				st = newEdgeStats()
+				w.Edges[sl.key] = st
+				if _, ok := w.Nodes[sl.key.Source]; !ok {
+					w.Nodes[sl.key.Source] = o.source
+				}
+				w.Nodes[o.target.Name] = o.target
 			}
-			st = newEdgeStats()
-			w.Edges[key] = st
-			if _, ok := w.Nodes[key.Source]; !ok {
-				w.Nodes[key.Source] = o.source
+			if sl.cached {
+				sl.win, sl.st = w, st
 			}
-			w.Nodes[o.target.Name] = o.target
 		}
 		st.observe(t.id, o.latencyMS, o.failed)
 		if o.hasGap {
@@ -409,16 +415,22 @@ func (a *Aggregator) finish(t *pendingTrace) {
 			late++
 			continue
 		}
-		key, ok := a.opKey(o.op)
-		if !ok {
+		sl := a.opSlot(o.op)
+		if sl == nil {
 			continue
 		}
-		st, ok := w.Ops[key]
-		if !ok {
-			st = newOpStats()
-			w.Ops[key] = st
-			if _, ok := w.Nodes[key.Service]; !ok {
-				w.Nodes[key.Service] = Node{Name: key.Service, Kind: NodeService}
+		key, st := sl.key, sl.st
+		if sl.win != w {
+			var ok bool
+			if st, ok = w.Ops[key]; !ok {
+				st = newOpStats()
+				w.Ops[key] = st
+				if _, ok := w.Nodes[key.Service]; !ok {
+					w.Nodes[key.Service] = Node{Name: key.Service, Kind: NodeService}
+				}
+			}
+			if sl.cached {
+				sl.win, sl.st = w, st
 			}
 		}
 		st.observe(o.durationMS, o.selfMS, o.failed)
@@ -436,17 +448,67 @@ func (a *Aggregator) finish(t *pendingTrace) {
 // track admits a new edge under the MaxEdges cap.
 func (a *Aggregator) track(k EdgeKey) bool { return a.adm.edge(k) }
 
-// opKey folds operations past MaxOpsPerService into the overflow
-// operation; false when MaxOperations is reached and k is not tracked.
-func (a *Aggregator) opKey(k OpKey) (OpKey, bool) {
-	if o, ok := a.ops[k]; ok {
-		return o, true
+// slot is what finish needs of one edge or operation: its key after the
+// caps, and its statistics in the window it was last filed in. Looking it
+// up is one map access where the caps and the window took two.
+type slot[K comparable, S any] struct {
+	key    K
+	cached bool // kept in the aggregator's map (admitted under its own name)
+	win    *Window
+	st     S
+}
+
+// opSlot returns op's slot, its operation folded into the overflow one
+// past MaxOpsPerService; nil when MaxOperations is reached and op is not
+// tracked.
+func (a *Aggregator) opSlot(k OpKey) *slot[OpKey, *OpStats] {
+	if sl, ok := a.ops[k]; ok {
+		return sl
 	}
 	o, ok := a.adm.op(k)
-	if ok && o == k { // only admitted ones: a flood of new names is not cached
-		a.ops[k] = o
+	if !ok {
+		return nil
 	}
-	return o, ok
+	sl := &slot[OpKey, *OpStats]{key: o}
+	if o == k { // only admitted ones: a flood of new names is not cached
+		sl.cached = true
+		a.ops[k] = sl
+	}
+	return sl
+}
+
+// edgeSlot returns the slot of the call k: the callee's operations are
+// capped as its own runs are. nil when the callee's operation is not
+// tracked.
+func (a *Aggregator) edgeSlot(k EdgeKey) *slot[EdgeKey, *EdgeStats] {
+	if sl, ok := a.edgeSlots[k]; ok {
+		return sl
+	}
+	o, ok := a.adm.op(OpKey{Service: k.Target, Operation: k.Operation})
+	if !ok {
+		return nil
+	}
+	sl := &slot[EdgeKey, *EdgeStats]{key: EdgeKey{Source: k.Source, Target: k.Target, Operation: o.Operation}}
+	if sl.key == k && len(a.edgeSlots) < a.cfg.MaxEdges {
+		sl.cached = true
+		a.edgeSlots[k] = sl
+	}
+	return sl
+}
+
+// forgetWindow drops the slots' references to a window being closed, so
+// a quiet series does not keep it alive.
+func (a *Aggregator) forgetWindow(w *Window) {
+	for _, sl := range a.ops {
+		if sl.win == w {
+			sl.win, sl.st = nil, nil
+		}
+	}
+	for _, sl := range a.edgeSlots {
+		if sl.win == w {
+			sl.win, sl.st = nil, nil
+		}
+	}
 }
 
 // closeThrough closes, oldest first, every open window ending at or before t.
@@ -467,6 +529,7 @@ func (a *Aggregator) closeThrough(t int64) {
 		w := a.open[start]
 		delete(a.open, start)
 		a.closedTo = max(a.closedTo, start+int64(a.cfg.Window))
+		a.forgetWindow(w)
 		a.publish(w)
 	}
 	if t < int64(^uint64(0)>>1) {

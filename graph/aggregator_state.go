@@ -151,6 +151,8 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	parts := a.parts()
 	for _, p := range parts {
 		p.pend, p.open, p.lastWin = newPending(), make(map[int64]*Window), nil
+		// The slots point into the windows replaced here.
+		p.ops, p.edgeSlots = make(map[OpKey]*slot[OpKey, *OpStats]), make(map[EdgeKey]*slot[EdgeKey, *EdgeStats])
 		if st.ShardClosedTo != math.MaxInt64 {
 			p.closedTo = st.ShardClosedTo
 		}
