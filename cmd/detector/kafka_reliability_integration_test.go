@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -226,7 +225,7 @@ func TestIntegrationKafkaSASLSSL(t *testing.T) {
 			cfg.Listen = "127.0.0.1:0"
 			cfg.Kafka = env.kafkaConfig("SCRAM-SHA-512", topic)
 			tc.edit(&cfg.Kafka)
-			var logs syncBuffer
+			var logs lockedBuffer
 			m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -285,7 +284,7 @@ func TestIntegrationPoisonMessages(t *testing.T) {
 	cfg.Kafka.MaxMessageBytes = 64 << 10
 	cfg.Kafka.CommitInterval = 50 * time.Millisecond
 	cfg.Kafka.LogInterval = time.Hour // "logged once" must not depend on how fast the test runs
-	var logs syncBuffer
+	var logs lockedBuffer
 	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -528,22 +527,4 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
-}
-
-// syncBuffer is a bytes.Buffer the detector's goroutines may log into.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
