@@ -193,10 +193,7 @@ func (p *parallel) advance(bufs [][]span.Span) {
 		if bufs != nil {
 			spans, bufs[k] = bufs[k], nil
 		}
-		if len(spans) == 0 && p.sent[k] == wm {
-			if spans != nil {
-				p.free <- spans[:0]
-			}
+		if len(spans) == 0 && p.sent[k] == wm { // a buffer is taken only to add to it
 			continue
 		}
 		p.sent[k] = wm
