@@ -532,6 +532,13 @@ func (a *Aggregator) closeThrough(t int64) {
 		a.forgetWindow(w)
 		a.publish(w)
 	}
+	a.passClosed(t)
+}
+
+// passClosed marks closed every window ending at or before t, as closing
+// through t does, whether or not this aggregator had them open (t at the
+// end of time, from Flush, leaves closedTo at the last window closed).
+func (a *Aggregator) passClosed(t int64) {
 	if t < int64(^uint64(0)>>1) {
 		a.closedTo = max(a.closedTo, a.windowStart(t))
 	}
@@ -563,7 +570,7 @@ func (a *Aggregator) ClosedTo() int64 { return a.closedTo }
 // a partition calls it with the watermark its previous owner published, so
 // windows already published are not published again in part.
 func (a *Aggregator) StartAfter(t int64) {
-	a.closedTo = max(a.closedTo, a.windowStart(t))
+	a.passClosed(t)
 	if a.par != nil {
 		a.par.startAfter(t)
 	}

@@ -184,10 +184,8 @@ func (p *parallel) add(source int, spans []span.Span) (late int) {
 func (p *parallel) advance(bufs [][]span.Span) {
 	a := p.a
 	wm := a.watermark()
-	// As Aggregator.advance does through closeThrough.
-	if t := wm - int64(a.cfg.TraceIdle) - int64(a.cfg.Lateness); t > a.closedTo {
-		a.closedTo = max(a.closedTo, a.windowStart(t))
-	}
+	// Where Aggregator.advance closes through, with no windows here.
+	a.passClosed(wm - int64(a.cfg.TraceIdle) - int64(a.cfg.Lateness))
 	for k, sw := range p.shards {
 		var spans []span.Span
 		if bufs != nil {
