@@ -311,6 +311,7 @@ func (a *Aggregator) Flush() {
 	for t := a.pend.popOldest(); t != nil; t = a.pend.popOldest() {
 		a.finish(t)
 	}
+	a.pend.release()
 	a.closeThrough(int64(^uint64(0) >> 1))
 	a.m.pendingSpans.Set(0)
 }
@@ -602,18 +603,20 @@ func (v *View) Add(w *Window) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for k, e := range w.Edges {
-		if t, ok := v.total.Edges[k]; ok {
-			t.Merge(e)
-		} else {
-			v.total.Edges[k] = e.Clone()
+		t, ok := v.total.Edges[k]
+		if !ok {
+			t = newTotalEdgeStats()
+			v.total.Edges[k] = t
 		}
+		t.Merge(e)
 	}
 	for k, o := range w.Ops {
-		if t, ok := v.total.Ops[k]; ok {
-			t.Merge(o)
-		} else {
-			v.total.Ops[k] = o.Clone()
+		t, ok := v.total.Ops[k]
+		if !ok {
+			t = newTotalOpStats()
+			v.total.Ops[k] = t
 		}
+		t.Merge(o)
 	}
 	for k, n := range w.Nodes {
 		v.total.Nodes[k] = n

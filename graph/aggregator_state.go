@@ -204,7 +204,7 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	a.adm.mu.Unlock()
 	a.view.mu.Lock()
 	if st.Total != nil {
-		a.view.total = fillWindow(st.Total)
+		a.view.total = compactWindow(fillWindow(st.Total))
 	}
 	if st.Last != nil {
 		a.view.last = fillWindow(st.Last)
@@ -214,6 +214,18 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	a.maxEnd, a.srcMax, a.closedTo = st.MaxEnd, st.SrcMax, st.ClosedTo
 	a.m.pendingSpans.Set(float64(pendingN))
 	return nil
+}
+
+// compactWindow makes the sketches of a decoded window of totals compact
+// ones, as View.Add makes them.
+func compactWindow(w *Window) *Window {
+	for _, e := range w.Edges {
+		e.Latency = e.Latency.Compact()
+	}
+	for _, o := range w.Ops {
+		o.Duration, o.SelfTime = o.Duration.Compact(), o.SelfTime.Compact()
+	}
+	return w
 }
 
 // fillWindow gives a decoded window the empty maps and sketches gob leaves

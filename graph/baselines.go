@@ -190,8 +190,8 @@ const (
 	ExceedHistory   = 30
 	exceedScore     = 12
 	// exceedAccuracy is the reference sketches' relative accuracy: the
-	// check compares with a threefold margin, so 5% is ample, and it keeps
-	// a reference near 0.5 KiB where 1% would take over 3 KiB.
+	// check compares with a threefold margin, so 5% is ample, and it needs
+	// a fifth of the bins of 1%.
 	exceedAccuracy = 0.05
 )
 
@@ -201,7 +201,7 @@ const (
 func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Latency, calls int64, feature string, flagged bool) (baseline.Score, bool) {
 	ref, ok := refs[k]
 	if !ok {
-		ref = sketch.NewLatencyAccuracy(exceedAccuracy)
+		ref = sketch.NewCompact(exceedAccuracy)
 		refs[k] = ref
 	}
 	if calls >= 1 && ref.Count() >= ExceedHistory {
@@ -222,8 +222,7 @@ func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Laten
 		}
 	}
 	if !flagged {
-		// cur has another accuracy: add its values, weighted by count.
-		cur.ForEach(func(v, n float64) { ref.AddN(v, n) })
+		ref.Merge(cur) // re-binned: cur has another accuracy
 	}
 	return baseline.Score{}, false
 }

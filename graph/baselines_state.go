@@ -176,10 +176,10 @@ func (bs *Baselines) Load(r io.Reader) error {
 	}
 	refEdges, refOps := make(map[EdgeKey]*sketch.Latency), make(map[OpKey]*sketch.Latency)
 	for _, r := range scratch.RefEdges {
-		refEdges[r.Key] = orEmpty(r.Sketch)
+		refEdges[r.Key] = keptRef(r.Sketch)
 	}
 	for _, r := range scratch.RefOps {
-		refOps[r.Key] = orEmpty(r.Sketch)
+		refOps[r.Key] = keptRef(r.Sketch)
 	}
 	sparseEdges, sparseOps := make(map[EdgeKey]*sparse[*EdgeStats]), make(map[OpKey]*sparse[*OpStats])
 	for _, sp := range scratch.SparseEdges {
@@ -203,6 +203,15 @@ func (bs *Baselines) Load(r io.Reader) error {
 	bs.refEdges, bs.refOps, bs.sparseEdges, bs.sparseOps = refEdges, refOps, sparseEdges, sparseOps
 	bs.mu.Unlock()
 	return nil
+}
+
+// keptRef is a decoded exceedance reference as Observe keeps them: compact,
+// and empty for one gob left out.
+func keptRef(l *sketch.Latency) *sketch.Latency {
+	if l == nil {
+		return sketch.NewCompact(exceedAccuracy)
+	}
+	return l.Compact()
 }
 
 // orEmpty is l, or an empty sketch for one gob left out (an empty sketch

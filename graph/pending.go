@@ -84,6 +84,16 @@ func (p *pending) remove(t *pendingTrace) *pendingTrace {
 	return t
 }
 
+// release lets go of the memory the store kept for reuse (recycled traces,
+// the index's and queue's room), once it is empty: after a flush, what a
+// burst of traffic grew is returned rather than held for good.
+func (p *pending) release() {
+	if len(p.traces) > 0 {
+		return
+	}
+	p.traces, p.queue, p.free = make(map[span.TraceID]*pendingTrace), nil, nil
+}
+
 // maxFree bounds the recycled traces kept (each with its span slice).
 const maxFree = 4096
 

@@ -34,6 +34,14 @@ type Exemplar struct {
 
 func newEdgeStats() *EdgeStats { return &EdgeStats{Latency: sketch.NewLatency()} }
 
+// totalAccuracy is the relative accuracy of the service graph's totals
+// (every closed window merged): they are kept for as long as the edge is,
+// so their sketches are compact ones (sketch.NewCompact).
+const totalAccuracy = 0.02
+
+// newTotalEdgeStats returns empty stats to merge an edge's windows into.
+func newTotalEdgeStats() *EdgeStats { return &EdgeStats{Latency: sketch.NewCompact(totalAccuracy)} }
+
 func (e *EdgeStats) observe(trace span.TraceID, latencyMS float64, failed bool) {
 	e.Requests++
 	if failed {
@@ -119,6 +127,11 @@ type OpStats struct {
 
 func newOpStats() *OpStats {
 	return &OpStats{Duration: sketch.NewLatency(), SelfTime: sketch.NewLatency()}
+}
+
+// newTotalOpStats returns empty stats to merge an operation's windows into.
+func newTotalOpStats() *OpStats {
+	return &OpStats{Duration: sketch.NewCompact(totalAccuracy), SelfTime: sketch.NewCompact(totalAccuracy)}
 }
 
 func (o *OpStats) observe(durationMS, selfMS float64, failed bool) {

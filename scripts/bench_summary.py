@@ -53,7 +53,7 @@ for name in sorted(runs):
     print(f"{name:<40} {fmt(med(name, 'ns/op'), 'ns/op'):>12} {fmt(med(name, 'spans/s'), 'spans/s'):>12} "
           f"{fmt(med(name, 'B/op'), 'B/op'):>14} {fmt(med(name, 'allocs/op'), 'allocs/op'):>12}")
 
-for name, what in (("BenchmarkScale", "100k edges, 6 windows"), ("BenchmarkScaleSteady", "10k edges, 110 windows: baselines full")):
+for name, what in (("BenchmarkScale", "100k edges, 6 windows"), ("BenchmarkScaleSteady", "10k edges, 5k operations, 110 windows: baselines full")):
     per = med(name, "bytes/edge")
     if per:
         verdict = "within" if per <= 8192 else "over"

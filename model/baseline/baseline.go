@@ -80,9 +80,14 @@ type Config struct {
 	// so peak latency at off-peak load is judged as the fault it is.
 	// Default 0.5; negative disables it.
 	Elasticity float64
+
+	linear []bool // per feature, stored through asinh (see vectors); set by defaults
 }
 
 func (c *Config) defaults() {
+	if len(c.linear) != len(c.Features) {
+		c.linear = linearFeatures(c.Features)
+	}
 	if c.Threshold <= 0 {
 		c.Threshold = 4
 	}
@@ -206,8 +211,8 @@ type Baseline struct {
 	cfg  *Config
 	dims int
 
-	sample   []float32 // up to cfg.Sample vectors, flat
-	seen     int64     // normal windows offered to the sample
+	sample   vectors // up to cfg.Sample vectors
+	seen     int64   // normal windows offered to the sample
 	regimes  []Regime
 	sinceFit int
 	rng      uint64
@@ -232,7 +237,7 @@ const quarantineSize = 24
 func New(cfg *Config, seed uint64) *Baseline {
 	cfg.defaults()
 	d := len(cfg.Features)
-	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, recent: newRing(cfg.Recent, d)}
+	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, sample: vectors{linear: cfg.linear}, recent: newRing(cfg.Recent, cfg.linear)}
 }
 
 // Regimes returns the current regimes, lowest context (rate) first. The
@@ -265,7 +270,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	suspect := b.advance(&s, n)
 	if suspect {
 		if b.quarantine == nil { // most series never have a suspect window
-			b.quarantine = newRing(quarantineSize, b.dims)
+			b.quarantine = newRing(quarantineSize, b.cfg.linear)
 		}
 		b.quarantine.push(b.seq, x, float64(b.runStart), false)
 	}
@@ -283,7 +288,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 }
 
 // filling reports whether the sample holds fewer than Fill windows.
-func (b *Baseline) filling() bool { return len(b.sample)/b.dims < b.cfg.Fill }
+func (b *Baseline) filling() bool { return b.sample.len() < b.cfg.Fill }
 
 // tail reports whether the named feature is a tail statistic.
 func (b *Baseline) tail(name string) bool {
@@ -312,9 +317,9 @@ func (b *Baseline) regimeOf(s *Score) *Regime {
 
 // near reports whether x and the stored vector v are within two spreads of
 // r on every feature both have; context features count only when withCtx.
-func (b *Baseline) near(x []float64, v []float32, r *Regime, withCtx bool) bool {
+func (b *Baseline) near(x, v []float64, r *Regime, withCtx bool) bool {
 	for d := range b.dims {
-		u := float64(v[d])
+		u := v[d]
 		if !withCtx && b.cfg.Features[d].Direction == Context || math.IsNaN(u) || math.IsNaN(x[d]) {
 			continue
 		}
@@ -334,8 +339,9 @@ func (b *Baseline) familiar(x []float64, s *Score) bool {
 		return false
 	}
 	n := 0
-	for i := 0; i+b.dims <= len(b.sample); i += b.dims {
-		if b.near(x, b.sample[i:i+b.dims], r, true) {
+	v := make([]float64, b.dims)
+	for i := range b.sample.len() {
+		if b.near(x, b.sample.row(i, v), r, true) {
 			if n++; n >= b.cfg.RecurMatches {
 				s.Explanation = fmt.Sprintf("off every regime but close to %d normal windows of the sample", n)
 				return true
@@ -364,12 +370,13 @@ func (b *Baseline) recurs(x []float64, s *Score) bool {
 		return false
 	}
 	var matched, fresh []int
+	v := make([]float64, b.dims)
 	for i := range q.at {
 		seq := q.at[i]
 		if seq == 0 || int64(q.score[i]) == current || b.seq-seq < int64(b.cfg.RecurAfter) {
 			continue
 		}
-		if b.near(x, q.values[i*b.dims:(i+1)*b.dims], r, false) {
+		if b.near(x, q.values.row(i, v), r, false) {
 			matched = append(matched, i)
 			if !q.anom[i] { // anom marks a quarantined window already adopted
 				fresh = append(fresh, i)
@@ -379,12 +386,8 @@ func (b *Baseline) recurs(x []float64, s *Score) bool {
 	if len(matched) < b.cfg.RecurMatches {
 		return false
 	}
-	v := make([]float64, b.dims)
 	for _, i := range fresh {
-		for d := range v {
-			v[d] = float64(q.values[i*b.dims+d])
-		}
-		b.adopt(v)
+		b.adopt(q.values.row(i, v))
 		q.anom[i] = true
 	}
 	b.adopt(x)
@@ -396,14 +399,18 @@ func (b *Baseline) recurs(x []float64, s *Score) bool {
 // adopt puts x into the sample for certain, replacing a random window
 // when it is full.
 func (b *Baseline) adopt(x []float64) {
-	slot := len(b.sample) / b.dims
-	if slot >= b.cfg.Sample {
-		slot = int(b.next() % uint64(b.cfg.Sample))
-	} else {
-		b.sample = append(b.sample, make([]float32, b.dims)...)
+	if b.sample.len() < b.cfg.Sample {
+		b.reserve()
+		b.sample.push(x)
+		return
 	}
-	for d, v := range x {
-		b.sample[slot*b.dims+d] = float32(v)
+	b.sample.set(int(b.next()%uint64(b.cfg.Sample)), x)
+}
+
+// reserve makes room for the whole sample, and no more, on first use.
+func (b *Baseline) reserve() {
+	if cap(b.sample.v) == 0 {
+		b.sample = newVectors(b.cfg.linear, 0, b.cfg.Sample)
 	}
 }
 
@@ -420,7 +427,7 @@ func (b *Baseline) advance(s *Score, n float64) (suspect bool) {
 		b.calm = 0
 		combined := b.runSum / math.Sqrt(float64(b.run))
 		strong := s.Value >= b.cfg.Strong*b.threshold() && n >= b.cfg.StrongCalls && !b.tail(s.Feature) &&
-			len(b.sample)/b.dims >= b.cfg.WarmUp
+			b.sample.len() >= b.cfg.WarmUp
 		s.Anomalous = s.Value >= b.threshold() || b.run >= b.cfg.Consecutive && combined >= b.threshold()
 		if !b.active && (strong || !b.filling() && b.run >= b.cfg.Consecutive && combined >= b.threshold()) {
 			b.active, s.Opened = true, true
@@ -524,23 +531,11 @@ func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 // re-clusters when due.
 func (b *Baseline) learn(x []float64, s *Score) {
 	b.seen++
-	k := len(b.sample) / max(1, b.dims)
-	switch {
-	case k < b.cfg.Sample:
-		if b.sample == nil { // room for the whole sample, and no more
-			b.sample = make([]float32, 0, b.cfg.Sample*b.dims)
-		}
-		for _, v := range x {
-			b.sample = append(b.sample, float32(v))
-		}
-	default:
-		p := float64(b.cfg.Sample) / float64(min(b.seen, int64(b.cfg.Horizon)))
-		if b.uniform() < p {
-			slot := int(b.next() % uint64(b.cfg.Sample))
-			for d, v := range x {
-				b.sample[slot*b.dims+d] = float32(v)
-			}
-		}
+	if b.sample.len() < b.cfg.Sample {
+		b.reserve()
+		b.sample.push(x)
+	} else if p := float64(b.cfg.Sample) / float64(min(b.seen, int64(b.cfg.Horizon))); b.uniform() < p {
+		b.sample.set(int(b.next()%uint64(b.cfg.Sample)), x)
 	}
 	if s.Regime != "" {
 		for i := range b.regimes {
@@ -550,7 +545,7 @@ func (b *Baseline) learn(x []float64, s *Score) {
 		}
 	}
 	b.sinceFit++
-	if n := len(b.sample) / b.dims; n >= b.cfg.WarmUp && (len(b.regimes) == 0 || b.sinceFit >= b.cfg.Recluster) {
+	if n := b.sample.len(); n >= b.cfg.WarmUp && (len(b.regimes) == 0 || b.sinceFit >= b.cfg.Recluster) {
 		b.fit()
 	}
 }
@@ -576,13 +571,10 @@ func (b *Baseline) follow(r *Regime, x []float64) {
 // fit re-clusters the sample into regimes.
 func (b *Baseline) fit() {
 	b.sinceFit = 0
-	n := len(b.sample) / b.dims
+	n := b.sample.len()
 	pts := make([][]float64, n)
 	for i := range pts {
-		p := make([]float64, b.dims)
-		for d := range p {
-			p[d] = float64(b.sample[i*b.dims+d])
-		}
+		p := b.sample.row(i, make([]float64, b.dims))
 		pts[i] = p
 	}
 	// Cluster on standardised features, so no unit dominates.
@@ -748,7 +740,7 @@ func (b *Baseline) uniform() float64 { return float64(b.next()>>11) / (1 << 53) 
 // String renders the regimes on one line, for test failures.
 func (b *Baseline) String() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "seen=%d sample=%d", b.seen, len(b.sample)/max(1, b.dims))
+	fmt.Fprintf(&sb, "seen=%d sample=%d", b.seen, b.sample.len())
 	for _, r := range b.regimes {
 		fmt.Fprintf(&sb, " %s(w=%.2f", r.Name, r.Weight)
 		for d, f := range b.cfg.Features {

@@ -3,26 +3,23 @@ package baseline
 // ring keeps the latest windows a baseline saw, with their scores, in
 // fixed memory.
 type ring struct {
-	dims   int
 	at     []int64
-	values []float32
+	values vectors // one per slot
 	score  []float32
 	anom   []bool
 	next   int // slot of the next push
 	full   bool
 }
 
-func newRing(size, dims int) *ring {
-	return &ring{dims: dims, at: make([]int64, size), values: make([]float32, size*dims),
+func newRing(size int, linear []bool) *ring {
+	return &ring{at: make([]int64, size), values: newVectors(linear, size, size),
 		score: make([]float32, size), anom: make([]bool, size)}
 }
 
 func (r *ring) push(at int64, x []float64, score float64, anomalous bool) {
 	i := r.next
 	r.at[i], r.score[i], r.anom[i] = at, float32(score), anomalous
-	for d, v := range x {
-		r.values[i*r.dims+d] = float32(v)
-	}
+	r.values.set(i, x)
 	r.next = (i + 1) % len(r.at)
 	r.full = r.full || r.next == 0
 }
@@ -45,10 +42,7 @@ func (b *Baseline) Recent() []Recent {
 	out := make([]Recent, 0, n)
 	for k := range n {
 		i := (start + k) % len(r.at)
-		v := make([]float64, r.dims)
-		for d := range v {
-			v[d] = float64(r.values[i*r.dims+d])
-		}
+		v := r.values.row(i, make([]float64, b.dims))
 		out = append(out, Recent{At: r.at[i], Values: v, Score: float64(r.score[i]), Anomalous: r.anom[i]})
 	}
 	return out

@@ -36,7 +36,7 @@ type ringState struct {
 // State returns a copy of what b has learned.
 func (b *Baseline) State() State {
 	return State{
-		Sample: slices.Clone(b.sample), Seen: b.seen, Regimes: b.Regimes(), SinceFit: b.sinceFit,
+		Sample: b.sample.float32s(), Seen: b.seen, Regimes: b.Regimes(), SinceFit: b.sinceFit,
 		RNG: b.rng, Run: b.run, RunSum: b.runSum, Calm: b.calm, Active: b.active,
 		Seq: b.seq, RunStart: b.runStart, Recent: b.recent.state(), Quarantine: b.quarantine.state(),
 	}
@@ -46,19 +46,22 @@ func (r *ring) state() ringState {
 	if r == nil {
 		return ringState{}
 	}
-	return ringState{At: slices.Clone(r.at), Values: slices.Clone(r.values), Score: slices.Clone(r.score),
+	return ringState{At: slices.Clone(r.at), Values: r.values.float32s(), Score: slices.Clone(r.score),
 		Anom: slices.Clone(r.anom), Next: r.next, Full: r.full}
 }
 
-func (rs ringState) ring(size, dims int, what string) (*ring, error) {
+func (rs ringState) ring(size int, linear []bool, what string) (*ring, error) {
+	dims := len(linear)
 	if len(rs.At) == 0 && len(rs.Values) == 0 && rs.Next == 0 && !rs.Full {
 		return nil, nil // never used
 	}
 	if len(rs.At) != size || len(rs.Values) != size*dims || len(rs.Score) != size || len(rs.Anom) != size || rs.Next < 0 || rs.Next >= size {
 		return nil, fmt.Errorf("baseline: %s do not fit %d slots of %d features", what, size, dims)
 	}
-	return &ring{dims: dims, at: slices.Clone(rs.At), values: slices.Clone(rs.Values), score: slices.Clone(rs.Score),
-		anom: slices.Clone(rs.Anom), next: rs.Next, full: rs.Full}, nil
+	r := &ring{at: slices.Clone(rs.At), values: vectors{linear: linear}, score: slices.Clone(rs.Score),
+		anom: slices.Clone(rs.Anom), next: rs.Next, full: rs.Full}
+	r.values.setFloat32s(rs.Values, size)
+	return r, nil
 }
 
 // Restore rebuilds a baseline from a State taken with the same features.
@@ -75,22 +78,25 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 			return nil, fmt.Errorf("baseline: regime %q has %d dimensions, want %d", r.Name, len(r.Centroid), d)
 		}
 	}
-	recent, err := s.Recent.ring(cfg.Recent, d, "recent windows")
+	recent, err := s.Recent.ring(cfg.Recent, cfg.linear, "recent windows")
 	if err != nil {
 		return nil, err
 	}
-	quarantine, err := s.Quarantine.ring(quarantineSize, d, "quarantined windows")
+	quarantine, err := s.Quarantine.ring(quarantineSize, cfg.linear, "quarantined windows")
 	if err != nil {
 		return nil, err
 	}
 	b := New(cfg, s.RNG)
-	b.sample, b.seen, b.sinceFit, b.rng = slices.Clone(s.Sample), s.Seen, s.SinceFit, s.RNG
+	if len(s.Sample) > 0 {
+		b.sample.setFloat32s(s.Sample, cfg.Sample)
+	}
+	b.seen, b.sinceFit, b.rng = s.Seen, s.SinceFit, s.RNG
 	b.run, b.runSum, b.calm, b.active = s.Run, s.RunSum, s.Calm, s.Active
 	for _, r := range s.Regimes {
 		b.regimes = append(b.regimes, Regime{Name: r.Name, Centroid: slices.Clone(r.Centroid), Spread: slices.Clone(r.Spread), Weight: r.Weight})
 	}
 	if recent == nil {
-		recent = newRing(cfg.Recent, d)
+		recent = newRing(cfg.Recent, cfg.linear)
 	}
 	b.seq, b.runStart, b.recent, b.quarantine = s.Seq, s.RunStart, recent, quarantine
 	return b, nil

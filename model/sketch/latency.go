@@ -5,9 +5,11 @@ package sketch
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/stat"
 	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
@@ -19,33 +21,66 @@ const RelativeAccuracy = 0.01
 // Latency is a mergeable quantile sketch of non-negative durations (any unit;
 // Causeway records milliseconds). It also keeps exact count, sum, min and max.
 //
-// It wraps DDSketch from github.com/DataDog/sketches-go: a published,
+// It is DDSketch from github.com/DataDog/sketches-go: a published,
 // well-tested algorithm with a relative-error guarantee and lossless merges,
-// which per-window edge statistics and cross-instance summaries both need.
+// which per-window edge statistics and cross-instance summaries both need,
+// beside the library's exact summary statistics. Both are held in the
+// Latency itself rather than through the library's
+// DDSketchWithExactSummaryStatistics, which takes four allocations per
+// sketch where this takes one: a detector keeps several sketches per edge
+// (see store.go). Encoding goes through the library's type, so the format
+// is its own.
+//
 // A Latency is not safe for concurrent use. The zero value is not usable;
-// call NewLatency.
+// call NewLatency or NewCompact.
 type Latency struct {
-	s *ddsketch.DDSketchWithExactSummaryStatistics
+	d  ddsketch.DDSketch
+	st stat.SummaryStatistics
 }
 
-// NewLatency returns an empty sketch with RelativeAccuracy.
-func NewLatency() *Latency { return newLatency(defaultMapping) }
+// NewLatency returns an empty sketch with RelativeAccuracy, built for
+// adding to: a window's. Its store (the library's buffered paginated one)
+// adds fast and keeps spare room for it.
+func NewLatency() *Latency {
+	return newLatency(defaultMapping, store.NewBufferedPaginatedStore())
+}
 
-// NewLatencyAccuracy returns an empty sketch whose quantiles are within rel
-// (in (0, 1)) of the exact ones. Coarser sketches are smaller: 5% needs
-// about a fifth of the memory of 1%. Sketches merge only with sketches of
-// the same accuracy.
-func NewLatencyAccuracy(rel float64) *Latency {
-	if rel == RelativeAccuracy {
-		return NewLatency()
-	}
-	return newLatency(newMapping(rel))
+// NewCompact returns an empty sketch whose quantiles are within rel (in
+// (0, 1)) of the exact ones, built to be kept: its store holds exactly the
+// bins in use and no spare room, so it is small, and adding a value beyond
+// its range costs a copy of the bins. Coarser sketches are smaller: 5%
+// needs about a fifth of the bins of 1%. Merging a sketch of another
+// accuracy into it (Merge) re-bins that sketch's buckets.
+func NewCompact(rel float64) *Latency {
+	return newLatency(mappingFor(rel), &compactStore{})
+}
+
+// Compact returns a compact copy of l (see NewCompact), of its accuracy.
+func (l *Latency) Compact() *Latency {
+	c := newLatency(l.d.IndexMapping, &compactStore{})
+	c.Merge(l)
+	return c
 }
 
 // defaultMapping maps values to buckets for every sketch of
-// RelativeAccuracy. A mapping is immutable, so all of them share one
-// rather than each allocating its own.
-var defaultMapping = newMapping(RelativeAccuracy)
+// RelativeAccuracy. A mapping is immutable, so all sketches of one
+// accuracy share one rather than each allocating its own.
+var (
+	defaultMapping = newMapping(RelativeAccuracy)
+	mappings       sync.Map // relative accuracy -> mapping.IndexMapping
+)
+
+// mappingFor returns the shared mapping for rel.
+func mappingFor(rel float64) mapping.IndexMapping {
+	if rel == RelativeAccuracy {
+		return defaultMapping
+	}
+	if m, ok := mappings.Load(rel); ok {
+		return m.(mapping.IndexMapping)
+	}
+	m, _ := mappings.LoadOrStore(rel, newMapping(rel))
+	return m.(mapping.IndexMapping)
+}
 
 // newMapping returns DDSketch's logarithmic mapping for rel, its default.
 func newMapping(rel float64) mapping.IndexMapping {
@@ -56,8 +91,22 @@ func newMapping(rel float64) mapping.IndexMapping {
 	return m
 }
 
-func newLatency(m mapping.IndexMapping) *Latency {
-	return &Latency{s: ddsketch.NewDDSketchWithExactSummaryStatistics(m, store.BufferedPaginatedStoreConstructor)}
+// shared returns the shared mapping equal to m, or m when there is none.
+func shared(m mapping.IndexMapping) mapping.IndexMapping {
+	if defaultMapping.Equals(m) {
+		return defaultMapping
+	}
+	if s := mappingFor(m.RelativeAccuracy()); s.Equals(m) {
+		return s
+	}
+	return m
+}
+
+// newLatency returns an empty sketch on m with the given store for
+// positive values; durations are never negative, so every sketch shares
+// one empty store for those.
+func newLatency(m mapping.IndexMapping, positive store.Store) *Latency {
+	return &Latency{d: *ddsketch.NewDDSketch(m, positive, emptyStore), st: *stat.NewSummaryStatistics()}
 }
 
 // Add records one observation. Negative and NaN values are recorded as zero,
@@ -66,7 +115,8 @@ func (l *Latency) Add(v float64) {
 	if !(v > 0) {
 		v = 0
 	}
-	_ = l.s.Add(v) // cannot fail for finite non-negative values
+	_ = l.d.Add(v) // cannot fail for finite non-negative values
+	l.st.Add(v, 1)
 }
 
 // AddN records n observations of value v.
@@ -75,69 +125,75 @@ func (l *Latency) AddN(v, n float64) {
 		v = 0
 	}
 	if n > 0 {
-		_ = l.s.AddWithCount(v, n)
+		_ = l.d.AddWithCount(v, n)
+		l.st.Add(v, n)
 	}
 }
 
 // ForEach calls f with every bucket's representative value and count.
 func (l *Latency) ForEach(f func(v, n float64)) {
-	l.s.ForEach(func(v, n float64) bool { f(v, n); return false })
+	l.d.ForEach(func(v, n float64) bool { f(v, n); return false })
 }
 
-// Merge adds every observation of o into l. o is unchanged; both must have
-// the same accuracy.
+// Merge adds every observation of o into l. o is unchanged. A sketch of
+// another accuracy (or one encoded by another DDSketch implementation) is
+// added bucket by bucket, each by its representative value: within both
+// sketches' accuracies. The exact statistics merge as they are.
 func (l *Latency) Merge(o *Latency) {
-	if o == nil || o.s.IsEmpty() {
+	if o == nil || o.st.Count() == 0 {
 		return
 	}
-	if l.s.MergeWith(o.s) == nil {
-		return
+	if l.d.MergeWith(&o.d) != nil {
+		if c, ok := l.d.GetPositiveValueStore().(*compactStore); ok {
+			if ps := o.d.GetPositiveValueStore(); !ps.IsEmpty() {
+				lo, _ := ps.MinIndex()
+				hi, _ := ps.MaxIndex()
+				c.reserve(l.d.Index(o.d.Value(lo)), l.d.Index(o.d.Value(hi)))
+			}
+		}
+		o.d.ForEach(func(v, n float64) bool {
+			_ = l.d.AddWithCount(v, n)
+			return false
+		})
 	}
-	// Another mapping (a sketch encoded by another DDSketch implementation): add o's
-	// buckets by value, each within both sketches' accuracy. The exact
-	// summary statistics become those of the representative values.
-	o.s.ForEach(func(v, n float64) bool {
-		_ = l.s.AddWithCount(v, n)
-		return false
-	})
+	l.st.MergeWith(&o.st)
 }
 
 // Quantile returns the value at quantile q in [0, 1], or NaN when the sketch
-// is empty.
+// is empty. It lies within the exact minimum and maximum.
 func (l *Latency) Quantile(q float64) float64 {
-	v, err := l.s.GetValueAtQuantile(q)
+	v, err := l.d.GetValueAtQuantile(q)
 	if err != nil {
 		return math.NaN()
 	}
-	return v
+	return min(max(v, l.st.Min()), l.st.Max())
 }
 
 // Count returns the number of observations.
-func (l *Latency) Count() float64 { return l.s.GetCount() }
+func (l *Latency) Count() float64 { return l.st.Count() }
 
 // Sum returns the exact sum of the observations.
-func (l *Latency) Sum() float64 { return l.s.GetSum() }
+func (l *Latency) Sum() float64 { return l.st.Sum() }
 
 // Mean returns the exact mean, or NaN when empty.
 func (l *Latency) Mean() float64 {
-	if l.s.IsEmpty() {
+	if l.st.Count() == 0 {
 		return math.NaN()
 	}
-	return l.s.GetSum() / l.s.GetCount()
+	return l.st.Sum() / l.st.Count()
 }
 
 // Max returns the exact largest observation, or NaN when empty.
 func (l *Latency) Max() float64 {
-	v, err := l.s.GetMaxValue()
-	if err != nil {
+	if l.st.Count() == 0 {
 		return math.NaN()
 	}
-	return v
+	return l.st.Max()
 }
 
-// Clone returns an independent copy.
+// Clone returns an independent copy, with a store of the same kind.
 func (l *Latency) Clone() *Latency {
-	return &Latency{s: l.s.Copy()}
+	return &Latency{d: *l.d.Copy(), st: *l.st.Copy()}
 }
 
 // String returns count and the usual quantiles on one line, for test failures.
@@ -147,19 +203,44 @@ func (l *Latency) String() string {
 }
 
 // MarshalBinary encodes the sketch with its accuracy, in DDSketch's own
-// compact format, so windows can travel between detector instances.
+// compact format (that of DDSketchWithExactSummaryStatistics), so windows
+// can travel between detector instances.
 func (l *Latency) MarshalBinary() ([]byte, error) {
+	w, err := ddsketch.NewDDSketchWithExactSummaryStatisticsFromData(&l.d, &l.st)
+	if err != nil {
+		return nil, fmt.Errorf("encode latency sketch: %w", err)
+	}
 	var b []byte
-	l.s.Encode(&b, false)
+	w.Encode(&b, false)
 	return b, nil
 }
 
-// UnmarshalBinary replaces the sketch with the one encoded in b.
+// UnmarshalBinary replaces the sketch with the one encoded in b, built for
+// adding to as NewLatency's are (Compact makes a kept one of it). A sketch
+// with negative values, which another implementation could send, is an
+// error: durations are never negative.
 func (l *Latency) UnmarshalBinary(b []byte) error {
-	s, err := ddsketch.DecodeDDSketchWithExactSummaryStatistics(b, func() store.Store { return store.NewDenseStore() }, nil)
+	d, err := ddsketch.DecodeDDSketchWithExactSummaryStatistics(b, store.DenseStoreConstructor, nil)
 	if err != nil {
 		return fmt.Errorf("decode latency sketch: %w", err)
 	}
-	l.s = s
+	if !d.GetNegativeValueStore().IsEmpty() {
+		return fmt.Errorf("decode latency sketch: %w", errNegative)
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	if !d.IsEmpty() {
+		lo, _ = d.GetMinValue()
+		hi, _ = d.GetMaxValue()
+	}
+	st, err := stat.NewSummaryStatisticsFromData(d.GetCount(), d.GetSum(), lo, hi)
+	if err != nil {
+		return fmt.Errorf("decode latency sketch: %w", err)
+	}
+	s := newLatency(shared(d.IndexMapping), store.NewBufferedPaginatedStore())
+	if err := s.d.MergeWith(d.DDSketch); err != nil {
+		return fmt.Errorf("decode latency sketch: %w", err)
+	}
+	s.st = *st
+	*l = *s
 	return nil
 }

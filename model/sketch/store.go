@@ -1,0 +1,320 @@
+package sketch
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	enc "github.com/DataDog/sketches-go/ddsketch/encoding"
+	"github.com/DataDog/sketches-go/ddsketch/pb/sketchpb"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+)
+
+// Two DDSketch stores of our own, for memory: a detector tracking 100,000
+// edges keeps several long-lived sketches per edge, and the library's
+// stores are built for speed of adding. Measured (make bench,
+// BenchmarkScaleSteady): a long-lived 5% sketch took about 1.5 KiB in the
+// library's buffered paginated store, whose index buffer keeps its largest
+// capacity and whose pages hold 32 bins each; the same counts take under
+// 0.4 KiB in compactStore. Both are cross-checked against the library's
+// DenseStore in store_test.go. Anything off the hot paths (encoding,
+// protobuf) goes through a DenseStore, so the wire formats stay the
+// library's.
+
+// noNegatives is the negative-value store of every Latency: durations are
+// never negative (Add records them as zero), so one empty, immutable store
+// serves every sketch instead of an empty store per sketch.
+type noNegatives struct{}
+
+var (
+	emptyStore  store.Store = noNegatives{}
+	errNegative             = errors.New("sketch: negative durations are not recorded")
+)
+
+func (noNegatives) Add(int)                   { panic(errNegative) }
+func (noNegatives) AddBin(store.Bin)          { panic(errNegative) }
+func (noNegatives) AddWithCount(int, float64) { panic(errNegative) }
+func (noNegatives) Bins() <-chan store.Bin {
+	ch := make(chan store.Bin)
+	close(ch)
+	return ch
+}
+func (noNegatives) ForEach(func(int, float64) bool)    {}
+func (noNegatives) Copy() store.Store                  { return emptyStore }
+func (noNegatives) Clear()                             {}
+func (noNegatives) IsEmpty() bool                      { return true }
+func (noNegatives) MaxIndex() (int, error)             { return 0, errors.New("sketch: empty store") }
+func (noNegatives) MinIndex() (int, error)             { return 0, errors.New("sketch: empty store") }
+func (noNegatives) TotalCount() float64                { return 0 }
+func (noNegatives) KeyAtRank(float64) int              { return 0 }
+func (noNegatives) ToProto() *sketchpb.Store           { return store.NewDenseStore().ToProto() }
+func (noNegatives) EncodeProto(*sketchpb.StoreBuilder) {}
+func (noNegatives) Reweight(float64) error             { return nil }
+func (noNegatives) Encode(*[]byte, enc.FlagType)       {}
+
+func (noNegatives) MergeWith(o store.Store) {
+	if !o.IsEmpty() {
+		panic(errNegative)
+	}
+}
+
+// DecodeAndMergeWith accepts encoded negative bins only when they are
+// empty: another implementation's sketch of negative durations is an error,
+// not something to drop silently.
+func (noNegatives) DecodeAndMergeWith(b *[]byte, mode enc.SubFlag) error {
+	d := store.NewDenseStore()
+	if err := d.DecodeAndMergeWith(b, mode); err != nil {
+		return err
+	}
+	if !d.IsEmpty() {
+		return errNegative
+	}
+	return nil
+}
+
+// compactMaxBins bounds a compactStore: 512 float64 counts, 4 KiB. At 2%
+// accuracy that spans a factor of 10^8 (a microsecond to two minutes);
+// beyond it, the lowest bins are folded into the lowest kept one, so only
+// the fastest calls of a series that also has calls 10^8 times slower lose
+// accuracy, as in the library's collapsing-lowest store.
+const compactMaxBins = 512
+
+// compactStore holds the counts of bins lo..lo+n-1 in a slice of exactly
+// that length: a long-lived sketch's range settles after its first
+// windows, so it grows rarely, and holds no spare room. Counts are whole
+// numbers in practice (calls), so they are kept as uint32, half the size
+// of float64; the first count that is not whole or would pass 2^32-1
+// turns the store to float64 counts for good.
+type compactStore struct {
+	lo    int
+	whole []uint32  // the counts, while they fit
+	frac  []float64 // the counts once they do not; nil before
+	total float64
+}
+
+func newCompactStore() store.Store { return &compactStore{} }
+
+func (s *compactStore) Add(index int)            { s.AddWithCount(index, 1) }
+func (s *compactStore) AddBin(bin store.Bin)     { s.AddWithCount(bin.Index(), bin.Count()) }
+func (s *compactStore) IsEmpty() bool            { return s.total == 0 }
+func (s *compactStore) TotalCount() float64      { return s.total }
+func (s *compactStore) Clear()                   { *s = compactStore{} }
+func (s *compactStore) hi() int                  { return s.lo + s.len() - 1 }
+func (s *compactStore) ToProto() *sketchpb.Store { return s.dense().ToProto() }
+
+// len is the number of bins held.
+func (s *compactStore) len() int {
+	if s.frac != nil {
+		return len(s.frac)
+	}
+	return len(s.whole)
+}
+
+// count is the count of the i-th bin held (bin lo+i).
+func (s *compactStore) count(i int) float64 {
+	if s.frac != nil {
+		return s.frac[i]
+	}
+	return float64(s.whole[i])
+}
+
+// fits reports whether c can be held as a whole count.
+func fits(c float64) bool { return c >= 0 && c <= math.MaxUint32 && c == math.Trunc(c) }
+
+// toFloat turns the counts to float64 for good.
+func (s *compactStore) toFloat() {
+	if s.frac != nil {
+		return
+	}
+	s.frac = make([]float64, len(s.whole))
+	for i, c := range s.whole {
+		s.frac[i] = float64(c)
+	}
+	s.whole = nil
+}
+
+func (s *compactStore) AddWithCount(index int, count float64) {
+	if count == 0 {
+		return
+	}
+	switch {
+	case s.len() == 0:
+		s.lo = index
+		s.extend(index, index)
+	case index < s.lo || index > s.hi():
+		s.extend(min(index, s.lo), max(index, s.hi()))
+	}
+	i := max(index, s.lo) - s.lo // folded below the kept range
+	if s.frac == nil {
+		if c := float64(s.whole[i]) + count; fits(c) {
+			s.whole[i] = uint32(c)
+			s.total += count
+			return
+		}
+		s.toFloat()
+	}
+	s.frac[i] += count
+	s.total += count
+}
+
+// extend makes the counts cover lo..hi, or the highest compactMaxBins of
+// that range with everything below folded into its lowest bin.
+func (s *compactStore) extend(lo, hi int) {
+	if hi-lo+1 > compactMaxBins {
+		lo = hi - compactMaxBins + 1
+	}
+	if s.frac == nil {
+		var folded float64
+		for i, c := range s.whole {
+			if s.lo+i <= lo {
+				folded += float64(c)
+			}
+		}
+		if !fits(folded) {
+			s.toFloat()
+		}
+	}
+	if s.frac != nil {
+		c := make([]float64, hi-lo+1)
+		for i, n := range s.frac {
+			c[max(s.lo+i, lo)-lo] += n
+		}
+		s.lo, s.frac = lo, c
+		return
+	}
+	c := make([]uint32, hi-lo+1)
+	for i, n := range s.whole {
+		c[max(s.lo+i, lo)-lo] += n
+	}
+	s.lo, s.whole = lo, c
+}
+
+func (s *compactStore) bounds() (lo, hi int, ok bool) {
+	if s.total == 0 {
+		return 0, 0, false
+	}
+	lo, hi = s.lo, s.hi()
+	for s.count(lo-s.lo) == 0 {
+		lo++
+	}
+	for s.count(hi-s.lo) == 0 {
+		hi--
+	}
+	return lo, hi, true
+}
+
+func (s *compactStore) MinIndex() (int, error) {
+	lo, _, ok := s.bounds()
+	if !ok {
+		return 0, errors.New("sketch: MinIndex of an empty store")
+	}
+	return lo, nil
+}
+
+func (s *compactStore) MaxIndex() (int, error) {
+	_, hi, ok := s.bounds()
+	if !ok {
+		return 0, errors.New("sketch: MaxIndex of an empty store")
+	}
+	return hi, nil
+}
+
+// KeyAtRank returns the index of the bin holding the observation of the
+// given rank (0 the lowest), the highest bin when rank is beyond the count.
+func (s *compactStore) KeyAtRank(rank float64) int {
+	rank = max(rank, 0)
+	var n float64
+	for i := range s.len() {
+		n += s.count(i)
+		if n > rank {
+			return s.lo + i
+		}
+	}
+	_, hi, _ := s.bounds()
+	return hi
+}
+
+func (s *compactStore) ForEach(f func(index int, count float64) (stop bool)) {
+	for i := range s.len() {
+		if c := s.count(i); c != 0 && f(s.lo+i, c) {
+			return
+		}
+	}
+}
+
+func (s *compactStore) Bins() <-chan store.Bin {
+	ch := make(chan store.Bin)
+	go func() {
+		defer close(ch)
+		s.ForEach(func(index int, count float64) bool {
+			b, _ := store.NewBin(index, count)
+			ch <- *b
+			return false
+		})
+	}()
+	return ch
+}
+
+func (s *compactStore) MergeWith(o store.Store) {
+	if o.IsEmpty() {
+		return
+	}
+	lo, _ := o.MinIndex()
+	hi, _ := o.MaxIndex()
+	s.reserve(lo, hi)
+	o.ForEach(func(index int, count float64) bool {
+		s.AddWithCount(index, count)
+		return false
+	})
+}
+
+// reserve makes the counts cover lo..hi at once, so a merge allocates
+// once rather than once per bin beyond the range.
+func (s *compactStore) reserve(lo, hi int) {
+	switch {
+	case s.len() == 0:
+		s.lo = lo
+		s.extend(lo, hi)
+	case lo < s.lo || hi > s.hi():
+		s.extend(min(lo, s.lo), max(hi, s.hi()))
+	}
+}
+
+func (s *compactStore) Copy() store.Store {
+	return &compactStore{lo: s.lo, whole: slices.Clone(s.whole), frac: slices.Clone(s.frac), total: s.total}
+}
+
+func (s *compactStore) Reweight(w float64) error {
+	if !(w > 0) || math.IsInf(w, 0) {
+		return fmt.Errorf("sketch: cannot reweight by %v", w)
+	}
+	s.toFloat()
+	for i := range s.frac {
+		s.frac[i] *= w
+	}
+	s.total *= w
+	return nil
+}
+
+// dense copies the counts into the library's DenseStore, for its encoders.
+func (s *compactStore) dense() *store.DenseStore {
+	d := store.NewDenseStore()
+	s.ForEach(func(index int, count float64) bool {
+		d.AddWithCount(index, count)
+		return false
+	})
+	return d
+}
+
+func (s *compactStore) EncodeProto(b *sketchpb.StoreBuilder) { s.dense().EncodeProto(b) }
+func (s *compactStore) Encode(b *[]byte, t enc.FlagType)     { s.dense().Encode(b, t) }
+
+func (s *compactStore) DecodeAndMergeWith(b *[]byte, mode enc.SubFlag) error {
+	d := store.NewDenseStore()
+	if err := d.DecodeAndMergeWith(b, mode); err != nil {
+		return err
+	}
+	s.MergeWith(d)
+	return nil
+}
