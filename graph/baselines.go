@@ -309,9 +309,17 @@ func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Co
 		s = &series{b: baseline.New(cfg, seed(name))}
 		all[k] = s
 	}
-	s.last, s.at = s.b.Observe(from.UnixNano(), x, float64(calls)), w.Start
-	bs.m.count(s.last)
-	return s.last
+	sc := s.b.Observe(from.UnixNano(), x, float64(calls))
+	bs.m.count(sc)
+	s.last, s.at = sc, w.Start
+	if !sc.Anomalous && !sc.Active {
+		// Kept for every series until its next window: the per-feature
+		// detail of a normal one (current and expected values, which the
+		// recent windows and regimes show too) was a twentieth of an
+		// edge's memory.
+		s.last.Features = nil
+	}
+	return sc
 }
 
 func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {

@@ -74,6 +74,9 @@ func (e *EdgeStats) offerExemplar(x Exemplar) {
 		}
 	}
 	if len(e.Exemplars) < maxExemplars {
+		if e.Exemplars == nil { // room for all of them, no more
+			e.Exemplars = make([]Exemplar, 0, maxExemplars)
+		}
 		e.Exemplars = append(e.Exemplars, x)
 		return
 	}

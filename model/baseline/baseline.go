@@ -81,12 +81,12 @@ type Config struct {
 	// Default 0.5; negative disables it.
 	Elasticity float64
 
-	linear []bool // per feature, stored through asinh (see vectors); set by defaults
+	codec *codec // how vectors store each feature; set by defaults
 }
 
 func (c *Config) defaults() {
-	if len(c.linear) != len(c.Features) {
-		c.linear = linearFeatures(c.Features)
+	if c.codec == nil || len(c.codec.linear) != len(c.Features) {
+		c.codec = newCodec(c.Features)
 	}
 	if c.Threshold <= 0 {
 		c.Threshold = 4
@@ -237,7 +237,7 @@ const quarantineSize = 24
 func New(cfg *Config, seed uint64) *Baseline {
 	cfg.defaults()
 	d := len(cfg.Features)
-	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, sample: vectors{linear: cfg.linear}, recent: newRing(cfg.Recent, cfg.linear)}
+	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, sample: vectors{c: cfg.codec}, recent: newRing(cfg.Recent, cfg.codec)}
 }
 
 // Regimes returns the current regimes, lowest context (rate) first. The
@@ -270,7 +270,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	suspect := b.advance(&s, n)
 	if suspect {
 		if b.quarantine == nil { // most series never have a suspect window
-			b.quarantine = newRing(quarantineSize, b.cfg.linear)
+			b.quarantine = newRing(quarantineSize, b.cfg.codec)
 		}
 		b.quarantine.push(b.seq, x, float64(b.runStart), false)
 	}
@@ -410,7 +410,7 @@ func (b *Baseline) adopt(x []float64) {
 // reserve makes room for the whole sample, and no more, on first use.
 func (b *Baseline) reserve() {
 	if cap(b.sample.v) == 0 {
-		b.sample = newVectors(b.cfg.linear, 0, b.cfg.Sample)
+		b.sample = newVectors(b.cfg.codec, 0, b.cfg.Sample)
 	}
 }
 

@@ -11,8 +11,8 @@ type ring struct {
 	full   bool
 }
 
-func newRing(size int, linear []bool) *ring {
-	return &ring{at: make([]int64, size), values: newVectors(linear, size, size),
+func newRing(size int, c *codec) *ring {
+	return &ring{at: make([]int64, size), values: newVectors(c, size, size),
 		score: make([]float32, size), anom: make([]bool, size)}
 }
 

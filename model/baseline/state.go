@@ -50,15 +50,15 @@ func (r *ring) state() ringState {
 		Anom: slices.Clone(r.anom), Next: r.next, Full: r.full}
 }
 
-func (rs ringState) ring(size int, linear []bool, what string) (*ring, error) {
-	dims := len(linear)
+func (rs ringState) ring(size int, c *codec, what string) (*ring, error) {
+	dims := len(c.linear)
 	if len(rs.At) == 0 && len(rs.Values) == 0 && rs.Next == 0 && !rs.Full {
 		return nil, nil // never used
 	}
 	if len(rs.At) != size || len(rs.Values) != size*dims || len(rs.Score) != size || len(rs.Anom) != size || rs.Next < 0 || rs.Next >= size {
 		return nil, fmt.Errorf("baseline: %s do not fit %d slots of %d features", what, size, dims)
 	}
-	r := &ring{at: slices.Clone(rs.At), values: vectors{linear: linear}, score: slices.Clone(rs.Score),
+	r := &ring{at: slices.Clone(rs.At), values: vectors{c: c}, score: slices.Clone(rs.Score),
 		anom: slices.Clone(rs.Anom), next: rs.Next, full: rs.Full}
 	r.values.setFloat32s(rs.Values, size)
 	return r, nil
@@ -78,11 +78,11 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 			return nil, fmt.Errorf("baseline: regime %q has %d dimensions, want %d", r.Name, len(r.Centroid), d)
 		}
 	}
-	recent, err := s.Recent.ring(cfg.Recent, cfg.linear, "recent windows")
+	recent, err := s.Recent.ring(cfg.Recent, cfg.codec, "recent windows")
 	if err != nil {
 		return nil, err
 	}
-	quarantine, err := s.Quarantine.ring(quarantineSize, cfg.linear, "quarantined windows")
+	quarantine, err := s.Quarantine.ring(quarantineSize, cfg.codec, "quarantined windows")
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 		b.regimes = append(b.regimes, Regime{Name: r.Name, Centroid: slices.Clone(r.Centroid), Spread: slices.Clone(r.Spread), Weight: r.Weight})
 	}
 	if recent == nil {
-		recent = newRing(cfg.Recent, cfg.linear)
+		recent = newRing(cfg.Recent, cfg.codec)
 	}
 	b.seq, b.runStart, b.recent, b.quarantine = s.Seq, s.RunStart, recent, quarantine
 	return b, nil

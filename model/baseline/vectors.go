@@ -20,58 +20,65 @@ import (
 // lag still fits. The conversion is
 // github.com/x448/float16's (MIT), rounding to nearest.
 type vectors struct {
-	linear []bool // per feature: stored through asinh; the Config's, shared
-	v      []float16.Float16
+	c *codec // the Config's, shared
+	v []float16.Float16
 }
 
-// linearFeatures says, per feature, whether vectors store it through asinh.
-func linearFeatures(features []Feature) []bool {
-	lin := make([]bool, len(features))
+// codec says how each feature of a configuration is stored.
+type codec struct {
+	linear []bool // per feature: stored through asinh
+}
+
+func newCodec(features []Feature) *codec {
+	c := &codec{linear: make([]bool, len(features))}
 	for d, f := range features {
-		lin[d] = f.Scale == Linear
+		c.linear[d] = f.Scale == Linear
 	}
-	return lin
+	return c
 }
 
-// newVectors returns n zero vectors with room for capacity in all.
-func newVectors(linear []bool, n, capacity int) vectors {
-	return vectors{linear: linear, v: make([]float16.Float16, n*len(linear), max(n, capacity)*len(linear))}
-}
-
-// len is how many vectors are held.
-func (vs *vectors) len() int { return len(vs.v) / len(vs.linear) }
-
-func (vs *vectors) pack(d int, x float64) float16.Float16 {
-	if vs.linear[d] {
+func (c *codec) pack(d int, x float64) float16.Float16 {
+	if c.linear[d] {
 		x = math.Asinh(x)
 	}
 	return float16.Fromfloat32(float32(x))
 }
 
-func (vs *vectors) unpack(d int, h float16.Float16) float64 {
+func (c *codec) unpack(d int, h float16.Float16) float64 {
 	x := float64(h.Float32())
-	if vs.linear[d] {
+	if c.linear[d] {
 		x = math.Sinh(x)
 	}
 	return x
 }
 
+// newVectors returns n zero vectors with room for capacity in all.
+func newVectors(c *codec, n, capacity int) vectors {
+	dims := len(c.linear)
+	return vectors{c: c, v: make([]float16.Float16, n*dims, max(n, capacity)*dims)}
+}
+
+func (vs *vectors) dims() int { return len(vs.c.linear) }
+
+// len is how many vectors are held.
+func (vs *vectors) len() int { return len(vs.v) / vs.dims() }
+
 // push appends x.
 func (vs *vectors) push(x []float64) {
 	for d, v := range x {
-		vs.v = append(vs.v, vs.pack(d, v))
+		vs.v = append(vs.v, vs.c.pack(d, v))
 	}
 }
 
 // set replaces vector i with x.
 func (vs *vectors) set(i int, x []float64) {
 	for d, v := range x {
-		vs.v[i*len(vs.linear)+d] = vs.pack(d, v)
+		vs.v[i*vs.dims()+d] = vs.c.pack(d, v)
 	}
 }
 
 // at returns feature d of vector i.
-func (vs *vectors) at(i, d int) float64 { return vs.unpack(d, vs.v[i*len(vs.linear)+d]) }
+func (vs *vectors) at(i, d int) float64 { return vs.c.unpack(d, vs.v[i*vs.dims()+d]) }
 
 // row decodes vector i into dst (of length dims) and returns it.
 func (vs *vectors) row(i int, dst []float64) []float64 {
@@ -90,15 +97,15 @@ func (vs *vectors) float32s() []float32 {
 	}
 	out := make([]float32, len(vs.v))
 	for i, h := range vs.v {
-		out[i] = float32(vs.unpack(i%len(vs.linear), h))
+		out[i] = float32(vs.c.unpack(i%vs.dims(), h))
 	}
 	return out
 }
 
 // setFloat32s replaces the contents with values as float32s returns them.
 func (vs *vectors) setFloat32s(values []float32, capacity int) {
-	vs.v = make([]float16.Float16, len(values), max(len(values), capacity*len(vs.linear)))
+	vs.v = make([]float16.Float16, len(values), max(len(values), capacity*vs.dims()))
 	for i, x := range values {
-		vs.v[i] = vs.pack(i%len(vs.linear), float64(x))
+		vs.v[i] = vs.c.pack(i%vs.dims(), float64(x))
 	}
 }

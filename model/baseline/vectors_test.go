@@ -16,7 +16,7 @@ func TestVectorsPrecision(t *testing.T) {
 		{Name: "gap", Unit: "ms", MinSpread: 0.3},
 	}
 	r := rand.New(rand.NewPCG(7, 8))
-	vs := newVectors(linearFeatures(features), 0, 1000)
+	vs := newVectors(newCodec(features), 0, 1000)
 	var want [][]float64
 	for range 1000 {
 		x := []float64{
@@ -57,7 +57,7 @@ func TestVectorsPrecision(t *testing.T) {
 		}
 	}
 	snap := vs.float32s()
-	back := vectors{linear: vs.linear}
+	back := vectors{c: vs.c}
 	back.setFloat32s(snap, 1000)
 	if !slices.Equal(back.v, vs.v) {
 		t.Fatal("a snapshot's values do not restore the same half-precision values")
