@@ -138,13 +138,7 @@ func (s *compactStore) AddWithCount(index int, count float64) {
 	if count == 0 {
 		return
 	}
-	switch {
-	case s.len() == 0:
-		s.lo = index
-		s.extend(index, index)
-	case index < s.lo || index > s.hi():
-		s.extend(min(index, s.lo), max(index, s.hi()))
-	}
+	s.reserve(index, index)
 	i := max(index, s.lo) - s.lo // folded below the kept range
 	if s.frac == nil {
 		if c := float64(s.whole[i]) + count; fits(c) {
@@ -269,8 +263,8 @@ func (s *compactStore) MergeWith(o store.Store) {
 	})
 }
 
-// reserve makes the counts cover lo..hi at once, so a merge allocates
-// once rather than once per bin beyond the range.
+// reserve makes the counts cover lo..hi (as extend does), so a merge
+// allocates once rather than once per bin beyond the range.
 func (s *compactStore) reserve(lo, hi int) {
 	switch {
 	case s.len() == 0:
