@@ -119,22 +119,6 @@ func (l *Latency) Add(v float64) {
 	l.st.Add(v, 1)
 }
 
-// AddN records n observations of value v.
-func (l *Latency) AddN(v, n float64) {
-	if !(v > 0) {
-		v = 0
-	}
-	if n > 0 {
-		_ = l.d.AddWithCount(v, n)
-		l.st.Add(v, n)
-	}
-}
-
-// ForEach calls f with every bucket's representative value and count.
-func (l *Latency) ForEach(f func(v, n float64)) {
-	l.d.ForEach(func(v, n float64) bool { f(v, n); return false })
-}
-
 // Merge adds every observation of o into l. o is unchanged. A sketch of
 // another accuracy (or one encoded by another DDSketch implementation) is
 // added bucket by bucket, each by its representative value: within both

@@ -13,11 +13,12 @@ import (
 
 // Two DDSketch stores of our own, for memory: a detector tracking 100,000
 // edges keeps several long-lived sketches per edge, and the library's
-// stores are built for speed of adding. Measured (make bench,
-// BenchmarkScaleSteady): a long-lived 5% sketch took about 1.5 KiB in the
-// library's buffered paginated store, whose index buffer keeps its largest
-// capacity and whose pages hold 32 bins each; the same counts take under
-// 0.4 KiB in compactStore. Both are cross-checked against the library's
+// stores are built for speed of adding. Measured here: a 5% sketch of 550
+// log-normal calls, merged window by window as a reference is, took about
+// 1.5 KiB in the library's buffered paginated store (its index buffer keeps
+// its largest capacity, its pages hold 32 bins each) and under 0.4 KiB in
+// compactStore; these two stores alone took BenchmarkScaleSteady from 14.4
+// to 11.0 KiB per edge. Both are cross-checked against the library's
 // DenseStore in store_test.go. Anything off the hot paths (encoding,
 // protobuf) goes through a DenseStore, so the wire formats stay the
 // library's.
@@ -92,8 +93,6 @@ type compactStore struct {
 	frac  []float64 // the counts once they do not; nil before
 	total float64
 }
-
-func newCompactStore() store.Store { return &compactStore{} }
 
 func (s *compactStore) Add(index int)            { s.AddWithCount(index, 1) }
 func (s *compactStore) AddBin(bin store.Bin)     { s.AddWithCount(bin.Index(), bin.Count()) }
