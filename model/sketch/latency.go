@@ -119,6 +119,11 @@ func (l *Latency) Add(v float64) {
 	l.st.Add(v, 1)
 }
 
+// ForEach calls f with every bucket's representative value and count.
+func (l *Latency) ForEach(f func(v, n float64)) {
+	l.d.ForEach(func(v, n float64) bool { f(v, n); return false })
+}
+
 // Merge adds every observation of o into l. o is unchanged. A sketch of
 // another accuracy (or one encoded by another DDSketch implementation) is
 // added bucket by bucket, each by its representative value: within both
