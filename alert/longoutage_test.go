@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/metrictest"
 	"github.com/causeway/causeway/statefs"
 )
 
@@ -121,8 +122,8 @@ func TestReceiverDownTenMinutes(t *testing.T) {
 				}
 				// Nine minutes in, still down: the queue shows it.
 				synctest.Wait()
-				depth := gauge(t, reg, "causeway_alert_queue_depth")
-				age := gauge(t, reg, "causeway_alert_oldest_undelivered_seconds")
+				depth := metrictest.Value(t, reg, "causeway_alert_queue_depth")
+				age := metrictest.Value(t, reg, "causeway_alert_oldest_undelivered_seconds")
 				wantDepth := float64(len(want)) - tc.dropped
 				if tc.maxAge == 0 && depth != wantDepth {
 					t.Errorf("queue depth %v during the outage, want %v", depth, wantDepth)
@@ -182,7 +183,7 @@ func TestReceiverDownTenMinutes(t *testing.T) {
 				if got := testutil.ToFloat64(n.m.sent.WithLabelValues("r")); got != float64(len(expect)) {
 					t.Errorf("sent %v, want %d", got, len(expect))
 				}
-				if depth := gauge(t, reg, "causeway_alert_queue_depth"); depth != 0 {
+				if depth := metrictest.Value(t, reg, "causeway_alert_queue_depth"); depth != 0 {
 					t.Errorf("queue depth %v after the drain", depth)
 				}
 				t.Logf("%d failed attempts over 10 min (waits %v); first delivery %v after the receiver came back, all %d delivered %v after; dropped %v, expired %v",
@@ -190,22 +191,6 @@ func TestReceiverDownTenMinutes(t *testing.T) {
 			})
 		})
 	}
-}
-
-// gauge reads a gauge of the one receiver.
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // TestOutboxDiskFull: while the outbox's disk is full, events are still

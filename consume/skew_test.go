@@ -19,6 +19,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/metrictest"
 	"github.com/causeway/causeway/span"
 )
 
@@ -87,7 +88,7 @@ func TestClockSkewedProducers(t *testing.T) {
 	if got := testutil.ToFloat64(cm.Rejected.WithLabelValues(string(span.ReasonBadTimestamp))); got != 2 {
 		t.Errorf("spans rejected as bad_timestamp = %v, want 2 (the future trace)", got)
 	}
-	if got := gathered(t, reg, "causeway_graph_spans_too_late_total"); got != 2 {
+	if got := metrictest.Value(t, reg, "causeway_graph_spans_too_late_total"); got != 2 {
 		t.Errorf("spans too late = %v, want 2 (the past trace)", got)
 	}
 	if closedBeforeFuture == 0 || closedBeforePast <= closedBeforeFuture {
@@ -136,24 +137,4 @@ func call(t *testing.T, id int, end time.Time) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// gathered is the value of the unlabelled counter or gauge name in reg.
-func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/metrictest"
 	"github.com/causeway/causeway/statefs"
 )
 
@@ -50,10 +51,10 @@ func TestStateDiskFaults(t *testing.T) {
 	}
 	reg := func() *prometheus.Registry { return m.reg }
 	checkpoints := func(result string) float64 {
-		return labelled(t, reg(), "causeway_checkpoints_total", "result", result)
+		return metrictest.Value(t, reg(), "causeway_checkpoints_total", "result", result)
 	}
-	commits := func() float64 { return metricValue(t, reg(), "causeway_consume_commits_total") }
-	read := func() float64 { return metricValue(t, reg(), "causeway_consume_messages_total") }
+	commits := func() float64 { return metrictest.Value(t, reg(), "causeway_consume_commits_total") }
+	read := func() float64 { return metrictest.Value(t, reg(), "causeway_consume_messages_total") }
 	// until waits, window by window (the detector's own clock), for cond.
 	until := func(what string, cond func() bool) {
 		t.Helper()
@@ -114,7 +115,7 @@ func TestStateDiskFaults(t *testing.T) {
 		if c := commits(); c != stuck {
 			t.Errorf("%v: %v messages committed while no checkpoint could be written", fault, c-stuck)
 		}
-		uncommitted := metricValue(t, reg(), "causeway_checkpoint_uncommitted_messages")
+		uncommitted := metrictest.Value(t, reg(), "causeway_checkpoint_uncommitted_messages")
 		if uncommitted < 100 {
 			t.Errorf("%v: uncommitted messages %v, want the ones read since the disk failed", fault, uncommitted)
 		}
@@ -161,30 +162,4 @@ func TestStateDiskFaults(t *testing.T) {
 	if f := disk.Failed(); f < 10 {
 		t.Errorf("only %d writes failed", f)
 	}
-}
-
-// labelled is the value of the series of a metric vector with one label.
-func labelled(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no metric %s{%s=%q}", name, label, value)
-	return 0
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/metrictest"
 )
 
 // detector is one Main under test, with the windows it analysed.
@@ -194,7 +195,7 @@ func TestFleetMatchesOneDetector(t *testing.T) {
 	if compared < 10 {
 		t.Errorf("only %d windows compared", compared)
 	}
-	if late := metricValue(t, survivor.m.reg, "causeway_fleet_late_summaries_total"); late != 0 {
+	if late := metrictest.Value(t, survivor.m.reg, "causeway_fleet_late_summaries_total"); late != 0 {
 		t.Errorf("%v window summaries arrived after the fleet stopped waiting for them", late)
 	}
 	hook.checkOnce(t)
@@ -228,26 +229,6 @@ func brief(incs []incident.Incident) []string {
 		out = append(out, i.OpenedAt.Format(time.TimeOnly)+" "+string(i.State)+" "+top+" "+string(i.Severity))
 	}
 	return out
-}
-
-// metricValue is the value of a counter or gauge without labels.
-func metricValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			if c := m.GetCounter(); c != nil {
-				return c.GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // eventHook is on-call's webhook: it counts deliveries per event id and

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/internal/metrictest"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -106,7 +107,7 @@ func kafkaEndToEnd(b *testing.B, bs []string, workers int) {
 		var first time.Time
 		deadline := time.Now().Add(5 * time.Minute)
 		for {
-			applied := metricValue(b, m.reg, "causeway_consume_commits_total")
+			applied := metrictest.Value(b, m.reg, "causeway_consume_commits_total")
 			if applied > 0 && first.IsZero() {
 				first = time.Now()
 			}
@@ -120,10 +121,10 @@ func kafkaEndToEnd(b *testing.B, bs []string, workers int) {
 		}
 		sustained += time.Since(first)
 		// Read as fast as it was, the stream must still be joined whole.
-		if late := metricValue(b, m.reg, "causeway_graph_spans_too_late_total"); late > float64(w.span)/100 {
+		if late := metrictest.Value(b, m.reg, "causeway_graph_spans_too_late_total"); late > float64(w.span)/100 {
 			b.Fatalf("%v of %d spans came too late for their window", late, w.span)
 		}
-		if joined := metricValue(b, m.reg, "causeway_graph_traces_joined_total"); joined < float64(w.span)/40 {
+		if joined := metrictest.Value(b, m.reg, "causeway_graph_traces_joined_total"); joined < float64(w.span)/40 {
 			b.Fatalf("%v traces joined from %d spans", joined, w.span)
 		}
 		cancel()

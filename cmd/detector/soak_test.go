@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/internal/metrictest"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -100,8 +101,8 @@ func TestSoak(t *testing.T) {
 			lastSample = time.Now()
 			metrics.Read(live)
 			samples = append(samples, sample{at: time.Since(start).Round(time.Second), heap: live[0].Value.Uint64(),
-				lag: float64(sent) - metricValue(t, m.reg, "causeway_consume_commits_total"), produced: sent,
-				consumed: metricValue(t, m.reg, "causeway_spans_total")})
+				lag: float64(sent) - metrictest.Value(t, m.reg, "causeway_consume_commits_total"), produced: sent,
+				consumed: metrictest.Value(t, m.reg, "causeway_spans_total")})
 		}
 		next = next.Add(100 * time.Millisecond)
 		if d := time.Until(next); d > 0 {
@@ -112,7 +113,7 @@ func TestSoak(t *testing.T) {
 	if behind := time.Until(next); behind < -10*time.Second {
 		t.Errorf("the producer fell %v behind real time: this host cannot generate %v spans/s beside the broker and the detector", -behind.Round(time.Second), rate)
 	}
-	spans := metricValue(t, m.reg, "causeway_spans_total")
+	spans := metrictest.Value(t, m.reg, "causeway_spans_total")
 	for _, x := range samples {
 		t.Logf("%6v live heap %5.0f MiB, behind by %6.0f messages, %d messages produced, %.0f spans consumed",
 			x.at, float64(x.heap)/(1<<20), x.lag, x.produced, x.consumed)
@@ -121,7 +122,7 @@ func TestSoak(t *testing.T) {
 		spans, spans/elapsed.Seconds(), rate)
 	// Event time kept up with the wall clock: had the producer fallen
 	// behind, idle advance would have closed windows on its spans.
-	if late := metricValue(t, m.reg, "causeway_graph_spans_too_late_total"); late > spans/100 {
+	if late := metrictest.Value(t, m.reg, "causeway_graph_spans_too_late_total"); late > spans/100 {
 		t.Errorf("%.0f of %.0f spans came too late for their window", late, spans)
 	}
 	if len(samples) < 6 {
