@@ -2,7 +2,6 @@ package graph
 
 import (
 	"cmp"
-	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/model/baseline"
-	"github.com/causeway/causeway/model/sketch"
 )
 
 // Edge and operation feature vectors, in this order.
@@ -135,8 +133,8 @@ type Baselines struct {
 	m              *BaselineMetrics
 
 	mu          sync.RWMutex // guards the maps and the baselines in them
-	refEdges    map[EdgeKey]*sketch.Latency
-	refOps      map[OpKey]*sketch.Latency
+	seqEdges    map[EdgeKey]*seqSeries
+	seqOps      map[OpKey]*seqSeries
 	edges       map[EdgeKey]*series
 	ops         map[OpKey]*series
 	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
@@ -163,68 +161,29 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		m:           m,
 		edges:       make(map[EdgeKey]*series),
 		ops:         make(map[OpKey]*series),
-		refEdges:    make(map[EdgeKey]*sketch.Latency),
-		refOps:      make(map[OpKey]*sketch.Latency),
+		seqEdges:    make(map[EdgeKey]*seqSeries),
+		seqOps:      make(map[OpKey]*seqSeries),
 		sparseEdges: make(map[EdgeKey]*sparse[*EdgeStats]),
 		sparseOps:   make(map[OpKey]*sparse[*OpStats]),
 	}
 }
 
-// Exceedance: a check that needs no regimes, for series too quiet to have
-// any. Every call of a series seen while it was normal goes into a
-// reference sketch; a window whose median call is beyond ExceedFactor times
-// the reference p99 (and ExceedMinMS more), over at least ExceedCalls calls
-// with ExceedHistory behind the reference, is anomalous at once. Under
-// normal traffic two calls both beyond three times the p99 is a one in
-// tens of thousands event; a service called five times a minute that
-// starts taking seconds is caught in its first window.
-const (
-	ExceedFactor = 3
-	ExceedMinMS  = 20
-	ExceedCalls  = 2
-	// A single call counts only beyond twenty times the reference median
-	// and 100 ms past its p99: a service called twice a minute gets no
-	// second call per window.
-	ExceedFactorOne = 20
-	ExceedMinMSOne  = 100
-	ExceedHistory   = 30
-	exceedScore     = 12
-	// exceedAccuracy is the reference sketches' relative accuracy: the
-	// check compares with a threefold margin, so 5% is ample, and it needs
-	// a fifth of the bins of 1%.
-	exceedAccuracy = 0.05
-)
+// exceedAccuracy is the relative accuracy of the sequential check's
+// reference sketches: it compares with a 20% margin, so 5% is ample, and
+// it needs a fifth of the bins of 1%.
+const exceedAccuracy = 0.05
 
-// exceedance judges one window of a series against its reference and
-// learns the window into the reference when it is normal (neither this
-// check nor the regular baseline, per flagged, found it anomalous).
-func exceedance[K comparable](refs map[K]*sketch.Latency, k K, cur *sketch.Latency, calls int64, feature string, flagged bool) (baseline.Score, bool) {
-	ref, ok := refs[k]
+// sequential runs the sequential check of series k on its calls of
+// window w; a finding is returned when it is in a reported episode that
+// the regime baseline (flagged) does not already report.
+func sequential[K comparable](all map[K]*seqSeries, k K, sw seqWindow, w *Window, feature string, flagged bool) (baseline.Score, bool) {
+	s, ok := all[k]
 	if !ok {
-		ref = sketch.NewCompact(exceedAccuracy)
-		refs[k] = ref
+		s = newSeqSeries(w.Start.UnixNano())
+		all[k] = s
 	}
-	if calls >= 1 && ref.Count() >= ExceedHistory {
-		med, p99 := cur.Quantile(0.5), ref.Quantile(0.99)
-		beyond := med > ExceedFactor*p99 && med > p99+ExceedMinMS
-		if calls < ExceedCalls { // one call must be extreme on its own
-			beyond = med > ExceedFactorOne*ref.Quantile(0.5) && med > p99+ExceedMinMSOne
-		}
-		if beyond {
-			if flagged {
-				return baseline.Score{}, false // the baseline has it already
-			}
-			normal := ref.Quantile(0.5)
-			return baseline.Score{Value: exceedScore, Anomalous: true, Active: true, Feature: feature,
-				Explanation: fmt.Sprintf("%s median of %d calls %.3g ms, far beyond normal (median %.3g ms, p99 %.3g ms)", feature, calls, med, ref.Quantile(0.5), p99),
-				Features:    []baseline.FeatureScore{{Name: feature, Current: round(med), Expected: round(normal), Z: exceedScore, Counts: true}},
-			}, true
-		}
-	}
-	if !flagged {
-		ref.Merge(cur) // re-binned: cur has another accuracy
-	}
-	return baseline.Score{}, false
+	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), feature)
+	return sc, ok && !flagged
 }
 
 // pool returns the stats to judge for a series in window w: its own when
@@ -280,7 +239,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 				out = append(out, Finding{Edge: &k, Score: sc})
 			}
 		}
-		if f, ok := exceedance(bs.refEdges, k, raw.Latency, raw.Requests, "p50", flagged); ok {
+		if f, ok := sequential(bs.seqEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency}, w, "p50", flagged); ok {
 			out = append(out, Finding{Edge: &k, Score: f})
 		}
 	}
@@ -293,7 +252,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 				out = append(out, Finding{Op: &k, Score: sc})
 			}
 		}
-		if f, ok := exceedance(bs.refOps, k, raw.SelfTime, raw.Requests, "self time", flagged); ok {
+		if f, ok := sequential(bs.seqOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime}, w, "self time", flagged); ok {
 			out = append(out, Finding{Op: &k, Score: f})
 		}
 	}

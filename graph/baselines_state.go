@@ -20,13 +20,15 @@ import (
 // does; its feature names must match the running code's, else the
 // snapshot describes other vectors and is refused.
 //
+// Version 3 replaces the exceedance references with the sequential
+// check's state (a version 2 reference seeds it).
 // Version 2 adds, after the series, what a restart needs to score the
 // next windows exactly as an uninterrupted run would: the exceedance
 // reference sketches and the windows pooled for quiet series. Version 1
 // snapshots are still read (those start empty).
 const (
 	snapshotMagic   = "causeway-baselines"
-	snapshotVersion = 2
+	snapshotVersion = 3
 )
 
 type snapshotHeader struct {
@@ -52,6 +54,8 @@ type opState struct {
 type scratchState struct {
 	RefEdges    []refState[EdgeKey]
 	RefOps      []refState[OpKey]
+	SeqEdges    []seqState[EdgeKey]
+	SeqOps      []seqState[OpKey]
 	SparseEdges []sparseState[EdgeKey, *EdgeStats]
 	SparseOps   []sparseState[OpKey, *OpStats]
 }
@@ -59,6 +63,43 @@ type scratchState struct {
 type refState[K comparable] struct {
 	Key    K
 	Sketch *sketch.Latency
+}
+
+type seqState[K comparable] struct {
+	Key    K
+	Series *seqSeries
+}
+
+func saveSeq[K comparable](m map[K]*seqSeries, cmp func(a, b K) int) []seqState[K] {
+	out := make([]seqState[K], 0, len(m))
+	for _, k := range sortedKeys(m, cmp) {
+		out = append(out, seqState[K]{Key: k, Series: m[k]})
+	}
+	return out
+}
+
+// loadSeq rebuilds the sequential check's state; a version 2 snapshot's
+// exceedance references seed it.
+func loadSeq[K comparable](seq []seqState[K], refs []refState[K]) map[K]*seqSeries {
+	m := make(map[K]*seqSeries, len(seq)+len(refs))
+	for _, r := range refs {
+		s := newSeqSeries(0)
+		s.Ref = keptRef(r.Sketch)
+		s.Calls = s.Ref.Count()
+		m[r.Key] = s
+	}
+	for _, q := range seq {
+		s := q.Series
+		if s == nil {
+			continue
+		}
+		s.Ref = keptRef(s.Ref)
+		if s.Pending != nil {
+			s.Pending.Latency = keptRef(s.Pending.Latency)
+		}
+		m[q.Key] = s
+	}
+	return m
 }
 
 type sparseState[K comparable, S any] struct {
@@ -114,7 +155,7 @@ func (bs *Baselines) Save(w io.Writer) error {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	scratch := scratchState{RefEdges: saveRefs(bs.refEdges, compareEdge), RefOps: saveRefs(bs.refOps, compareOp),
+	scratch := scratchState{SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp),
 		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
 	if err := enc.Encode(scratch); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
@@ -139,7 +180,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	switch {
 	case h.Magic != snapshotMagic:
 		return errors.New("load baselines: not a baseline snapshot")
-	case h.Version != snapshotVersion && h.Version != 1:
+	case h.Version < 1 || h.Version > snapshotVersion:
 		return fmt.Errorf("load baselines: snapshot version %d, this build reads %d", h.Version, snapshotVersion)
 	case !slices.Equal(h.EdgeFeats, names(bs.edgeCfg.Features)) || !slices.Equal(h.OpFeats, names(bs.opCfg.Features)):
 		return errors.New("load baselines: snapshot has other features than this build")
@@ -174,13 +215,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 			return fmt.Errorf("load baselines: references: %w", err)
 		}
 	}
-	refEdges, refOps := make(map[EdgeKey]*sketch.Latency), make(map[OpKey]*sketch.Latency)
-	for _, r := range scratch.RefEdges {
-		refEdges[r.Key] = keptRef(r.Sketch)
-	}
-	for _, r := range scratch.RefOps {
-		refOps[r.Key] = keptRef(r.Sketch)
-	}
+	seqEdges, seqOps := loadSeq(scratch.SeqEdges, scratch.RefEdges), loadSeq(scratch.SeqOps, scratch.RefOps)
 	sparseEdges, sparseOps := make(map[EdgeKey]*sparse[*EdgeStats]), make(map[OpKey]*sparse[*OpStats])
 	for _, sp := range scratch.SparseEdges {
 		st := sp.Stats
@@ -200,7 +235,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	}
 	bs.mu.Lock()
 	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
-	bs.refEdges, bs.refOps, bs.sparseEdges, bs.sparseOps = refEdges, refOps, sparseEdges, sparseOps
+	bs.seqEdges, bs.seqOps, bs.sparseEdges, bs.sparseOps = seqEdges, seqOps, sparseEdges, sparseOps
 	bs.mu.Unlock()
 	return nil
 }

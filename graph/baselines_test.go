@@ -133,7 +133,7 @@ func steadyEdge(b *baseline.Baseline, r *rand.Rand, n int) {
 }
 
 // bytesPerEdge measures the heap held per edge in steady state: its
-// baseline and its exceedance reference.
+// baseline and its sequential check's state.
 func bytesPerEdge(n int) float64 {
 	cfg := &baseline.Config{Features: EdgeFeatures()}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -141,7 +141,7 @@ func bytesPerEdge(n int) float64 {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	keep := make([]*baseline.Baseline, n)
-	refs := map[int]*sketch.Latency{}
+	refs := map[int]*seqSeries{}
 	for i := range keep {
 		keep[i] = baseline.New(cfg, uint64(i))
 		steadyEdge(keep[i], r, 400)
@@ -149,8 +149,10 @@ func bytesPerEdge(n int) float64 {
 		for range 200 {
 			w.Add(10 * math.Exp(0.8*r.NormFloat64()))
 		}
-		for range 20 {
-			exceedance(refs, i, w, 200, "p50", false)
+		s := newSeqSeries(0)
+		refs[i] = s
+		for j := range 20 {
+			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, "p50")
 		}
 	}
 	runtime.GC()

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"gonum.org/v1/gonum/stat"
 
@@ -169,6 +170,32 @@ type FeatureScore struct {
 	Expected float64 `json:"expected"` // the regime's centroid, shown units
 	Z        float64 `json:"z"`        // (current - expected) / spread, in the feature's own units
 	Counts   bool    `json:"counts"`   // a change for the worse beyond the minimum effect
+	// Calls, Hits and Horizon are set when the evidence accumulated over
+	// several windows (a sequential test): Hits of Calls calls over the
+	// Horizon were beyond the usual Over quantile ("p90", "p99"), or
+	// failed when Over is empty. Z is then the statistic's equivalent
+	// in standard deviations.
+	Calls   int64         `json:"calls,omitempty"`
+	Hits    int64         `json:"hits,omitempty"`
+	Horizon time.Duration `json:"horizon,omitempty"`
+	Over    string        `json:"over,omitempty"`
+}
+
+// Describe says what the feature shows in one phrase, e.g. "12 of 14
+// calls over 2m0s above the usual p99 (median 412 ms vs 96 ms)".
+func (fs FeatureScore) Describe() string {
+	if fs.Calls == 0 {
+		return fmt.Sprintf("%s %.3g vs %.3g expected (%.1f spreads)", fs.Name, fs.Current, fs.Expected, fs.Z)
+	}
+	what := "failed"
+	if fs.Over != "" {
+		what = "above the usual " + fs.Over
+	}
+	calls := "calls"
+	if fs.Calls == 1 {
+		calls = "call"
+	}
+	return fmt.Sprintf("%d of %d %s over %s %s (%s %.3g vs %.3g normally)", fs.Hits, fs.Calls, calls, fs.Horizon.Round(time.Second), what, fs.Name, fs.Current, fs.Expected)
 }
 
 // Score is the verdict on one window.

@@ -233,3 +233,17 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 	*l = *s
 	return nil
 }
+
+// CountAbove returns how many observations lie above v, within the
+// sketch's relative accuracy (each bucket counts by its representative
+// value).
+func (l *Latency) CountAbove(v float64) float64 {
+	var n float64
+	l.d.ForEach(func(x, c float64) bool {
+		if x > v {
+			n += c
+		}
+		return false
+	})
+	return n
+}

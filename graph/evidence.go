@@ -1,0 +1,266 @@
+package graph
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/model/evidence"
+	"github.com/causeway/causeway/model/sketch"
+)
+
+// The sequential check: evidence that accumulates, for every series at
+// any rate, until it is significant (model/evidence). It complements the
+// regime baselines, which judge each window on its own and need a handful
+// of calls in it: an edge called once a minute never has that, a busy one
+// does every window.
+//
+// Each series keeps a reference of the calls it made while normal (a
+// coarse latency sketch, and decayed counts of calls and errors). Each
+// window's calls are sorted into categories against it — within the usual
+// p90, between the usual p90 and p99, beyond the usual p99 (each with a
+// minimum effect); succeeded or failed — and the windows' log-likelihood
+// ratios of "a clear shift" against "as usual" accumulate in a CUSUM. A
+// series is anomalous once the statistic crosses SeqThreshold and its run
+// has lasted SeqMinSpan. Calls are held back from the reference while a
+// run is undecided: learned when it fades, dropped when it alarms.
+const (
+	// SeqThreshold is the CUSUM threshold h, in nats: under the reference
+	// a series crosses it about once in e^h windows.
+	SeqThreshold = 12
+	// SeqMinSpan is how long a run must have lasted before it alarms:
+	// slowdowns of a few tens of seconds (a garbage collection storm, a
+	// noisy neighbour) are weather, and a strong fault still alarms
+	// within three windows.
+	SeqMinSpan = 30 * time.Second
+	// SeqWarmUp is how much event time a series must have been seen for
+	// before it alarms: until then every window is learned, so whatever
+	// happens early (a job's first run) is known when it recurs.
+	SeqWarmUp = 8 * time.Minute
+	// SeqMinHistory is the fewest normal calls the reference needs.
+	SeqMinHistory = 30
+	// seqCap bounds the statistic while alarmed, in thresholds, so that
+	// a long fault does not take as long again to be forgotten.
+	seqCap = 1.5
+	// seqRecurAfter is how long after an earlier episode a similar one
+	// counts as its recurrence (a periodic job), not as a new fault.
+	seqRecurAfter = 5 * time.Minute
+	// seqRecurTolerance is how close, as shares of calls, two episodes'
+	// profiles (slow calls, very slow calls, failures) must be to match.
+	seqRecurTolerance = 0.25
+	// seqHorizon is the reference's memory in windows: its call and
+	// error counts decay by 1/seqHorizon per window (6 hours of 10 s
+	// windows), so a slowly changing error rate is followed.
+	seqHorizon = 2160
+)
+
+// Categories of the latency test and their probabilities: under the
+// reference by construction (before the minimum effect, which only makes
+// the test more conservative), and under the alternative an alarm is
+// worth: half the calls beyond the usual p90, a fifth beyond its p99.
+var (
+	latP0 = []float64{0.90, 0.09, 0.01}
+	latP1 = []float64{0.50, 0.30, 0.20}
+)
+
+// Intra-window correlation of latencies and of failures: a window's
+// latencies share its load and pauses, so a busy window weighs as about
+// five independent calls; failures are nearly independent per call
+// (retries aside), so a busy window's failures count nearly in full.
+const (
+	latRho = 0.2
+	errRho = 0.02
+)
+
+// Error test: the reference rate is learned with a weak prior of one
+// error in 100 calls, and never taken below errFloor (a rate that low is
+// not learned reliably in hours); the alternative is ErrRel times it or
+// errAbs more, whichever is higher.
+const (
+	errPriorCalls = 100
+	errFloor      = 0.001
+	errRel        = 3
+	errAbs        = 0.05
+)
+
+// Minimum effect of a slow call: beyond the usual quantile by 20% and
+// 2 ms, as for the regime baselines' latency features.
+const (
+	seqMinRel = 0.2
+	seqMinAbs = 2
+)
+
+// seqSeries is the sequential check's state for one series.
+type seqSeries struct {
+	Ref    *sketch.Latency // calls of normal windows
+	Calls  float64         // decayed calls of normal windows
+	Errors float64         // decayed errors among them
+	First  int64           // unix ns of the first window seen
+	Lat    evidence.CUSUM
+	Err    evidence.CUSUM
+	// Alarm: an episode is raised (Lat or Err crossed the threshold and
+	// has not fallen back); Silent marks one that is not reported
+	// (warm-up, or a recurrence of the last episode).
+	Alarm, Silent bool
+	// Last is the profile of the latest episode, to recognise it when it
+	// recurs; LastEnd is when it ended (unix ns), 0 while none did.
+	Last    seqProfile
+	LastEnd int64
+	// Pending holds the run's calls until the run is decided.
+	Pending *EdgeStats
+}
+
+// seqProfile describes an episode by the shares of its calls that were
+// slow, very slow and failed.
+type seqProfile struct{ Slow, Far, Failed float64 }
+
+func (p seqProfile) near(q seqProfile) bool {
+	return math.Abs(p.Slow-q.Slow) <= seqRecurTolerance && math.Abs(p.Far-q.Far) <= seqRecurTolerance &&
+		math.Abs(p.Failed-q.Failed) <= seqRecurTolerance
+}
+
+func newSeqSeries(at int64) *seqSeries {
+	return &seqSeries{Ref: sketch.NewCompact(exceedAccuracy), First: at}
+}
+
+// errorRate is the learned reference error rate.
+func (s *seqSeries) errorRate() float64 {
+	return max(errFloor, (s.Errors+1)/(s.Calls+errPriorCalls))
+}
+
+// beyond is the latency a call must exceed to count as beyond the
+// reference quantile q, minimum effect included.
+func (s *seqSeries) beyond(q float64) float64 {
+	v := s.Ref.Quantile(q)
+	return max(v*(1+seqMinRel), v+seqMinAbs)
+}
+
+// seqWindow is what the check reads of one window of a series.
+type seqWindow struct {
+	calls, errors float64
+	lat           *sketch.Latency
+}
+
+// observe runs the check on one window starting at start and ending at
+// end; it returns a score when the series is in a reported episode.
+// feature names the latency ("p50" for calls, "self time" for
+// operations).
+func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (baseline.Score, bool) {
+	if w.calls <= 0 {
+		return baseline.Score{}, false
+	}
+	armed := end-s.First >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
+	slow, far := 0.0, 0.0
+	if s.Ref.Count() >= SeqMinHistory {
+		slow, far = w.lat.CountAbove(s.beyond(0.9)), w.lat.CountAbove(s.beyond(0.99))
+		slow = min(slow, w.calls)
+		far = min(far, slow)
+		latLLR := evidence.LLR([]float64{w.calls - slow, slow - far, far}, latP0, latP1, latRho)
+		p0 := s.errorRate()
+		p1 := max(p0*errRel, p0+errAbs)
+		errLLR := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - p0, p0}, []float64{1 - p1, p1}, errRho)
+		s.Lat.Step(latLLR, start, w.calls, slow, far)
+		s.Err.Step(errLLR, start, w.calls, w.errors, 0)
+	}
+	running := s.Lat.S > 0 || s.Err.S > 0
+	if running {
+		if s.Pending == nil {
+			s.Pending = &EdgeStats{Latency: sketch.NewCompact(exceedAccuracy)}
+		}
+		s.Pending.Requests += int64(w.calls)
+		s.Pending.Errors += int64(w.errors)
+		s.Pending.Latency.Merge(w.lat)
+	}
+	crossed := func(c *evidence.CUSUM) bool {
+		return c.S >= SeqThreshold && end-c.Start >= int64(SeqMinSpan)
+	}
+	if !s.Alarm && (crossed(&s.Lat) || crossed(&s.Err)) {
+		s.Alarm = true
+		p := s.profile()
+		s.Silent = !armed || (s.LastEnd > 0 && start-s.LastEnd >= int64(seqRecurAfter) && p.near(s.Last))
+		s.Last = p
+	}
+	if s.Alarm {
+		for _, c := range []*evidence.CUSUM{&s.Lat, &s.Err} {
+			c.S = min(c.S, seqCap*SeqThreshold)
+		}
+		if s.Lat.S < SeqThreshold && s.Err.S < SeqThreshold {
+			s.Alarm, s.LastEnd = false, end
+			if !s.Silent {
+				s.Pending = nil // a fault's calls are not normal
+			}
+		}
+	}
+	if !running {
+		if s.Pending != nil {
+			s.learn(float64(s.Pending.Requests), float64(s.Pending.Errors), s.Pending.Latency)
+			s.Pending = nil
+		}
+		s.learn(w.calls, w.errors, w.lat)
+	}
+	if !s.Alarm || s.Silent {
+		return baseline.Score{}, false
+	}
+	return s.score(feature, end), true
+}
+
+// learn adds normal calls to the reference.
+func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
+	decay := 1 - 1.0/seqHorizon
+	s.Calls = s.Calls*decay + calls
+	s.Errors = s.Errors*decay + errors
+	s.Ref.Merge(lat)
+}
+
+// profile describes the current run.
+func (s *seqSeries) profile() seqProfile {
+	var p seqProfile
+	if s.Lat.Calls > 0 {
+		p.Slow, p.Far = s.Lat.Hits/s.Lat.Calls, s.Lat.Far/s.Lat.Calls
+	}
+	if s.Err.Calls > 0 {
+		p.Failed = s.Err.Hits / s.Err.Calls
+	}
+	return p
+}
+
+// score is the verdict of a series in a reported episode: one feature
+// per test that crossed, with how many calls over how long it rests on.
+func (s *seqSeries) score(feature string, end int64) baseline.Score {
+	sc := baseline.Score{Anomalous: true, Active: true}
+	add := func(fs baseline.FeatureScore, c *evidence.CUSUM) {
+		fs.Z = math.Sqrt(2 * c.S)
+		fs.Counts = c.S >= SeqThreshold
+		fs.Calls, fs.Hits = int64(c.Calls), int64(c.Hits)
+		fs.Horizon = time.Duration(end - c.Start)
+		sc.Features = append(sc.Features, fs)
+		if fs.Counts && fs.Z > sc.Value {
+			sc.Value, sc.Feature = fs.Z, fs.Name
+			sc.Explanation = fs.Describe()
+		}
+	}
+	if s.Lat.S > 0 {
+		cur := math.NaN()
+		if s.Pending != nil {
+			cur = s.Pending.Latency.Quantile(0.5)
+		}
+		over, hits := "p90", s.Lat.Hits
+		if s.Lat.Far*2 >= s.Lat.Hits { // most slow calls are beyond the p99
+			over, hits = "p99", s.Lat.Far
+		}
+		fs := baseline.FeatureScore{Name: feature, Current: round(cur), Expected: round(s.Ref.Quantile(0.5)), Over: over}
+		c := s.Lat
+		c.Hits = hits
+		add(fs, &c)
+	}
+	if s.Err.S > 0 {
+		fs := baseline.FeatureScore{Name: "error ratio", Current: round(100 * s.Err.Hits / max(1, s.Err.Calls)), Expected: round(100 * s.errorRate())}
+		add(fs, &s.Err)
+	}
+	sc.P = 0.5 * math.Erfc(sc.Value/math.Sqrt2)
+	if sc.Explanation == "" {
+		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", feature)
+	}
+	return sc
+}
