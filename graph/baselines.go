@@ -132,14 +132,18 @@ type Baselines struct {
 	edgeCfg, opCfg *baseline.Config
 	m              *BaselineMetrics
 
-	mu          sync.RWMutex // guards the maps and the baselines in them
-	seqEdges    map[EdgeKey]*seqSeries
-	seqOps      map[OpKey]*seqSeries
-	edges       map[EdgeKey]*series
-	ops         map[OpKey]*series
-	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
-	sparseOps   map[OpKey]*sparse[*OpStats]
-	windows     int64
+	mu       sync.RWMutex // guards the maps and the baselines in them
+	seqEdges map[EdgeKey]*seqSeries
+	seqOps   map[OpKey]*seqSeries
+	// alarmedEdges and alarmedOps are the series in a reported
+	// sequential episode, reported in windows without calls too.
+	alarmedEdges map[EdgeKey]bool
+	alarmedOps   map[OpKey]bool
+	edges        map[EdgeKey]*series
+	ops          map[OpKey]*series
+	sparseEdges  map[EdgeKey]*sparse[*EdgeStats]
+	sparseOps    map[OpKey]*sparse[*OpStats]
+	windows      int64
 }
 
 // series is one learned baseline and its latest verdict.
@@ -156,15 +160,17 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		m = NewBaselineMetrics(nil)
 	}
 	return &Baselines{
-		edgeCfg:     &baseline.Config{Features: EdgeFeatures()},
-		opCfg:       &baseline.Config{Features: OpFeatures()},
-		m:           m,
-		edges:       make(map[EdgeKey]*series),
-		ops:         make(map[OpKey]*series),
-		seqEdges:    make(map[EdgeKey]*seqSeries),
-		seqOps:      make(map[OpKey]*seqSeries),
-		sparseEdges: make(map[EdgeKey]*sparse[*EdgeStats]),
-		sparseOps:   make(map[OpKey]*sparse[*OpStats]),
+		edgeCfg:      &baseline.Config{Features: EdgeFeatures()},
+		opCfg:        &baseline.Config{Features: OpFeatures()},
+		m:            m,
+		edges:        make(map[EdgeKey]*series),
+		ops:          make(map[OpKey]*series),
+		seqEdges:     make(map[EdgeKey]*seqSeries),
+		seqOps:       make(map[OpKey]*seqSeries),
+		alarmedEdges: make(map[EdgeKey]bool),
+		alarmedOps:   make(map[OpKey]bool),
+		sparseEdges:  make(map[EdgeKey]*sparse[*EdgeStats]),
+		sparseOps:    make(map[OpKey]*sparse[*OpStats]),
 	}
 }
 
@@ -176,14 +182,37 @@ const exceedAccuracy = 0.05
 // sequential runs the sequential check of series k on its calls of
 // window w; a finding is returned when it is in a reported episode that
 // the regime baseline (flagged) does not already report.
-func sequential[K comparable](all map[K]*seqSeries, k K, sw seqWindow, w *Window, feature string, flagged bool) (baseline.Score, bool) {
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string, flagged bool) (baseline.Score, bool) {
 	s, ok := all[k]
 	if !ok {
 		s = newSeqSeries(w.Start.UnixNano())
 		all[k] = s
 	}
 	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), feature)
+	if s.reported() {
+		alarmed[k] = true
+	} else {
+		delete(alarmed, k)
+	}
 	return sc, ok && !flagged
+}
+
+// idleSequential reports, for a window w, the series in a reported
+// episode that had no calls in it (absent from seen).
+func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *Window, feature string, cmp func(a, b K) int, found func(K, baseline.Score)) {
+	for _, k := range sortedKeys(alarmed, cmp) {
+		if _, ok := seen[k]; ok {
+			continue
+		}
+		s := all[k]
+		sc, ok := s.idle(w.End.UnixNano(), feature)
+		if !s.reported() {
+			delete(alarmed, k)
+		}
+		if ok {
+			found(k, sc)
+		}
+	}
 }
 
 // pool returns the stats to judge for a series in window w: its own when
@@ -239,7 +268,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 				out = append(out, Finding{Edge: &k, Score: sc})
 			}
 		}
-		if f, ok := sequential(bs.seqEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency}, w, "p50", flagged); ok {
+		if f, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency}, w, "p50", flagged); ok {
 			out = append(out, Finding{Edge: &k, Score: f})
 		}
 	}
@@ -252,10 +281,16 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 				out = append(out, Finding{Op: &k, Score: sc})
 			}
 		}
-		if f, ok := sequential(bs.seqOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime}, w, "self time", flagged); ok {
+		if f, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime}, w, "self time", flagged); ok {
 			out = append(out, Finding{Op: &k, Score: f})
 		}
 	}
+	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, "p50", compareEdge, func(k EdgeKey, sc baseline.Score) {
+		out = append(out, Finding{Edge: &k, Score: sc})
+	})
+	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, "self time", compareOp, func(k OpKey, sc baseline.Score) {
+		out = append(out, Finding{Op: &k, Score: sc})
+	})
 	bs.m.publish(bs.edges)
 	return out
 }

@@ -102,6 +102,17 @@ func loadSeq[K comparable](seq []seqState[K], refs []refState[K]) map[K]*seqSeri
 	return m
 }
 
+// alarmed is the set of series in a reported episode.
+func alarmed[K comparable](m map[K]*seqSeries) map[K]bool {
+	out := make(map[K]bool)
+	for k, s := range m {
+		if s.reported() {
+			out[k] = true
+		}
+	}
+	return out
+}
+
 type sparseState[K comparable, S any] struct {
 	Key     K
 	Stats   S
@@ -236,6 +247,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	bs.mu.Lock()
 	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
 	bs.seqEdges, bs.seqOps, bs.sparseEdges, bs.sparseOps = seqEdges, seqOps, sparseEdges, sparseOps
+	bs.alarmedEdges, bs.alarmedOps = alarmed(seqEdges), alarmed(seqOps)
 	bs.mu.Unlock()
 	return nil
 }

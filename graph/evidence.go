@@ -49,6 +49,10 @@ const (
 	// seqRecurTolerance is how close, as shares of calls, two episodes'
 	// profiles (slow calls, very slow calls, failures) must be to match.
 	seqRecurTolerance = 0.25
+	// seqIdle is how long an episode of a series that stopped being
+	// called is still reported: a quiet edge's episode spans the windows
+	// between its calls, and one whose callers gave up ends.
+	seqIdle = 2 * time.Minute
 	// seqHorizon is the reference's memory in windows: its call and
 	// error counts decay by 1/seqHorizon per window (6 hours of 10 s
 	// windows), so a slowly changing error rate is followed.
@@ -97,6 +101,7 @@ type seqSeries struct {
 	Calls  float64         // decayed calls of normal windows
 	Errors float64         // decayed errors among them
 	First  int64           // unix ns of the first window seen
+	Called int64           // unix ns of the end of the last window with calls
 	Lat    evidence.CUSUM
 	Err    evidence.CUSUM
 	// Alarm: an episode is raised (Lat or Err crossed the threshold and
@@ -150,6 +155,7 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 	if w.calls <= 0 {
 		return baseline.Score{}, false
 	}
+	s.Called = end
 	armed := end-s.First >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
 	slow, far := 0.0, 0.0
 	if s.Ref.Count() >= SeqMinHistory {
@@ -204,6 +210,24 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 	}
 	return s.score(feature, end), true
 }
+
+// idle is observe for a window without calls: an episode under way is
+// still reported, until the series has had no calls for seqIdle.
+func (s *seqSeries) idle(end int64, feature string) (baseline.Score, bool) {
+	if !s.Alarm || s.Silent {
+		return baseline.Score{}, false
+	}
+	if end-s.Called >= int64(seqIdle) {
+		s.Alarm, s.LastEnd, s.Pending = false, end, nil
+		s.Lat.Reset()
+		s.Err.Reset()
+		return baseline.Score{}, false
+	}
+	return s.score(feature, end), true
+}
+
+// reported reports whether the series is in an episode that is reported.
+func (s *seqSeries) reported() bool { return s.Alarm && !s.Silent }
 
 // learn adds normal calls to the reference.
 func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {

@@ -49,10 +49,13 @@ type Suspect struct {
 	Operation string      `json:"operation,omitempty"` // the operation most to blame, if any
 	Kind      SuspectKind `json:"kind"`
 	NodeKind  NodeKind    `json:"node_kind"`
-	Caller    string      `json:"caller,omitempty"` // for network suspects: the calling side
-	Score     float64     `json:"score"`
-	Summary   string      `json:"summary"`
-	Evidence  []Evidence  `json:"evidence"`
+	// Caller and Callee name the edge of a network suspect whose evidence
+	// is on one caller's calls only: the network between the two.
+	Caller   string     `json:"caller,omitempty"`
+	Callee   string     `json:"callee,omitempty"`
+	Score    float64    `json:"score"`
+	Summary  string     `json:"summary"`
+	Evidence []Evidence `json:"evidence"`
 }
 
 // Observation is what the ranking is given for one anomalous series: its
@@ -256,10 +259,13 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		}
 		c := get(name, kind, nk)
 		before := c.strength
-		for _, g := range x.ev {
-			if g.o.Edge.Target == name {
-				c.s.Caller = g.o.Edge.Source
+		if kind == SuspectNetwork && len(x.callers) == 1 {
+			// Calls from one caller only: the suspect is that edge.
+			for caller := range x.callers {
+				c.s.Caller, c.s.Callee = caller, name
 			}
+		}
+		for _, g := range x.ev {
 			add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
 		}
 		c.strength = before // the gaps count combined, below, not one by one
