@@ -65,9 +65,12 @@ type Config struct {
 	// Learn is the weight of a new normal window in its regime's online
 	// update. Default 0.02.
 	Learn float64
-	// RecurAfter is how many windows must separate two episodes for the
-	// later to count as a recurrence of the earlier. Default 60.
-	RecurAfter int
+	// RecurAfter is how much event time (in the unit of Observe's at:
+	// nanoseconds) must separate two episodes for the later to count as
+	// a recurrence of the earlier. It is time, not windows observed: a
+	// quiet series pooled over several windows observes fewer. Default 5
+	// minutes.
+	RecurAfter int64
 	// RecurMatches is how many suspect windows of an earlier episode a
 	// window must match to count as recurring. Default 3.
 	RecurMatches int
@@ -132,7 +135,7 @@ func (c *Config) defaults() {
 		c.Learn = 0.02
 	}
 	if c.RecurAfter <= 0 {
-		c.RecurAfter = 60
+		c.RecurAfter = int64(5 * time.Minute)
 	}
 	if c.RecurMatches <= 0 {
 		c.RecurMatches = 3
@@ -251,7 +254,7 @@ type Baseline struct {
 	runStart  int64 // seq of the first window of the current run
 
 	recent     *ring
-	quarantine *ring // recent suspect windows: At holds their seq, Score their run's start; nil until the first
+	quarantine *ring // recent suspect windows: At holds their time, Score their run's start; nil until the first
 }
 
 // quarantineSize is how many suspect windows are kept to recognise a
@@ -291,7 +294,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	} else {
 		s = b.score(x, n)
 	}
-	if b.isSuspect(&s) && (b.familiar(x, &s) || b.recurs(x, &s)) {
+	if b.isSuspect(&s) && (b.familiar(x, &s) || b.recurs(at, x, &s)) {
 		s.Recurring = true
 	}
 	suspect := b.advance(&s, n)
@@ -299,7 +302,7 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 		if b.quarantine == nil { // most series never have a suspect window
 			b.quarantine = newRing(quarantineSize, b.cfg.codec)
 		}
-		b.quarantine.push(b.seq, x, float64(b.runStart), false)
+		b.quarantine.push(at, x, float64(b.runStart), false)
 	}
 	switch {
 	case b.filling():
@@ -379,11 +382,11 @@ func (b *Baseline) familiar(x []float64, s *Score) bool {
 }
 
 // recurs reports whether suspect window x matches at least RecurMatches
-// quarantined windows from an earlier run at least RecurAfter windows
-// back, within two spreads of s's regime on every feature both have. If
+// quarantined windows from an earlier run at least RecurAfter of event
+// time before at, within two spreads of s's regime on every feature both have. If
 // so, x and the windows it matched join the sample and the regimes are
 // refitted at the next learned window: the pattern is normal now.
-func (b *Baseline) recurs(x []float64, s *Score) bool {
+func (b *Baseline) recurs(at int64, x []float64, s *Score) bool {
 	r := b.regimeOf(s)
 	if r == nil {
 		return false
@@ -399,8 +402,7 @@ func (b *Baseline) recurs(x []float64, s *Score) bool {
 	var matched, fresh []int
 	v := make([]float64, b.dims)
 	for i := range q.at {
-		seq := q.at[i]
-		if seq == 0 || int64(q.score[i]) == current || b.seq-seq < int64(b.cfg.RecurAfter) {
+		if q.at[i] == 0 || int64(q.score[i]) == current || at-q.at[i] < b.cfg.RecurAfter {
 			continue
 		}
 		if b.near(x, q.values.row(i, v), r, false) {
