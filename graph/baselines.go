@@ -261,27 +261,29 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	bs.windows++
 	for _, k := range sortedKeys(w.Edges, compareEdge) {
 		raw := w.Edges[k]
-		flagged := false
+		flagged, vetted := false, false
 		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
 			sc := judge(bs, bs.edges, k, bs.edgeCfg, k.String(), w, from, edgeVector(e, w.End.Sub(from).Seconds()), e.Requests)
 			if flagged = sc.Anomalous || sc.Active; flagged {
 				out = append(out, Finding{Edge: &k, Score: sc})
 			}
+			vetted = e == raw && !flagged && !sc.Warming
 		}
-		if f, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency}, w, "p50", flagged); ok {
+		if f, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50", flagged); ok {
 			out = append(out, Finding{Edge: &k, Score: f})
 		}
 	}
 	for _, k := range sortedKeys(w.Ops, compareOp) {
 		raw := w.Ops[k]
-		flagged := false
+		flagged, vetted := false, false
 		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
 			sc := judge(bs, bs.ops, k, bs.opCfg, k.Service+"\x00"+k.Operation, w, from, opVector(o, w.End.Sub(from).Seconds()), o.Requests)
 			if flagged = sc.Anomalous || sc.Active; flagged {
 				out = append(out, Finding{Op: &k, Score: sc})
 			}
+			vetted = o == raw && !flagged && !sc.Warming
 		}
-		if f, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime}, w, "self time", flagged); ok {
+		if f, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", flagged); ok {
 			out = append(out, Finding{Op: &k, Score: f})
 		}
 	}

@@ -37,7 +37,7 @@ const (
 	// SeqWarmUp is how much event time a series must have been seen for
 	// before it alarms: until then every window is learned, so whatever
 	// happens early (a job's first run) is known when it recurs.
-	SeqWarmUp = 8 * time.Minute
+	SeqWarmUp = 10 * time.Minute
 	// SeqMinHistory is the fewest normal calls the reference needs.
 	SeqMinHistory = 30
 	// seqCap bounds the statistic while alarmed, in thresholds, so that
@@ -92,7 +92,7 @@ const (
 // 2 ms, as for the regime baselines' latency features.
 const (
 	seqMinRel = 0.2
-	seqMinAbs = 2
+	seqMinAbs = 0.5
 )
 
 // seqSeries is the sequential check's state for one series.
@@ -145,6 +145,11 @@ func (s *seqSeries) beyond(q float64) float64 {
 type seqWindow struct {
 	calls, errors float64
 	lat           *sketch.Latency
+	// vetted: the regime baseline judged this window on its own calls
+	// and found it normal (a known regime, a familiar mode, a recurring
+	// job). A busy series has its fast path there; the window may then
+	// only lower the statistic.
+	vetted bool
 }
 
 // observe runs the check on one window starting at start and ending at
@@ -166,6 +171,9 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 		p0 := s.errorRate()
 		p1 := max(p0*errRel, p0+errAbs)
 		errLLR := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - p0, p0}, []float64{1 - p1, p1}, errRho)
+		if w.vetted {
+			latLLR, errLLR = min(latLLR, 0), min(errLLR, 0)
+		}
 		s.Lat.Step(latLLR, start, w.calls, slow, far)
 		s.Err.Step(errLLR, start, w.calls, w.errors, 0)
 	}
