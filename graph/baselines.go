@@ -180,9 +180,8 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 const exceedAccuracy = 0.05
 
 // sequential runs the sequential check of series k on its calls of
-// window w; a finding is returned when it is in a reported episode that
-// the regime baseline (flagged) does not already report.
-func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string, flagged bool) (baseline.Score, bool) {
+// window w; a score is returned when it is in a reported episode.
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string) (baseline.Score, bool) {
 	s, ok := all[k]
 	if !ok {
 		s = newSeqSeries(w.Start.UnixNano())
@@ -194,7 +193,23 @@ func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw 
 	} else {
 		delete(alarmed, k)
 	}
-	return sc, ok && !flagged
+	return sc, ok
+}
+
+// pick chooses the finding of a series in a window, if any: the regime
+// baseline's when it is in an episode, else the sequential check's when
+// it is, else the regime baseline's anomalous window (not yet an
+// episode).
+func pick(regime *baseline.Score, seq baseline.Score, seqOK bool) (baseline.Score, bool) {
+	switch {
+	case regime != nil && regime.Active:
+		return *regime, true
+	case seqOK:
+		return seq, true
+	case regime != nil && regime.Anomalous:
+		return *regime, true
+	}
+	return baseline.Score{}, false
 }
 
 // idleSequential reports, for a window w, the series in a reported
@@ -261,30 +276,30 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	bs.windows++
 	for _, k := range sortedKeys(w.Edges, compareEdge) {
 		raw := w.Edges[k]
-		flagged, vetted := false, false
+		var regime *baseline.Score
+		vetted := false
 		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
 			sc := judge(bs, bs.edges, k, bs.edgeCfg, k.String(), w, from, edgeVector(e, w.End.Sub(from).Seconds()), e.Requests)
-			if flagged = sc.Anomalous || sc.Active; flagged {
-				out = append(out, Finding{Edge: &k, Score: sc})
-			}
-			vetted = e == raw && !flagged && !sc.Warming
+			regime = &sc
+			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		if f, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50", flagged); ok {
-			out = append(out, Finding{Edge: &k, Score: f})
+		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50")
+		if sc, ok := pick(regime, seq, ok); ok {
+			out = append(out, Finding{Edge: &k, Score: sc})
 		}
 	}
 	for _, k := range sortedKeys(w.Ops, compareOp) {
 		raw := w.Ops[k]
-		flagged, vetted := false, false
+		var regime *baseline.Score
+		vetted := false
 		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
 			sc := judge(bs, bs.ops, k, bs.opCfg, k.Service+"\x00"+k.Operation, w, from, opVector(o, w.End.Sub(from).Seconds()), o.Requests)
-			if flagged = sc.Anomalous || sc.Active; flagged {
-				out = append(out, Finding{Op: &k, Score: sc})
-			}
-			vetted = o == raw && !flagged && !sc.Warming
+			regime = &sc
+			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		if f, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", flagged); ok {
-			out = append(out, Finding{Op: &k, Score: f})
+		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time")
+		if sc, ok := pick(regime, seq, ok); ok {
+			out = append(out, Finding{Op: &k, Score: sc})
 		}
 	}
 	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, "p50", compareEdge, func(k EdgeKey, sc baseline.Score) {

@@ -33,7 +33,7 @@ const (
 	// slowdowns of a few tens of seconds (a garbage collection storm, a
 	// noisy neighbour) are weather, and a strong fault still alarms
 	// within three windows.
-	SeqMinSpan = 30 * time.Second
+	SeqMinSpan = 20 * time.Second
 	// SeqWarmUp is how much event time a series must have been seen for
 	// before it alarms: until then every window is learned, so whatever
 	// happens early (a job's first run) is known when it recurs.
