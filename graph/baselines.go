@@ -139,11 +139,15 @@ type Baselines struct {
 	// sequential episode, reported in windows without calls too.
 	alarmedEdges map[EdgeKey]bool
 	alarmedOps   map[OpKey]bool
-	edges        map[EdgeKey]*series
-	ops          map[OpKey]*series
-	sparseEdges  map[EdgeKey]*sparse[*EdgeStats]
-	sparseOps    map[OpKey]*sparse[*OpStats]
-	windows      int64
+	// first is when the first window began (unix ns): the sequential
+	// check's warm-up counts from it, so a series first called late (a
+	// quiet one) is judged as soon as its reference has enough calls.
+	first       int64
+	edges       map[EdgeKey]*series
+	ops         map[OpKey]*series
+	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
+	sparseOps   map[OpKey]*sparse[*OpStats]
+	windows     int64
 }
 
 // series is one learned baseline and its latest verdict.
@@ -181,10 +185,10 @@ const exceedAccuracy = 0.05
 
 // sequential runs the sequential check of series k on its calls of
 // window w; a score is returned when it is in a reported episode.
-func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string) (baseline.Score, bool) {
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string, first int64) (baseline.Score, bool) {
 	s, ok := all[k]
 	if !ok {
-		s = newSeqSeries(w.Start.UnixNano())
+		s = newSeqSeries(first)
 		all[k] = s
 	}
 	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), feature)
@@ -274,6 +278,9 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	bs.windows++
+	if bs.first == 0 {
+		bs.first = w.Start.UnixNano()
+	}
 	for _, k := range sortedKeys(w.Edges, compareEdge) {
 		raw := w.Edges[k]
 		var regime *baseline.Score
@@ -283,7 +290,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50")
+		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50", bs.first)
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Edge: &k, Score: sc})
 		}
@@ -297,7 +304,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time")
+		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", bs.first)
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Op: &k, Score: sc})
 		}

@@ -34,9 +34,10 @@ const (
 	// noisy neighbour) are weather, and a strong fault still alarms
 	// within three windows.
 	SeqMinSpan = 20 * time.Second
-	// SeqWarmUp is how much event time a series must have been seen for
-	// before it alarms: until then every window is learned, so whatever
-	// happens early (a job's first run) is known when it recurs.
+	// SeqWarmUp is how much event time must have passed since the first
+	// window before any series alarms: until then every window is
+	// learned, so whatever happens early (a job's first run) is known
+	// when it recurs.
 	SeqWarmUp = 10 * time.Minute
 	// SeqMinHistory is the fewest normal calls the reference needs.
 	SeqMinHistory = 30
@@ -100,7 +101,7 @@ type seqSeries struct {
 	Ref    *sketch.Latency // calls of normal windows
 	Calls  float64         // decayed calls of normal windows
 	Errors float64         // decayed errors among them
-	First  int64           // unix ns of the first window seen
+	First  int64           // unix ns from which the warm-up counts
 	Called int64           // unix ns of the end of the last window with calls
 	Lat    evidence.CUSUM
 	Err    evidence.CUSUM
