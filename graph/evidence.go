@@ -22,18 +22,12 @@ import (
 // p90, between the usual p90 and p99, beyond the usual p99 (each with a
 // minimum effect); succeeded or failed — and the windows' log-likelihood
 // ratios of "a clear shift" against "as usual" accumulate in a CUSUM. A
-// series is anomalous once the statistic crosses SeqThreshold and its run
-// has lasted SeqMinSpan. Calls are held back from the reference while a
+// series is anomalous once the statistic crosses SeqThreshold. Calls are held back from the reference while a
 // run is undecided: learned when it fades, dropped when it alarms.
 const (
 	// SeqThreshold is the CUSUM threshold h, in nats: under the reference
 	// a series crosses it about once in e^h windows.
 	SeqThreshold = 12
-	// SeqMinSpan is how long a run must have lasted before it alarms:
-	// slowdowns of a few tens of seconds (a garbage collection storm, a
-	// noisy neighbour) are weather, and a strong fault still alarms
-	// within three windows.
-	SeqMinSpan = 20 * time.Second
 	// SeqWarmUp is how much event time must have passed since the first
 	// window before any series alarms: until then every window is
 	// learned, so whatever happens early (a job's first run) is known
@@ -60,14 +54,29 @@ const (
 	seqHorizon = 2160
 )
 
-// Categories of the latency test and their probabilities: under the
-// reference by construction (before the minimum effect, which only makes
-// the test more conservative), and under the alternative an alarm is
-// worth: half the calls beyond the usual p90, a fifth beyond its p99.
-var (
-	latP0 = []float64{0.90, 0.09, 0.01}
-	latP1 = []float64{0.50, 0.30, 0.20}
+// Categories of the latency test: within the usual p90, up to the usual
+// p99, beyond it, and far beyond it (ExtremeFactor times the p99): a
+// timeout, a retry, a dead connection rather than a slow call. Their
+// probabilities under the reference are those of the quantiles (before
+// the minimum effect, which only makes the test more conservative), the
+// last one as the reference itself shows it (never under extremeFloor,
+// a rate a few hours of history cannot tell apart from zero); under the
+// alternative an alarm is worth, half the calls are beyond the usual p90
+// and a fifth beyond its p99.
+var latP1 = []float64{0.50, 0.30, 0.15, 0.05}
+
+const (
+	ExtremeFactor = 3
+	extremeFloor  = 1e-4
+	extremeCap    = 0.005 // at most half of what lies beyond the p99
 )
+
+// latP0 returns the latency categories' probabilities under the
+// reference, extreme being the share of its calls far beyond its p99.
+func latP0(extreme float64) []float64 {
+	e := min(max(extreme, extremeFloor), extremeCap)
+	return []float64{0.90, 0.09, 0.01 - e, e}
+}
 
 // Intra-window correlation of latencies and of failures: a window's
 // latencies share its load and pauses, so a busy window weighs as about
@@ -165,13 +174,17 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 	armed := end-s.First >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
 	slow, far := 0.0, 0.0
 	if s.Ref.Count() >= SeqMinHistory {
+		tExt := ExtremeFactor * s.Ref.Quantile(0.99)
 		slow, far = w.lat.CountAbove(s.beyond(0.9)), w.lat.CountAbove(s.beyond(0.99))
+		ext := w.lat.CountAbove(tExt)
 		slow = min(slow, w.calls)
 		far = min(far, slow)
-		latLLR := evidence.LLR([]float64{w.calls - slow, slow - far, far}, latP0, latP1, latRho)
-		p0 := s.errorRate()
-		p1 := max(p0*errRel, p0+errAbs)
-		errLLR := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - p0, p0}, []float64{1 - p1, p1}, errRho)
+		ext = min(ext, far)
+		p0 := latP0(s.Ref.CountAbove(tExt) / s.Ref.Count())
+		latLLR := evidence.LLR([]float64{w.calls - slow, slow - far, far - ext, ext}, p0, latP1, latRho)
+		e0 := s.errorRate()
+		e1 := max(e0*errRel, e0+errAbs)
+		errLLR := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - e0, e0}, []float64{1 - e1, e1}, errRho)
 		if w.vetted {
 			latLLR, errLLR = min(latLLR, 0), min(errLLR, 0)
 		}
@@ -188,7 +201,7 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 		s.Pending.Latency.Merge(w.lat)
 	}
 	crossed := func(c *evidence.CUSUM) bool {
-		return c.S >= SeqThreshold && end-c.Start >= int64(SeqMinSpan)
+		return c.S >= SeqThreshold
 	}
 	if !s.Alarm && (crossed(&s.Lat) || crossed(&s.Err)) {
 		s.Alarm = true
