@@ -158,10 +158,14 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				if !fs.Counts {
 					continue
 				}
-				switch fs.Name {
-				case "self time":
+				switch {
+				case fs.Name == "self time" && !callErrors[o.Op.Service]:
 					add(get(o.Op.Service, SuspectLatency, NodeService), o, fs, "ms", series, o.Op.Operation)
-				case "p50", "p90", "p99":
+				case fs.Name == "self time":
+					// Its calls out fail: the time is spent waiting on
+					// and retrying them, as a victim's is.
+					weigh(get(o.Op.Service, SuspectLatency, NodeService), o, fs, "ms", series, o.Op.Operation, victimWeight)
+				case fs.Name == "p50" || fs.Name == "p90" || fs.Name == "p99":
 					// Slower without more self time is what a victim
 					// looks like; it is weak evidence on its own.
 					c := get(o.Op.Service, SuspectLatency, NodeService)

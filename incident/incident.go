@@ -287,6 +287,9 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 		a.LastAt = w.End
 		a.obs.Windows = a.Windows
 		if f.Score.Value >= a.Score {
+			// A window without calls does not say whether the operation
+			// is a client call: what an earlier one said stands.
+			client = client || a.obs.ClientOp
 			a.Score, a.Explanation = f.Score.Value, f.Score.Explanation
 			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client}
 		}
