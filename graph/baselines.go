@@ -135,10 +135,15 @@ type Baselines struct {
 	mu       sync.RWMutex // guards the maps and the baselines in them
 	seqEdges map[EdgeKey]*seqSeries
 	seqOps   map[OpKey]*seqSeries
+	// seqOpDur tests operations' durations, as seqOps their self time:
+	// a callee's operations that got slower as a whole tell its callers'
+	// slower calls from a slower network.
+	seqOpDur map[OpKey]*seqSeries
 	// alarmedEdges and alarmedOps are the series in a reported
 	// sequential episode, reported in windows without calls too.
 	alarmedEdges map[EdgeKey]bool
 	alarmedOps   map[OpKey]bool
+	alarmedDur   map[OpKey]bool
 	// first is when the first window began (unix ns): the sequential
 	// check's warm-up counts from it, so a series first called late (a
 	// quiet one) is judged as soon as its reference has enough calls.
@@ -171,6 +176,8 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		ops:          make(map[OpKey]*series),
 		seqEdges:     make(map[EdgeKey]*seqSeries),
 		seqOps:       make(map[OpKey]*seqSeries),
+		seqOpDur:     make(map[OpKey]*seqSeries),
+		alarmedDur:   make(map[OpKey]bool),
 		alarmedEdges: make(map[EdgeKey]bool),
 		alarmedOps:   make(map[OpKey]bool),
 		sparseEdges:  make(map[EdgeKey]*sparse[*EdgeStats]),
@@ -198,6 +205,23 @@ func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw 
 		delete(alarmed, k)
 	}
 	return sc, ok
+}
+
+// merge combines two sequential scores of one series (self time and
+// duration): the features of both, the worse one's value.
+func merge(a baseline.Score, aOK bool, b baseline.Score, bOK bool) (baseline.Score, bool) {
+	switch {
+	case !bOK:
+		return a, aOK
+	case !aOK:
+		return b, bOK
+	}
+	out := a
+	if b.Value > a.Value {
+		out = b
+	}
+	out.Features = append(append([]baseline.FeatureScore(nil), a.Features...), b.Features...)
+	return out, true
 }
 
 // pick chooses the finding of a series in a window, if any: the regime
@@ -305,6 +329,10 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
 		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", bs.first)
+		if !w.ClientOps[k] { // a client call's duration is its edge's latency
+			dur, durOK := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, "p50", bs.first)
+			seq, ok = merge(seq, ok, dur, durOK)
+		}
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Op: &k, Score: sc})
 		}
@@ -312,9 +340,14 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, "p50", compareEdge, func(k EdgeKey, sc baseline.Score) {
 		out = append(out, Finding{Edge: &k, Score: sc})
 	})
-	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, "self time", compareOp, func(k OpKey, sc baseline.Score) {
-		out = append(out, Finding{Op: &k, Score: sc})
+	idle := map[OpKey]baseline.Score{}
+	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, "self time", compareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
+	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, "p50", compareOp, func(k OpKey, sc baseline.Score) {
+		idle[k], _ = merge(idle[k], len(idle[k].Features) > 0, sc, true)
 	})
+	for _, k := range sortedKeys(idle, compareOp) {
+		out = append(out, Finding{Op: &k, Score: idle[k]})
+	}
 	bs.m.publish(bs.edges)
 	return out
 }

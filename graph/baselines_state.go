@@ -56,6 +56,7 @@ type scratchState struct {
 	RefOps      []refState[OpKey]
 	SeqEdges    []seqState[EdgeKey]
 	SeqOps      []seqState[OpKey]
+	SeqOpDur    []seqState[OpKey]
 	First       int64 // Baselines.first
 	SparseEdges []sparseState[EdgeKey, *EdgeStats]
 	SparseOps   []sparseState[OpKey, *OpStats]
@@ -167,7 +168,7 @@ func (bs *Baselines) Save(w io.Writer) error {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp),
+	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp), SeqOpDur: saveSeq(bs.seqOpDur, compareOp),
 		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
 	if err := enc.Encode(scratch); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
@@ -248,7 +249,8 @@ func (bs *Baselines) Load(r io.Reader) error {
 	bs.mu.Lock()
 	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
 	bs.seqEdges, bs.seqOps, bs.sparseEdges, bs.sparseOps = seqEdges, seqOps, sparseEdges, sparseOps
-	bs.alarmedEdges, bs.alarmedOps = alarmed(seqEdges), alarmed(seqOps)
+	bs.seqOpDur = loadSeq(scratch.SeqOpDur, nil)
+	bs.alarmedEdges, bs.alarmedOps, bs.alarmedDur = alarmed(seqEdges), alarmed(seqOps), alarmed(bs.seqOpDur)
 	bs.first = scratch.First
 	bs.mu.Unlock()
 	return nil
