@@ -217,7 +217,7 @@ func merge(a baseline.Score, aOK bool, b baseline.Score, bOK bool) (baseline.Sco
 		return b, bOK
 	}
 	out := a
-	if b.Value > a.Value {
+	if b.Value > a.Value && b.Active == a.Active || b.Active && !a.Active {
 		out = b
 	}
 	out.Features = append(append([]baseline.FeatureScore(nil), a.Features...), b.Features...)
@@ -227,15 +227,17 @@ func merge(a baseline.Score, aOK bool, b baseline.Score, bOK bool) (baseline.Sco
 // pick chooses the finding of a series in a window, if any: the regime
 // baseline's when it is in an episode, else the sequential check's when
 // it is, else the regime baseline's anomalous window (not yet an
-// episode).
+// episode), else the sequential check's supporting evidence.
 func pick(regime *baseline.Score, seq baseline.Score, seqOK bool) (baseline.Score, bool) {
 	switch {
 	case regime != nil && regime.Active:
 		return *regime, true
-	case seqOK:
+	case seqOK && seq.Active:
 		return seq, true
 	case regime != nil && regime.Anomalous:
 		return *regime, true
+	case seqOK:
+		return seq, true // supporting evidence
 	}
 	return baseline.Score{}, false
 }

@@ -48,6 +48,12 @@ const (
 	// called is still reported: a quiet edge's episode spans the windows
 	// between its calls, and one whose callers gave up ends.
 	seqIdle = 2 * time.Minute
+	// seqSupport is the share of the threshold from which a series'
+	// evidence supports an incident others opened: within an incident
+	// the question is which series are to blame, not whether anything is
+	// wrong, and a quiet series may have had too few calls to be sure on
+	// its own.
+	seqSupport = 0.5
 	// seqHorizon is the reference's memory in windows: its call and
 	// error counts decay by 1/seqHorizon per window (6 hours of 10 s
 	// windows), so a slowly changing error rate is followed.
@@ -227,10 +233,15 @@ func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (base
 		}
 		s.learn(w.calls, w.errors, w.lat)
 	}
-	if !s.Alarm || s.Silent {
-		return baseline.Score{}, false
+	switch {
+	case s.reported():
+		return s.score(feature, end, SeqThreshold), true
+	case armed && !s.Alarm && (supports(&s.Lat) || supports(&s.Err)):
+		sc := s.score(feature, end, seqSupport*SeqThreshold)
+		sc.Anomalous, sc.Active, sc.Supporting = false, false, true
+		return sc, true
 	}
-	return s.score(feature, end), true
+	return baseline.Score{}, false
 }
 
 // idle is observe for a window without calls: an episode under way is
@@ -245,7 +256,14 @@ func (s *seqSeries) idle(end int64, feature string) (baseline.Score, bool) {
 		s.Err.Reset()
 		return baseline.Score{}, false
 	}
-	return s.score(feature, end), true
+	return s.score(feature, end, SeqThreshold), true
+}
+
+// supports reports whether a test's evidence is enough to support an
+// incident: half way to the threshold, on more than one call (one slow
+// call is nothing, however slow).
+func supports(c *evidence.CUSUM) bool {
+	return c.S >= seqSupport*SeqThreshold && c.Hits >= 2
 }
 
 // reported reports whether the series is in an episode that is reported.
@@ -273,11 +291,11 @@ func (s *seqSeries) profile() seqProfile {
 
 // score is the verdict of a series in a reported episode: one feature
 // per test that crossed, with how many calls over how long it rests on.
-func (s *seqSeries) score(feature string, end int64) baseline.Score {
+func (s *seqSeries) score(feature string, end int64, threshold float64) baseline.Score {
 	sc := baseline.Score{Anomalous: true, Active: true}
 	add := func(fs baseline.FeatureScore, c *evidence.CUSUM) {
 		fs.Z = math.Sqrt(2 * c.S)
-		fs.Counts = c.S >= SeqThreshold
+		fs.Counts = c.S >= threshold
 		fs.Calls, fs.Hits = int64(c.Calls), int64(c.Hits)
 		fs.Horizon = time.Duration(end - c.Start)
 		sc.Features = append(sc.Features, fs)

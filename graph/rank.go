@@ -105,7 +105,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	}
 	// weigh records evidence for c with its strength scaled by w.
 	weigh := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
-		z := magnitude(fs, unit) * weightOf(o.Windows) * w
+		z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
 		c.s.Evidence = append(c.s.Evidence, Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
 			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars})
 		if z > c.strength {
@@ -231,7 +231,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				x = &end{callers: map[string]bool{}, callees: map[string]bool{}}
 				ends[name] = x
 			}
-			x.sum += magnitude(g.fs, "ms") * weightOf(g.o.Windows) * g.w
+			x.sum += magnitude(g.fs, "ms") * weightOf(g.o.Windows) * confidence(g.o) * g.w
 			x.n++
 			x.ev = append(x.ev, g)
 			if name == e.Source {
@@ -392,6 +392,18 @@ const tailWeight = 0.5
 // victimWeight scales evidence that a service is slower overall (not in
 // its own time): a callee may explain it.
 const victimWeight = 0.3
+
+// confidence is how much an observation's evidence is to be trusted:
+// fully when it is significant; evidence that is not significant on its
+// own (a quiet series half way there, Score.Supporting) weighs by the
+// share of the threshold its statistic reached (its score is the
+// statistic's equivalent in standard deviations, sqrt(2 S)).
+func confidence(o *Observation) float64 {
+	if !o.Score.Supporting {
+		return 1
+	}
+	return min(1, o.Score.Value*o.Score.Value/2/SeqThreshold)
+}
 
 // weightOf favours evidence that persisted: one window counts half, three
 // or more fully.

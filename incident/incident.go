@@ -192,6 +192,16 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		root := uf.find(touches(f)[0])
 		groups[root] = append(groups[root], f)
 	}
+	// Supporting evidence (a series half way to significance) joins the
+	// group it touches or calls, and opens none of its own.
+	for _, f := range findings {
+		if !f.Score.Supporting {
+			continue
+		}
+		if root, ok := m.joins(w, uf, anomalous, touches(f)); ok {
+			groups[root] = append(groups[root], f)
+		}
+	}
 	var changes []Change
 	touched := map[*Incident]bool{}
 	for _, root := range sortedRoots(groups) {
@@ -257,6 +267,37 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		}
 	}
 	return changes, nil
+}
+
+// joins returns the group a supporting series touching services ts
+// belongs to: one of ts is anomalous, or calls or is called by an
+// anomalous service in window w.
+func (m *Manager) joins(w *graph.Window, uf unionFind, anomalous map[string]bool, ts []string) (string, bool) {
+	for _, t := range ts {
+		if anomalous[t] {
+			return uf.find(t), true
+		}
+	}
+	best := ""
+	for k := range w.Edges {
+		for _, t := range ts {
+			var other string
+			switch t {
+			case k.Source:
+				other = k.Target
+			case k.Target:
+				other = k.Source
+			default:
+				continue
+			}
+			if anomalous[other] {
+				if r := uf.find(other); best == "" || r < best {
+					best = r
+				}
+			}
+		}
+	}
+	return best, best != ""
 }
 
 // absorb records a finding in the incident, keeping each series at its worst.

@@ -227,6 +227,11 @@ type Score struct {
 	// pattern that comes back (a batch job, a nightly cache flush) is
 	// learned as normal rather than alarmed on each time.
 	Recurring bool `json:"recurring,omitempty"`
+	// Supporting: not anomalous on its own, but evidence has been
+	// accumulating towards it (a sequential test half way to its
+	// threshold). It may support an incident that other series opened,
+	// never open one.
+	Supporting bool `json:"supporting,omitempty"`
 	// Regime is the regime the window was judged against.
 	Regime string `json:"regime,omitempty"`
 	// Feature is the worst feature; Explanation says it in words:
