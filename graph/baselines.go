@@ -195,10 +195,10 @@ const exceedAccuracy = 0.05
 func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string, first int64) (baseline.Score, bool) {
 	s, ok := all[k]
 	if !ok {
-		s = newSeqSeries(first)
+		s = newSeqSeries()
 		all[k] = s
 	}
-	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), feature)
+	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), first, feature)
 	if s.reported() {
 		alarmed[k] = true
 	} else {

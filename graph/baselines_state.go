@@ -85,9 +85,9 @@ func saveSeq[K comparable](m map[K]*seqSeries, cmp func(a, b K) int) []seqState[
 func loadSeq[K comparable](seq []seqState[K], refs []refState[K]) map[K]*seqSeries {
 	m := make(map[K]*seqSeries, len(seq)+len(refs))
 	for _, r := range refs {
-		s := newSeqSeries(0)
+		s := newSeqSeries()
 		s.Ref = keptRef(r.Sketch)
-		s.Calls = s.Ref.Count()
+		s.Calls = float32(s.Ref.Count())
 		m[r.Key] = s
 	}
 	for _, q := range seq {

@@ -149,10 +149,10 @@ func bytesPerEdge(n int) float64 {
 		for range 200 {
 			w.Add(10 * math.Exp(0.8*r.NormFloat64()))
 		}
-		s := newSeqSeries(0)
+		s := newSeqSeries()
 		refs[i] = s
 		for j := range 20 {
-			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, "p50")
+			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, 0, "p50")
 		}
 	}
 	runtime.GC()

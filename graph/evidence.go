@@ -114,9 +114,8 @@ const (
 // seqSeries is the sequential check's state for one series.
 type seqSeries struct {
 	Ref    *sketch.Latency // calls of normal windows
-	Calls  float64         // decayed calls of normal windows
-	Errors float64         // decayed errors among them
-	First  int64           // unix ns from which the warm-up counts
+	Calls  float32         // decayed calls of normal windows
+	Errors float32         // decayed errors among them
 	Called int64           // unix ns of the end of the last window with calls
 	Lat    evidence.CUSUM
 	Err    evidence.CUSUM
@@ -134,20 +133,20 @@ type seqSeries struct {
 
 // seqProfile describes an episode by the shares of its calls that were
 // slow, very slow and failed.
-type seqProfile struct{ Slow, Far, Failed float64 }
+type seqProfile struct{ Slow, Far, Failed float32 }
 
 func (p seqProfile) near(q seqProfile) bool {
-	return math.Abs(p.Slow-q.Slow) <= seqRecurTolerance && math.Abs(p.Far-q.Far) <= seqRecurTolerance &&
-		math.Abs(p.Failed-q.Failed) <= seqRecurTolerance
+	near := func(a, b float32) bool { return math.Abs(float64(a-b)) <= seqRecurTolerance }
+	return near(p.Slow, q.Slow) && near(p.Far, q.Far) && near(p.Failed, q.Failed)
 }
 
-func newSeqSeries(at int64) *seqSeries {
-	return &seqSeries{Ref: sketch.NewCompact(exceedAccuracy), First: at}
+func newSeqSeries() *seqSeries {
+	return &seqSeries{Ref: sketch.NewCompact(exceedAccuracy)}
 }
 
 // errorRate is the learned reference error rate.
 func (s *seqSeries) errorRate() float64 {
-	return max(errFloor, (s.Errors+1)/(s.Calls+errPriorCalls))
+	return max(errFloor, float64(s.Errors+1)/float64(s.Calls+errPriorCalls))
 }
 
 // beyond is the latency a call must exceed to count as beyond the
@@ -172,12 +171,12 @@ type seqWindow struct {
 // end; it returns a score when the series is in a reported episode.
 // feature names the latency ("p50" for calls, "self time" for
 // operations).
-func (s *seqSeries) observe(w seqWindow, start, end int64, feature string) (baseline.Score, bool) {
+func (s *seqSeries) observe(w seqWindow, start, end, first int64, feature string) (baseline.Score, bool) {
 	if w.calls <= 0 {
 		return baseline.Score{}, false
 	}
 	s.Called = end
-	armed := end-s.First >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
+	armed := end-first >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
 	slow, far := 0.0, 0.0
 	if s.Ref.Count() >= SeqMinHistory {
 		tExt := ExtremeFactor * s.Ref.Quantile(0.99)
@@ -271,9 +270,9 @@ func (s *seqSeries) reported() bool { return s.Alarm && !s.Silent }
 
 // learn adds normal calls to the reference.
 func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
-	decay := 1 - 1.0/seqHorizon
-	s.Calls = s.Calls*decay + calls
-	s.Errors = s.Errors*decay + errors
+	const decay = 1 - 1.0/seqHorizon
+	s.Calls = s.Calls*decay + float32(calls)
+	s.Errors = s.Errors*decay + float32(errors)
 	s.Ref.Merge(lat)
 }
 
@@ -319,7 +318,7 @@ func (s *seqSeries) score(feature string, end int64, threshold float64) baseline
 		add(fs, &c)
 	}
 	if s.Err.S > 0 {
-		fs := baseline.FeatureScore{Name: "error ratio", Current: round(100 * s.Err.Hits / max(1, s.Err.Calls)), Expected: round(100 * s.errorRate())}
+		fs := baseline.FeatureScore{Name: "error ratio", Current: round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: round(100 * s.errorRate())}
 		add(fs, &s.Err)
 	}
 	sc.P = 0.5 * math.Erfc(sc.Value/math.Sqrt2)

@@ -65,11 +65,11 @@ type CUSUM struct {
 	// calls, and the calls in the categories that point to the
 	// alternative (slow or failed).
 	Windows int32
-	Calls   float64
-	Hits    float64
+	Calls   float32
+	Hits    float32
 	// Far counts, of the hits, those in the most extreme category (beyond
 	// the usual p99), when the test has one.
-	Far float64
+	Far float32
 }
 
 // Step adds one window's log-likelihood ratio and its counts, starting at
@@ -88,9 +88,9 @@ func (c *CUSUM) Step(llr float64, at int64, calls, hits, far float64) bool {
 		return false
 	}
 	c.Windows++
-	c.Calls += calls
-	c.Hits += hits
-	c.Far += far
+	c.Calls += float32(calls)
+	c.Hits += float32(hits)
+	c.Far += float32(far)
 	return true
 }
 
