@@ -331,7 +331,9 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
 		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", bs.first)
-		if !w.ClientOps[k] { // a client call's duration is its edge's latency
+		// A client call's duration is its edge's latency, and a leaf
+		// operation's is its self time: only the others' is tested.
+		if _, known := bs.seqOpDur[k]; known || !w.ClientOps[k] && raw.SelfTime.Sum() < raw.Duration.Sum() {
 			dur, durOK := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, "p50", bs.first)
 			seq, ok = merge(seq, ok, dur, durOK)
 		}

@@ -104,8 +104,9 @@ const (
 	errAbs        = 0.05
 )
 
-// Minimum effect of a slow call: beyond the usual quantile by 20% and
-// 2 ms, as for the regime baselines' latency features.
+// Minimum effect of a slow call: beyond the usual quantile by 20% (as for
+// the regime baselines' latency features) and half a millisecond (less is
+// scheduling noise; a sub-millisecond service that triples is still seen).
 const (
 	seqMinRel = 0.2
 	seqMinAbs = 0.5
@@ -133,10 +134,14 @@ type seqSeries struct {
 
 // seqProfile describes an episode by the shares of its calls that were
 // slow, very slow and failed.
-type seqProfile struct{ Slow, Far, Failed float32 }
+// Each share is held in hundredths: it is compared with a tolerance of
+// a quarter.
+type seqProfile struct{ Slow, Far, Failed uint8 }
+
+func share(part, whole float32) uint8 { return uint8(math.Round(float64(100 * part / whole))) }
 
 func (p seqProfile) near(q seqProfile) bool {
-	near := func(a, b float32) bool { return math.Abs(float64(a-b)) <= seqRecurTolerance }
+	near := func(a, b uint8) bool { return math.Abs(float64(a)-float64(b)) <= 100*seqRecurTolerance }
 	return near(p.Slow, q.Slow) && near(p.Far, q.Far) && near(p.Failed, q.Failed)
 }
 
@@ -280,10 +285,10 @@ func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
 func (s *seqSeries) profile() seqProfile {
 	var p seqProfile
 	if s.Lat.Calls > 0 {
-		p.Slow, p.Far = s.Lat.Hits/s.Lat.Calls, s.Lat.Far/s.Lat.Calls
+		p.Slow, p.Far = share(s.Lat.Hits, s.Lat.Calls), share(s.Lat.Far, s.Lat.Calls)
 	}
 	if s.Err.Calls > 0 {
-		p.Failed = s.Err.Hits / s.Err.Calls
+		p.Failed = share(s.Err.Hits, s.Err.Calls)
 	}
 	return p
 }
