@@ -4,7 +4,14 @@
 // incident. Each scenario runs the detector's pipeline in-process on
 // simulated traffic: decode, join, baselines, incidents, ranking.
 //
-//	go run ./cmd/simeval [-history 20m] [-after 5m] [-rate 50]
+// It prints a table by fault type and ends with one summary line in the
+// format of ../shared/eval/score.py:
+//
+//	AC@1=1.00 AC@3=1.00 Avg@5=1.00 detected=13/13 median_delay_s=10 false_per_hour=0.00
+//
+// over the fault scenarios (false incidents over all scenarios).
+//
+//	go run ./cmd/simeval [-history 20m] [-after 5m] [-rate 50] [-v] [-summary FILE]
 package main
 
 import (
@@ -68,6 +75,7 @@ func main() {
 	after := flag.Duration("after", 5*time.Minute, "how long the fault lasts (and the run after it)")
 	rate := flag.Float64("rate", 50, "user requests per second")
 	verbose := flag.Bool("v", false, "show the top suspects of each scenario")
+	summary := flag.String("summary", "", "also write \"LABEL<TAB>SUMMARY LINE\" to this file")
 	flag.Parse()
 
 	var results []result
@@ -86,6 +94,15 @@ func main() {
 		results = append(results, r)
 	}
 	report(results)
+	label := fmt.Sprintf("own simulator suite (cmd/simeval, %d scenarios)", len(results))
+	line := summaryLine(results)
+	fmt.Printf("\n%-49s %s\n", label+":", line)
+	if *summary != "" {
+		if err := os.WriteFile(*summary, []byte(label+"\t"+line+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "simeval:", err)
+			os.Exit(1)
+		}
+	}
 }
 
 func run(sc scenario, history, after time.Duration, rate float64) (result, error) {
@@ -188,6 +205,61 @@ func report(rs []result) {
 	line("all faults", faults)
 }
 
+// summaryLine is the last line of ../shared/eval/score.py over rs: AC@1,
+// AC@3 and Avg@5 (the mean of AC@1..AC@5) over the fault scenarios, how many
+// of them raised an incident, the median delay of those, and false incidents
+// per hour over all scenarios.
+func summaryLine(rs []result) string {
+	var faults int
+	var atK [5]int
+	var delays []float64
+	var falses, hours float64
+	for _, r := range rs {
+		falses += float64(r.falseIncs)
+		hours += r.hours
+		if r.s.kind == "no_fault" {
+			continue
+		}
+		faults++
+		for k := range atK {
+			if r.rank > 0 && r.rank <= k+1 {
+				atK[k]++
+			}
+		}
+		if r.detected {
+			delays = append(delays, r.delay.Seconds())
+		}
+	}
+	ac := func(k int) float64 {
+		if faults == 0 {
+			return 0
+		}
+		return float64(atK[k-1]) / float64(faults)
+	}
+	avg5 := (ac(1) + ac(2) + ac(3) + ac(4) + ac(5)) / 5
+	med := "n/a"
+	if len(delays) > 0 {
+		med = fmt.Sprintf("%.0f", median(delays))
+	}
+	fph := 0.0
+	if hours > 0 {
+		fph = falses / hours
+	}
+	return fmt.Sprintf("AC@1=%.2f AC@3=%.2f Avg@5=%.2f detected=%d/%d median_delay_s=%s false_per_hour=%.2f",
+		ac(1), ac(3), avg5, len(delays), faults, med, fph)
+}
+
+// median is the middle value of xs, or the mean of the two middle ones, as
+// Python's statistics.median. It sorts xs.
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
 func line(title string, rs []result) {
 	n := float64(len(rs))
 	ac := func(k int) float64 {
@@ -214,8 +286,7 @@ func line(title string, rs []result) {
 	}
 	med := "-"
 	if len(delays) > 0 {
-		sort.Float64s(delays)
-		med = fmt.Sprintf("%.0f", delays[len(delays)/2])
+		med = fmt.Sprintf("%.0f", median(delays))
 	}
 	if title == "no_fault" {
 		fmt.Printf("| %s | %d | - | - | - | - | - | %.2f |\n", title, len(rs), falses/hours)
