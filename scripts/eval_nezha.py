@@ -17,7 +17,7 @@ cpu_consumed, network_delay), then all cases.
 usage: eval_nezha.py --detector bin/detector --dataset ../shared/datasets/nezha-ob [--cache DIR] [--repeat 10]
            [--out-dir DIR] [--summary FILE] [--latency-summary FILE]
 """
-import argparse, gzip, json, os, statistics, subprocess, sys
+import argparse, gzip, json, os, statistics, subprocess, sys, time
 from collections import defaultdict
 from datetime import datetime
 
@@ -57,6 +57,7 @@ def main():
     os.makedirs(a.cache, exist_ok=True)
     os.makedirs(a.out_dir, exist_ok=True)
     rows = []
+    began = time.monotonic()
     for i, c in enumerate(labels):
         name, truth = c["case"], c["fault"]["targets"][0]["service"]
         ftype = c["fault"]["type"]
@@ -95,6 +96,7 @@ def main():
                          delay=delay, false_incidents=len(before),
                          normal_hours=(data_start - normal_start) / 3600, top=top))
         print(f"[{i + 1}/{len(labels)}] {name}: truth {truth}, rank {rank}, top {top[:3]}", file=sys.stderr)
+    print(f"eval_nezha: {len(rows)} cases in {time.monotonic() - began:.0f}s", file=sys.stderr)
 
     def report(title, rs):
         n = len(rs)
@@ -129,7 +131,7 @@ def main():
     print()
     for label, rs, path in ((lat_label, latency, a.latency_summary), (all_label, rows, a.summary)):
         line = summary_line(rs)
-        print(f"{label + ':':<46} {line}")
+        print(f"{label + ':':<49} {line}")
         if path:
             with open(path, "w") as fh:
                 fh.write(f"{label}\t{line}\n")

@@ -95,6 +95,7 @@ func main() {
 	summary := flag.String("summary", "", "also write \"LABEL<TAB>SUMMARY LINE\" to this file")
 	flag.Parse()
 
+	began := time.Now()
 	var results []result
 	for _, sc := range scenarios {
 		r, err := run(sc, *history, *after, *rate)
@@ -110,6 +111,7 @@ func main() {
 		}
 		results = append(results, r)
 	}
+	fmt.Fprintf(os.Stderr, "simeval: %d scenarios in %.0fs\n", len(results), time.Since(began).Seconds())
 	report(results)
 	label := fmt.Sprintf("own simulator suite (cmd/simeval, %d scenarios)", len(results))
 	line := summaryLine(results)
