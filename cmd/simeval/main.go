@@ -1,10 +1,19 @@
 // Command simeval measures root-cause accuracy on the simulator's scenario
 // suite: every fault kind on several targets, and fault-free scenarios
 // (traffic surge, batch job, a small deploy change) that must raise no
-// incident. Each scenario runs the detector's pipeline in-process on
-// simulated traffic: decode, join, baselines, incidents, ranking.
+// incident; and sparse scenarios, the shop at sparseRate requests per
+// second, where quiet edges carry about 0.1 calls/s. Each scenario runs the
+// detector's pipeline in-process on simulated traffic: decode, join,
+// baselines, incidents, ranking.
 //
-//	go run ./cmd/simeval [-history 20m] [-after 5m] [-rate 50]
+// It prints a table by fault type and ends with one summary line in the
+// format of ../shared/eval/score.py:
+//
+//	AC@1=1.00 AC@3=1.00 Avg@5=1.00 detected=13/13 median_delay_s=10 false_per_hour=0.00
+//
+// over the fault scenarios (false incidents over all scenarios).
+//
+//	go run ./cmd/simeval [-history 20m] [-after 5m] [-rate 50] [-v] [-summary FILE]
 package main
 
 import (
@@ -24,12 +33,21 @@ import (
 
 // scenario is one run: a fault and the service to blame, or none.
 type scenario struct {
-	name  string
-	fault string // sim fault syntax without @start/duration; "" for none
-	truth string // the node to blame; "" for a fault-free scenario
-	kind  string
-	setup func(*sim.Config)
+	name   string
+	fault  string // sim fault syntax without @start/duration; "" for none
+	truth  string // the node to blame; "" for a fault-free scenario
+	kind   string
+	sparse bool // run at sparseRate instead of -rate
+	setup  func(*sim.Config)
 }
+
+// sparseRate is the request rate of the sparse scenarios. One request in 19
+// of the simulator's mix is a checkout, which calls paymentservice, shipping
+// (ShipOrder), email and the orders queue once: at 1.8 requests/s
+// frontend->checkoutservice, checkoutservice->paymentservice and
+// checkoutservice->emailservice carry about 0.1 calls/s (0.05 to 0.15 over
+// the compressed day), and a 10-second window of them holds one call or none.
+const sparseRate = 1.8
 
 var scenarios = []scenario{
 	{name: "latency paymentservice +150ms", fault: "latency:paymentservice:+150ms", truth: "paymentservice", kind: "latency"},
@@ -50,6 +68,12 @@ var scenarios = []scenario{
 		c.Batch = &sim.BatchJob{Every: 30 * time.Minute, Duration: 3 * time.Minute, Offset: 5 * time.Minute, Rate: 10, Slowdown: 0.4}
 	}},
 	{name: "no fault: small deploy change (+1ms adservice)", fault: "latency:adservice:+1ms", kind: "no_fault"},
+	{name: "sparse latency paymentservice +150ms", fault: "latency:paymentservice:+150ms", truth: "paymentservice", kind: "latency", sparse: true},
+	{name: "sparse network_delay checkoutservice>paymentservice +50ms", fault: "network_delay:checkoutservice>paymentservice:+50ms", truth: "paymentservice", kind: "network_delay", sparse: true},
+	{name: "sparse errors paymentservice 30%", fault: "errors:paymentservice:30%", truth: "paymentservice", kind: "errors", sparse: true},
+	{name: "sparse latency emailservice +50ms", fault: "latency:emailservice:+50ms", truth: "emailservice", kind: "latency", sparse: true},
+	{name: "sparse dead_instance paymentservice", fault: "dead_instance:paymentservice", truth: "paymentservice", kind: "dead_instance", sparse: true},
+	{name: "sparse no fault", kind: "no_fault", sparse: true},
 }
 
 type result struct {
@@ -68,8 +92,10 @@ func main() {
 	after := flag.Duration("after", 5*time.Minute, "how long the fault lasts (and the run after it)")
 	rate := flag.Float64("rate", 50, "user requests per second")
 	verbose := flag.Bool("v", false, "show the top suspects of each scenario")
+	summary := flag.String("summary", "", "also write \"LABEL<TAB>SUMMARY LINE\" to this file")
 	flag.Parse()
 
+	began := time.Now()
 	var results []result
 	for _, sc := range scenarios {
 		r, err := run(sc, *history, *after, *rate)
@@ -77,7 +103,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "simeval:", sc.name+":", err)
 			os.Exit(1)
 		}
-		fmt.Fprintf(os.Stderr, "%-52s rank %d detected %v delay %v false %d top %v\n", sc.name, r.rank, r.detected, r.delay, r.falseIncs, r.top)
+		fmt.Fprintf(os.Stderr, "%-58s rank %d detected %v delay %v false %d top %v\n", sc.name, r.rank, r.detected, r.delay, r.falseIncs, r.top)
 		if *verbose && r.judged != nil {
 			for _, sp := range r.judged.Suspects[:min(3, len(r.judged.Suspects))] {
 				fmt.Fprintf(os.Stderr, "    %s %s %.2f: %s\n", sp.Service, sp.Kind, sp.Score, sp.Summary)
@@ -85,12 +111,25 @@ func main() {
 		}
 		results = append(results, r)
 	}
+	fmt.Fprintf(os.Stderr, "simeval: %d scenarios in %.0fs\n", len(results), time.Since(began).Seconds())
 	report(results)
+	label := fmt.Sprintf("own simulator suite (cmd/simeval, %d scenarios)", len(results))
+	line := summaryLine(results)
+	fmt.Printf("\n%-49s %s\n", label+":", line)
+	if *summary != "" {
+		if err := os.WriteFile(*summary, []byte(label+"\t"+line+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "simeval:", err)
+			os.Exit(1)
+		}
+	}
 }
 
 func run(sc scenario, history, after time.Duration, rate float64) (result, error) {
 	cfg := sim.Default()
 	cfg.Faults, cfg.Rate, cfg.ByTrace = nil, rate, false
+	if sc.sparse {
+		cfg.Rate = sparseRate
+	}
 	if sc.setup != nil {
 		sc.setup(&cfg)
 	}
@@ -178,14 +217,77 @@ func report(rs []result) {
 		by[r.s.kind] = append(by[r.s.kind], r)
 	}
 	sort.Strings(kinds)
-	var faults []result
+	var faults, sparse []result
 	for _, k := range kinds {
 		line(k, by[k])
 		if k != "no_fault" {
 			faults = append(faults, by[k]...)
 		}
 	}
+	for _, r := range faults {
+		if r.s.sparse {
+			sparse = append(sparse, r)
+		}
+	}
+	if len(sparse) > 0 {
+		line(fmt.Sprintf("sparse faults (%g req/s)", sparseRate), sparse)
+	}
 	line("all faults", faults)
+}
+
+// summaryLine is the last line of ../shared/eval/score.py over rs: AC@1,
+// AC@3 and Avg@5 (the mean of AC@1..AC@5) over the fault scenarios, how many
+// of them raised an incident, the median delay of those, and false incidents
+// per hour over all scenarios.
+func summaryLine(rs []result) string {
+	var faults int
+	var atK [5]int
+	var delays []float64
+	var falses, hours float64
+	for _, r := range rs {
+		falses += float64(r.falseIncs)
+		hours += r.hours
+		if r.s.kind == "no_fault" {
+			continue
+		}
+		faults++
+		for k := range atK {
+			if r.rank > 0 && r.rank <= k+1 {
+				atK[k]++
+			}
+		}
+		if r.detected {
+			delays = append(delays, r.delay.Seconds())
+		}
+	}
+	ac := func(k int) float64 {
+		if faults == 0 {
+			return 0
+		}
+		return float64(atK[k-1]) / float64(faults)
+	}
+	avg5 := (ac(1) + ac(2) + ac(3) + ac(4) + ac(5)) / 5
+	med := "n/a"
+	if len(delays) > 0 {
+		med = fmt.Sprintf("%.0f", median(delays))
+	}
+	fph := 0.0
+	if hours > 0 {
+		fph = falses / hours
+	}
+	return fmt.Sprintf("AC@1=%.2f AC@3=%.2f Avg@5=%.2f detected=%d/%d median_delay_s=%s false_per_hour=%.2f",
+		ac(1), ac(3), avg5, len(delays), faults, med, fph)
+}
+
+// median is the middle value of xs, or the mean of the two middle ones, as
+// Python's statistics.median. It sorts xs.
+func median(xs []float64) float64 {
+	sort.Float64s(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
 func line(title string, rs []result) {
@@ -214,8 +316,7 @@ func line(title string, rs []result) {
 	}
 	med := "-"
 	if len(delays) > 0 {
-		sort.Float64s(delays)
-		med = fmt.Sprintf("%.0f", delays[len(delays)/2])
+		med = fmt.Sprintf("%.0f", median(delays))
 	}
 	if title == "no_fault" {
 		fmt.Printf("| %s | %d | - | - | - | - | - | %.2f |\n", title, len(rs), falses/hours)
