@@ -41,8 +41,9 @@ const (
 	// seqRecurAfter is how long after an earlier episode a similar one
 	// counts as its recurrence (a periodic job), not as a new fault.
 	seqRecurAfter = 5 * time.Minute
-	// seqRecurTolerance is how close, as shares of calls, two episodes'
-	// profiles (slow calls, very slow calls, failures) must be to match.
+	// seqRecurTolerance is how close two episodes' profiles must be to
+	// match: medians within this fraction, failed shares within this
+	// share of the calls.
 	seqRecurTolerance = 0.25
 	// seqIdle is how long an episode of a series that stopped being
 	// called is still reported: a quiet edge's episode spans the windows
@@ -132,17 +133,23 @@ type seqSeries struct {
 	Pending *EdgeStats
 }
 
-// seqProfile describes an episode by the shares of its calls that were
-// slow, very slow and failed.
-// Each share is held in hundredths: it is compared with a tolerance of
-// a quarter.
-type seqProfile struct{ Slow, Far, Failed uint8 }
+// seqProfile describes an episode by what its calls looked like, not
+// by how they compared with the reference (which learns in between): the
+// median of its calls (ms, to two significant digits as a float16 would
+// hold it is plenty) and the share that failed, in hundredths.
+type seqProfile struct {
+	Median float32
+	Failed uint8
+}
 
-func share(part, whole float32) uint8 { return uint8(math.Round(float64(100 * part / whole))) }
-
+// near reports whether two episodes look alike: medians within a
+// quarter of each other, failed shares within a quarter of the calls.
 func (p seqProfile) near(q seqProfile) bool {
-	near := func(a, b uint8) bool { return math.Abs(float64(a)-float64(b)) <= 100*seqRecurTolerance }
-	return near(p.Slow, q.Slow) && near(p.Far, q.Far) && near(p.Failed, q.Failed)
+	if !(p.Median > 0 && q.Median > 0) {
+		return false
+	}
+	return math.Abs(math.Log(float64(p.Median/q.Median))) <= math.Log(1+seqRecurTolerance) &&
+		math.Abs(float64(p.Failed)-float64(q.Failed)) <= 100*seqRecurTolerance
 }
 
 func newSeqSeries() *seqSeries {
@@ -284,11 +291,11 @@ func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
 // profile describes the current run.
 func (s *seqSeries) profile() seqProfile {
 	var p seqProfile
-	if s.Lat.Calls > 0 {
-		p.Slow, p.Far = share(s.Lat.Hits, s.Lat.Calls), share(s.Lat.Far, s.Lat.Calls)
+	if s.Pending != nil {
+		p.Median = float32(s.Pending.Latency.Quantile(0.5))
 	}
 	if s.Err.Calls > 0 {
-		p.Failed = share(s.Err.Hits, s.Err.Calls)
+		p.Failed = uint8(math.Round(float64(100 * s.Err.Hits / s.Err.Calls)))
 	}
 	return p
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"math"
 	"testing"
 
 	"github.com/causeway/causeway/model/baseline"
@@ -83,4 +84,40 @@ func suspectNames(s []Suspect) []string {
 		out = append(out, x.Service+"/"+string(x.Kind))
 	}
 	return out
+}
+
+// TestNetworkSuspectNamesTheEdge: a slower network on one caller's calls
+// names that edge (caller and callee); on several callers' calls, the
+// callee's network alone.
+func TestNetworkSuspectNamesTheEdge(t *testing.T) {
+	one := Rank([]Observation{
+		edgeObs("checkoutservice", "paymentservice", "Charge", NodeService, fs("client-server gap", 60, 1, 30)),
+	}, nil)
+	if len(one) == 0 || one[0].Kind != SuspectNetwork || one[0].Caller != "checkoutservice" || one[0].Callee != "paymentservice" {
+		t.Fatalf("one caller: %+v, want the edge checkoutservice -> paymentservice", one)
+	}
+	many := Rank([]Observation{
+		edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 40, 1, 30)),
+		edgeObs("checkoutservice", "cartservice", "GetCart", NodeService, fs("client-server gap", 41, 1, 30)),
+	}, nil)
+	if len(many) == 0 || many[0].Service != "cartservice" || many[0].Caller != "" || many[0].Callee != "" {
+		t.Fatalf("several callers: %+v, want cartservice's network, no edge", many)
+	}
+}
+
+// TestSupportingEvidenceWeighsLess: a quiet series half way to
+// significance names a suspect nothing else points at, but does not
+// outweigh significant evidence of the same size.
+func TestSupportingEvidenceWeighsLess(t *testing.T) {
+	support := opObs("emailservice", "Send", fs("self time", 200, 10, math.Sqrt(2*SeqThreshold*0.6)))
+	support.Score.Supporting, support.Score.Active = true, false
+	support.Score.Value = math.Sqrt(2 * SeqThreshold * 0.6)
+	alone := Rank([]Observation{support}, nil)
+	if len(alone) == 0 || alone[0].Service != "emailservice" {
+		t.Fatalf("alone: %+v", alone)
+	}
+	both := Rank([]Observation{support, opObs("paymentservice", "Charge", fs("self time", 200, 10, 20))}, nil)
+	if both[0].Service != "paymentservice" {
+		t.Fatalf("with significant evidence: %+v, want paymentservice first", both)
+	}
 }

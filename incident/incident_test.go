@@ -2,6 +2,7 @@ package incident
 
 import (
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -150,5 +151,28 @@ func TestSeverityAndMerge(t *testing.T) {
 	}
 	if ch[1].Incident.Severity != Critical {
 		t.Errorf("merged incident severity %q, want critical from the folded anomalies", ch[1].Incident.Severity)
+	}
+}
+
+// TestSupportingEvidence: a series half way to significance joins the
+// incident of a service it calls or is called by, and opens none alone.
+func TestSupportingEvidence(t *testing.T) {
+	m, err := NewManager(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	support := opFinding("emailservice", self(300, 8))
+	support.Score.Active, support.Score.Supporting = false, true
+	if ch, _ := m.Observe(window(0), []graph.Finding{support}); len(ch) != 0 {
+		t.Fatalf("supporting evidence alone: %+v, want nothing", ch)
+	}
+	w := window(1)
+	w.Edges[graph.EdgeKey{Source: "checkoutservice", Target: "emailservice", Operation: "Send"}] = &graph.EdgeStats{Requests: 1}
+	ch, _ := m.Observe(w, []graph.Finding{opFinding("checkoutservice", self(90, 30)), support})
+	if len(ch) != 1 || ch[0].Kind != "opened" {
+		t.Fatalf("changes %+v, want one incident opened", ch)
+	}
+	if !slices.Contains(ch[0].Incident.Services, "emailservice") || len(ch[0].Incident.Anomalies) != 2 {
+		t.Fatalf("incident %+v: want emailservice's evidence in it", ch[0].Incident)
 	}
 }

@@ -1,0 +1,239 @@
+package graph
+
+import (
+	"bufio"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/model/sketch"
+)
+
+// seqCase is one line of testdata/sequential.txt.
+type seqCase struct {
+	name                string
+	rate, calls, factor float64
+	errors              float64
+	over                time.Duration
+	alarm               bool
+	within              time.Duration
+}
+
+func readSeqCases(t *testing.T, path string) []seqCase {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []seqCase
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		fs := strings.Fields(line)
+		if len(fs) == 0 {
+			continue
+		}
+		if len(fs) != 7 {
+			t.Fatalf("%s:%d: %d fields, want 7", path, n, len(fs))
+		}
+		num := func(s string) float64 {
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+			return v
+		}
+		over, err := time.ParseDuration(fs[3])
+		if err != nil {
+			t.Fatalf("%s:%d: %v", path, n, err)
+		}
+		c := seqCase{name: fs[0], rate: num(fs[1]), calls: num(fs[2]), over: over, factor: num(fs[4]), errors: num(fs[5])}
+		switch exp, within, _ := strings.Cut(fs[6], ":"); exp {
+		case "quiet":
+		case "alarm":
+			c.alarm = true
+			if c.within, err = time.ParseDuration(within); err != nil {
+				t.Fatalf("%s:%d: %v", path, n, err)
+			}
+		default:
+			t.Fatalf("%s:%d: expect %q, want quiet or alarm:DURATION", path, n, fs[6])
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// seqRun feeds one series windows of 10 s: normal calls at c.rate for
+// 20 minutes, the fault's calls (and no others) spread evenly over
+// c.over, then 5 normal minutes. It returns when the first reported episode began (from the
+// fault's start), or -1.
+func seqRun(c seqCase, seed uint64) time.Duration {
+	const window = 10 * time.Second
+	r := rand.New(rand.NewPCG(seed, 7))
+	s := newSeqSeries()
+	call := func(w *seqWindow, factor, errShare float64) {
+		w.calls++
+		v := 10 * math.Exp(0.3*r.NormFloat64()) * factor
+		if r.Float64() < 0.01 { // a heavy tail: pauses, retries
+			v *= 1 / (1 - r.Float64()*0.9)
+		}
+		w.lat.Add(v)
+		if r.Float64() < errShare {
+			w.errors++
+		}
+	}
+	normalWindow := func() seqWindow {
+		w := seqWindow{lat: sketch.NewLatency()}
+		n := poisson(r, c.rate*window.Seconds())
+		for range n {
+			call(&w, 1, 0.001)
+		}
+		return w
+	}
+	history := int(20 * time.Minute / window)
+	faultWindows := max(1, int((c.over+window-1)/window))
+	total := history + faultWindows + int(5*time.Minute/window)
+	perWindow := c.calls / float64(faultWindows)
+	owed := 0.0
+	for i := range total {
+		w := seqWindow{lat: sketch.NewLatency()}
+		if i < history || i >= history+faultWindows {
+			w = normalWindow()
+		} else {
+			owed += perWindow
+			for ; owed >= 1; owed-- {
+				call(&w, c.factor, c.errors)
+			}
+		}
+		start := int64(i) * int64(window)
+		sc, ok := s.observe(w, start, start+int64(window), 0, "p50")
+		ok = ok && sc.Active // supporting evidence is no alarm
+		if ok && i >= history {
+			return time.Duration(i-history+1) * window
+		} else if ok {
+			return -time.Duration(history-i) * window // before the fault: a false alarm
+		}
+	}
+	return -1
+}
+
+func poisson(r *rand.Rand, mean float64) int {
+	l, k, p := math.Exp(-mean), 0, 1.0
+	if mean > 30 { // normal approximation for busy series
+		return max(0, int(math.Round(mean+math.Sqrt(mean)*r.NormFloat64())))
+	}
+	for {
+		p *= r.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+// TestSequentialScenarios runs testdata/sequential.txt: the check is
+// quiet on one slow call, a blip, a deploy's few percent and background
+// errors, and alarms on sustained slowdowns and error rates at any rate,
+// within the time each line allows. Every case runs on several seeds.
+func TestSequentialScenarios(t *testing.T) {
+	for _, c := range readSeqCases(t, "testdata/sequential.txt") {
+		t.Run(c.name, func(t *testing.T) {
+			for seed := range uint64(5) {
+				got := seqRun(c, seed)
+				switch {
+				case got < -1:
+					t.Errorf("seed %d: alarm %v before the fault", seed, -got)
+				case !c.alarm && got > 0:
+					t.Errorf("seed %d: alarm %v after the fault's start, want none", seed, got)
+				case c.alarm && got < 0:
+					t.Errorf("seed %d: no alarm, want one within %v", seed, c.within)
+				case c.alarm && got > c.within:
+					t.Errorf("seed %d: alarm after %v, want within %v", seed, got, c.within)
+				}
+			}
+		})
+	}
+}
+
+// seqAfter is how many windows an episode may outlast its cause: the
+// statistic falls back from its cap at the drift of normal calls.
+const seqAfter = 6
+
+// TestSequentialRecurringJob: a job that slows a series for a minute
+// every ten is learned on its first run (in the warm-up) and stays quiet
+// on every later one; a fault of another shape on the same series still
+// alarms.
+func TestSequentialRecurringJob(t *testing.T) {
+	const window = int64(10 * time.Second)
+	r := rand.New(rand.NewPCG(3, 4))
+	s := newSeqSeries()
+	for i := range int64(360) { // an hour
+		w := seqWindow{lat: sketch.NewLatency()}
+		job := i%60 >= 30 && i%60 < 36 // minutes 5, 15, 25, ...
+		fault := i >= 290 && i < 320
+		for range 20 {
+			v := 10 * math.Exp(0.3*r.NormFloat64())
+			switch {
+			case fault:
+				v *= 8
+			case job:
+				v *= 2.5
+			}
+			w.calls++
+			w.lat.Add(v)
+		}
+		sc, ok := s.observe(w, i*window, (i+1)*window, 0, "p50")
+		alarm := ok && sc.Active
+		switch {
+		case alarm && !fault && i < 320:
+			t.Fatalf("window %d (job %v): alarm %s", i, job, sc.Explanation)
+		case alarm && i >= 320+seqAfter:
+			t.Fatalf("window %d: alarm a minute after the fault: %s", i, sc.Explanation)
+		case fault && i >= 293 && !alarm:
+			t.Fatalf("window %d: the fault raised no alarm", i)
+		}
+	}
+}
+
+// TestSequentialIdle: an alarmed quiet series is reported in the windows
+// between its calls, and no longer once it has had none for seqIdle.
+func TestSequentialIdle(t *testing.T) {
+	const window = int64(10 * time.Second)
+	s := newSeqSeries()
+	r := rand.New(rand.NewPCG(5, 6))
+	i := int64(0)
+	step := func(factor float64) bool {
+		w := seqWindow{lat: sketch.NewLatency(), calls: 1}
+		w.lat.Add(10 * math.Exp(0.3*r.NormFloat64()) * factor)
+		sc, ok := s.observe(w, i*window, (i+1)*window, 0, "p50")
+		i++
+		return ok && sc.Active
+	}
+	for range 120 {
+		step(1)
+	}
+	alarmed := false
+	for range 12 {
+		alarmed = step(10) || alarmed
+	}
+	if !alarmed {
+		t.Fatal("twelve calls ten times slower raised no alarm")
+	}
+	for n := int64(1); ; n++ {
+		_, ok := s.idle((i+n)*window, "p50")
+		if !ok {
+			if got := time.Duration(n * window); got < seqIdle || got > seqIdle+time.Duration(window) {
+				t.Fatalf("reported for %v without calls, want %v", got, seqIdle)
+			}
+			break
+		}
+	}
+}
