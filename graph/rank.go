@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/causeway/causeway/model/baseline"
 )
@@ -39,6 +40,14 @@ type Evidence struct {
 	Unit     string  `json:"unit"`
 	Spreads  float64 `json:"spreads"`
 	Windows  int     `json:"windows"` // anomalous windows seen
+	// Calls, Hits, Over and HorizonS say what evidence that accumulated
+	// over several windows rests on: Hits of Calls calls over HorizonS
+	// seconds were beyond the usual Over quantile ("p90", "p99"), or
+	// failed when Over is empty. Absent for a judgement of single windows.
+	Calls    int64   `json:"calls,omitempty"`
+	Hits     int64   `json:"hits,omitempty"`
+	Over     string  `json:"over,omitempty"`
+	HorizonS float64 `json:"horizon_s,omitempty"`
 	// Exemplars are trace ids of calls that show it.
 	Exemplars []string `json:"exemplar_trace_ids,omitempty"`
 }
@@ -92,6 +101,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	type cand struct {
 		s        Suspect
 		strength float64
+		best     Evidence // the evidence behind strength: the summary's
 	}
 	cands := map[string]*cand{}
 	get := func(name string, kind SuspectKind, nk NodeKind) *cand {
@@ -106,8 +116,13 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	// weigh records evidence for c with its strength scaled by w.
 	weigh := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
 		z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
-		c.s.Evidence = append(c.s.Evidence, Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
-			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars})
+		ev := Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
+			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
+			Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds()}
+		c.s.Evidence = append(c.s.Evidence, ev)
+		if z > c.strength || c.best.Series == "" {
+			c.best = ev
+		}
 		if z > c.strength {
 			c.strength = z
 			if op != "" {
@@ -315,7 +330,11 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	out := make([]Suspect, 0, len(cands))
 	for _, c := range cands {
 		c.s.Score = round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
-		slices.SortFunc(c.s.Evidence, func(a, b Evidence) int { return cmp.Compare(b.Spreads, a.Spreads) })
+		// The evidence the suspect rests on first, then the rest by
+		// how far each is from normal.
+		slices.SortFunc(c.s.Evidence, func(a, b Evidence) int {
+			return cmp.Or(cmp.Compare(b1(b.same(c.best)), b1(a.same(c.best))), cmp.Compare(b.Spreads, a.Spreads))
+		})
 		if len(c.s.Evidence) > 5 {
 			c.s.Evidence = c.s.Evidence[:5]
 		}
@@ -460,33 +479,67 @@ func walk(restart map[string]float64, calls map[[2]string]bool) map[string]float
 	return p
 }
 
-// summary is the one readable sentence of a suspect.
-func summary(s *Suspect) string {
-	if len(s.Evidence) == 0 {
-		return s.Service
+// b1 is 1 for true, 0 for false.
+func b1(v bool) int {
+	if v {
+		return 1
 	}
-	e := s.Evidence[0]
+	return 0
+}
+
+// same reports whether e and o describe the same series and feature.
+func (e Evidence) same(o Evidence) bool { return e.Series == o.Series && e.Feature == o.Feature }
+
+// what says what an evidence shows: "12 of 14 calls over 2m0s above the
+// usual p99 (self time 412 ms vs 96 ms normally)" when it accumulated
+// over windows, else "self time 412 ms vs 96 ms normally".
+func (e Evidence) what() string {
 	val := func(v float64) string {
 		if e.Unit == "%" {
 			return fmt.Sprintf("%.1f%%", v)
 		}
 		return fmt.Sprintf("%.3g %s", v, e.Unit)
 	}
+	vs := fmt.Sprintf("%s %s vs %s normally", e.Feature, val(e.Current), val(e.Baseline))
+	if e.Calls == 0 {
+		return vs
+	}
+	calls, beyond := "calls", "failed"
+	if e.Calls == 1 {
+		calls = "call"
+	}
+	if e.Over != "" {
+		beyond = "above the usual " + e.Over
+	}
+	return fmt.Sprintf("%d of %d %s over %s %s (%s)", e.Hits, e.Calls, calls, time.Duration(e.HorizonS*float64(time.Second)).Round(time.Second), beyond, vs)
+}
+
+// summary is the one readable sentence of a suspect.
+func summary(s *Suspect) string {
+	if len(s.Evidence) == 0 {
+		return s.Service
+	}
+	e := s.Evidence[0]
 	switch s.Kind {
 	case SuspectLatency:
-		if e.Feature == "client-server gap" {
-			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): they spend %s between client and server vs %s normally (%s)",
-				s.Service, val(e.Current), val(e.Baseline), e.Series)
+		switch e.Feature {
+		case "client-server gap":
+			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.what(), e.Series)
+		case "self time":
+			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.what(), e.Series)
 		}
-		return fmt.Sprintf("%s got slower itself: %s %s %s vs %s normally (%s)", s.Service, s.Operation, e.Feature, val(e.Current), val(e.Baseline), e.Series)
+		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.what(), e.Series)
 	case SuspectErrors:
-		return fmt.Sprintf("errors start in %s: %s error ratio %s vs %s normally, its callees are fine", s.Service, s.Operation, val(e.Current), val(e.Baseline))
+		return fmt.Sprintf("errors start in %s: %s (%s), while its callees are fine", s.Service, e.what(), e.Series)
 	case SuspectNetwork:
-		return fmt.Sprintf("the network at %s: calls spend %s between client and server vs %s normally (%s)", s.Service, val(e.Current), val(e.Baseline), e.Series)
+		if s.Caller != "" {
+			return fmt.Sprintf("the network between %s and %s: %s (%s), while %s itself is not slower", s.Caller, s.Service, e.what(), e.Series, s.Service)
+		}
+		return fmt.Sprintf("the network in front of %s: %s (%s), while %s itself is not slower", s.Service, e.what(), e.Series, s.Service)
 	case SuspectDependency:
-		return fmt.Sprintf("%s %s is slower or failing: %s %s vs %s normally (%s)", s.NodeKind, s.Service, e.Feature, val(e.Current), val(e.Baseline), e.Series)
+		return fmt.Sprintf("%s %s is slower or failing: %s (%s)", s.NodeKind, s.Service, e.what(), e.Series)
 	case SuspectDown:
-		return fmt.Sprintf("%s does not answer: calls to it fail (%s %s vs %s) while its own operations report no errors", s.Service, e.Feature, val(e.Current), val(e.Baseline))
+		return fmt.Sprintf("%s does not answer: calls to it fail (%s, %s) while its own operations report no errors", s.Service, e.what(), e.Series)
 	}
 	return s.Service
 }
