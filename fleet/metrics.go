@@ -11,6 +11,7 @@ type metrics struct {
 	lateParts prometheus.Counter
 	repeated  prometheus.Counter
 	rekeyed   prometheus.Counter
+	acks      prometheus.Counter
 	errors    *prometheus.CounterVec
 }
 
@@ -32,11 +33,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Window summaries dropped as repeats of windows their partition had already closed (a new owner re-reading spans; expected after a hand-over)."}),
 		rekeyed: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekeyed_traces_total",
 			Help: "Trace batches re-keyed by trace id for the partition workers."}),
+		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_deliveries_heard_total",
+			Help: "Alert deliveries read from the leader topic (recorded by any leader, this member included): events no later leader sends again."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "causeway_fleet_errors_total",
 			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.errors)
+		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.acks, m.errors)
 	}
 	return m
 }

@@ -399,9 +399,13 @@ func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error 
 func (n *Node) readAcks(ctx context.Context, caughtUp chan struct{}) error {
 	return n.readAll(ctx, n.cfg.LeaderTopic, caughtUp, func(m kafka.Message) {
 		receiver, id, ok := cut(string(m.Value))
-		if ok && n.opt.OnAcknowledged != nil {
+		if !ok {
+			return
+		}
+		if n.opt.OnAcknowledged != nil {
 			n.opt.OnAcknowledged(receiver, id)
 		}
+		n.m.acks.Inc()
 	})
 }
 

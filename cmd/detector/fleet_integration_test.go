@@ -196,8 +196,13 @@ alerts:
 		return false
 	})
 	if keyed {
+		// The survivor must have read the leader's record of the delivery
+		// (an empty queue alone may just mean it has not raised the event
+		// yet); a leader killed before its record is written is sent again
+		// by the next, by design.
 		poll(t, 30*time.Second, "the survivor hearing of the delivery", func() bool {
-			return scrape(t, survivor.api, `causeway_alert_queue_depth{receiver="hook"}`) == 0
+			return scrape(t, survivor.api, "causeway_fleet_deliveries_heard_total") >= 1 &&
+				scrape(t, survivor.api, `causeway_alert_queue_depth{receiver="hook"}`) == 0
 		})
 		if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
