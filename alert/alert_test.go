@@ -31,7 +31,9 @@ func inc(id string, rev int, state incident.State, top string, at time.Time) inc
 		Suspects: []graph.Suspect{{Service: top, Operation: "Charge", Kind: graph.SuspectLatency, Score: 0.8,
 			Summary: top + " got slower itself: Charge self time 210 ms vs 8 ms normally",
 			Evidence: []graph.Evidence{{Series: "op " + top + "/Charge", Feature: "self time", Current: 210, Baseline: 8, Unit: "ms",
-				Spreads: 31, Windows: 3, Exemplars: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}}}},
+				Spreads: 31, Windows: 3, Exemplars: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}},
+				{Series: "edge checkoutservice->" + top + ":Charge", Feature: "p50", Current: 240, Baseline: 30, Unit: "ms",
+					Spreads: 9, Windows: 1, Calls: 6, Hits: 5, Over: "p99", HorizonS: 120}}},
 			{Service: "checkoutservice", Kind: graph.SuspectLatency, Score: 0.2, Summary: "checkoutservice is slow"}}}
 	if state == incident.Resolved {
 		r := at
@@ -152,7 +154,8 @@ func TestEveryReceiverKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	if ev.Version != "1" || ev.ID != "inc-1/r1" || ev.Kind != Opened || ev.IncidentID != "inc-1" || ev.TopSuspect() != "paymentservice" ||
-		len(ev.Suspects[0].Evidence) != 1 || !strings.Contains(ev.Suspects[0].Evidence[0], "210.0 ms against a baseline of 8.0 ms") ||
+		len(ev.Suspects[0].Evidence) != 2 || ev.Suspects[0].Evidence[0] != "op paymentservice/Charge: self time 210 ms vs 8 ms normally, 31.0 spreads over 3 windows" ||
+		ev.Suspects[0].Evidence[1] != "edge checkoutservice->paymentservice:Charge: 5 of 6 calls over 2m0s above the usual p99 (p50 240 ms vs 30 ms normally), 9.0 spreads over 1 window" ||
 		ev.Links.Suspects != "http://causeway:8080/api/v1/incidents/inc-1/suspects" || ev.Links.Grafana != "http://grafana:3000/d/causeway?var-incident=inc-1" {
 		t.Errorf("webhook event %+v", ev)
 	}

@@ -176,9 +176,18 @@ func title(e *Event) string {
 	return b.String()
 }
 
+// evidenceSentence is one evidence as on-call reads it: "op
+// paymentservice/Charge: 5 of 6 calls over 2m0s above the usual p99 (self
+// time 212 ms vs 8.1 ms normally), 31.0 spreads over 3 windows".
 func evidenceSentence(ev graph.Evidence) string {
-	return fmt.Sprintf("%s %s is %s against a baseline of %s (%.1f spreads, %d windows)",
-		ev.Series, ev.Feature, quantity(ev.Current, ev.Unit), quantity(ev.Baseline, ev.Unit), ev.Spreads, ev.Windows)
+	return fmt.Sprintf("%s: %s, %.1f spreads over %d %s", ev.Series, ev.Describe(), ev.Spreads, ev.Windows, plural(ev.Windows, "window"))
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return what
+	}
+	return what + "s"
 }
 
 func quantity(v float64, unit string) string {

@@ -2,9 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/causeway/causeway/graph"
 )
 
 // TestOpenAPIMatchesHandlers: the document lists exactly the endpoints the
@@ -86,6 +89,34 @@ func TestOpenAPISecurity(t *testing.T) {
 			}
 			if _, ok := op.Responses["401"]; ok == open {
 				t.Errorf("%s %s: 401 documented %v, want %v", method, path, ok, !open)
+			}
+		}
+	}
+}
+
+// TestOpenAPISchemasMatchTypes: the suspect and evidence schemas document
+// every field the API writes for them.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]any{"Evidence": graph.Evidence{}, "Suspect": graph.Suspect{}} {
+		typ := reflect.TypeOf(v)
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || tag == "-" || tag == "" {
+				continue
+			}
+			if _, ok := doc.Components.Schemas[name].Properties[tag]; !ok {
+				t.Errorf("schema %s does not document %q (%s.%s)", name, tag, typ.Name(), f.Name)
 			}
 		}
 	}

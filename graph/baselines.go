@@ -48,38 +48,6 @@ type sparse[S any] struct {
 	windows int
 }
 
-// tail raises a tail quantile's minimum relative effect: a few slow calls
-// move it, so it must move more to count.
-func tail(f baseline.Feature, minRel float64) baseline.Feature {
-	f.MinRel = minRel
-	return f
-}
-
-func latencyFeatures() []baseline.Feature {
-	lat := func(name string, spread float64) baseline.Feature {
-		return baseline.Feature{Name: name, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2, Tail: name != "p50"}
-	}
-	return []baseline.Feature{
-		lat("p50", 0.04), tail(lat("p90", 0.05), 0.3), tail(lat("p99", 0.08), 0.5),
-		{Name: "error ratio", Unit: "%", Percent: true, MinSpread: 0.01, MinAbs: 3, MinRel: 0.5, MinEvents: 3},
-		{Name: "rate", Unit: "/s", Scale: baseline.Log, Direction: baseline.Context, MinSpread: 0.05},
-	}
-}
-
-// EdgeFeatures are the features of an edge's windows: latency quantiles as
-// the caller saw them, error ratio, request rate (context) and the
-// client-minus-server gap.
-func EdgeFeatures() []baseline.Feature {
-	return append(latencyFeatures(), baseline.Feature{Name: "client-server gap", Unit: "ms", MinSpread: 0.3, MinAbs: 2, MinRel: 0.5})
-}
-
-// OpFeatures are the features of an operation's windows: duration
-// quantiles, error ratio, rate (context) and median self time (the median,
-// as one slow call moves a mean of a few).
-func OpFeatures() []baseline.Feature {
-	return append(latencyFeatures(), baseline.Feature{Name: "self time", Unit: "ms", Scale: baseline.Log, MinSpread: 0.05, MinAbs: 2, MinRel: 0.2})
-}
-
 func logMS(v float64) float64 {
 	if math.IsNaN(v) {
 		return v
@@ -192,7 +160,7 @@ const exceedAccuracy = 0.05
 
 // sequential runs the sequential check of series k on its calls of
 // window w; a score is returned when it is in a reported episode.
-func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature string, first int64) (baseline.Score, bool) {
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature baseline.Kind, first int64) (baseline.Score, bool) {
 	s, ok := all[k]
 	if !ok {
 		s = newSeqSeries()
@@ -244,7 +212,7 @@ func pick(regime *baseline.Score, seq baseline.Score, seqOK bool) (baseline.Scor
 
 // idleSequential reports, for a window w, the series in a reported
 // episode that had no calls in it (absent from seen).
-func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *Window, feature string, cmp func(a, b K) int, found func(K, baseline.Score)) {
+func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *Window, feature baseline.Kind, cmp func(a, b K) int, found func(K, baseline.Score)) {
 	for _, k := range sortedKeys(alarmed, cmp) {
 		if _, ok := seen[k]; ok {
 			continue
@@ -316,7 +284,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, "p50", bs.first)
+		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, KindP50, bs.first)
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Edge: &k, Score: sc})
 		}
@@ -330,23 +298,23 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, "self time", bs.first)
+		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, KindSelfTime, bs.first)
 		// A client call's duration is its edge's latency, and a leaf
 		// operation's is its self time: only the others' is tested.
 		if _, known := bs.seqOpDur[k]; known || !w.ClientOps[k] && raw.SelfTime.Sum() < raw.Duration.Sum() {
-			dur, durOK := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, "p50", bs.first)
+			dur, durOK := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, KindP50, bs.first)
 			seq, ok = merge(seq, ok, dur, durOK)
 		}
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Op: &k, Score: sc})
 		}
 	}
-	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, "p50", compareEdge, func(k EdgeKey, sc baseline.Score) {
+	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, KindP50, compareEdge, func(k EdgeKey, sc baseline.Score) {
 		out = append(out, Finding{Edge: &k, Score: sc})
 	})
 	idle := map[OpKey]baseline.Score{}
-	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, "self time", compareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
-	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, "p50", compareOp, func(k OpKey, sc baseline.Score) {
+	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, KindSelfTime, compareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
+	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, KindP50, compareOp, func(k OpKey, sc baseline.Score) {
 		idle[k], _ = merge(idle[k], len(idle[k].Features) > 0, sc, true)
 	})
 	for _, k := range sortedKeys(idle, compareOp) {

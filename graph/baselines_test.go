@@ -152,7 +152,7 @@ func bytesPerEdge(n int) float64 {
 		s := newSeqSeries()
 		refs[i] = s
 		for j := range 20 {
-			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, 0, "p50")
+			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, 0, KindP50)
 		}
 	}
 	runtime.GC()

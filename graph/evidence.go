@@ -181,9 +181,9 @@ type seqWindow struct {
 
 // observe runs the check on one window starting at start and ending at
 // end; it returns a score when the series is in a reported episode.
-// feature names the latency ("p50" for calls, "self time" for
-// operations).
-func (s *seqSeries) observe(w seqWindow, start, end, first int64, feature string) (baseline.Score, bool) {
+// feature is the kind of latency (KindP50 for calls and spans' durations,
+// KindSelfTime for operations' own time).
+func (s *seqSeries) observe(w seqWindow, start, end, first int64, feature baseline.Kind) (baseline.Score, bool) {
 	if w.calls <= 0 {
 		return baseline.Score{}, false
 	}
@@ -257,7 +257,7 @@ func (s *seqSeries) observe(w seqWindow, start, end, first int64, feature string
 
 // idle is observe for a window without calls: an episode under way is
 // still reported, until the series has had no calls for seqIdle.
-func (s *seqSeries) idle(end int64, feature string) (baseline.Score, bool) {
+func (s *seqSeries) idle(end int64, feature baseline.Kind) (baseline.Score, bool) {
 	if !s.Alarm || s.Silent {
 		return baseline.Score{}, false
 	}
@@ -302,7 +302,7 @@ func (s *seqSeries) profile() seqProfile {
 
 // score is the verdict of a series in a reported episode: one feature
 // per test that crossed, with how many calls over how long it rests on.
-func (s *seqSeries) score(feature string, end int64, threshold float64) baseline.Score {
+func (s *seqSeries) score(feature baseline.Kind, end int64, threshold float64) baseline.Score {
 	sc := baseline.Score{Anomalous: true, Active: true}
 	add := func(fs baseline.FeatureScore, c *evidence.CUSUM) {
 		fs.Z = math.Sqrt(2 * c.S)
@@ -324,18 +324,18 @@ func (s *seqSeries) score(feature string, end int64, threshold float64) baseline
 		if s.Lat.Far*2 >= s.Lat.Hits { // most slow calls are beyond the p99
 			over, hits = "p99", s.Lat.Far
 		}
-		fs := baseline.FeatureScore{Name: feature, Current: round(cur), Expected: round(s.Ref.Quantile(0.5)), Over: over}
+		fs := baseline.FeatureScore{Name: kindName(feature), Kind: feature, Current: round(cur), Expected: round(s.Ref.Quantile(0.5)), Over: over}
 		c := s.Lat
 		c.Hits = hits
 		add(fs, &c)
 	}
 	if s.Err.S > 0 {
-		fs := baseline.FeatureScore{Name: "error ratio", Current: round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: round(100 * s.errorRate())}
+		fs := baseline.FeatureScore{Name: kindName(KindErrors), Kind: KindErrors, Current: round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: round(100 * s.errorRate())}
 		add(fs, &s.Err)
 	}
 	sc.P = 0.5 * math.Erfc(sc.Value/math.Sqrt2)
 	if sc.Explanation == "" {
-		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", feature)
+		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", kindName(feature))
 	}
 	return sc
 }

@@ -50,6 +50,10 @@ type Evidence struct {
 	HorizonS float64 `json:"horizon_s,omitempty"`
 	// Exemplars are trace ids of calls that show it.
 	Exemplars []string `json:"exemplar_trace_ids,omitempty"`
+	// Text says it in words, as Describe.
+	Text string `json:"text,omitempty"`
+
+	kind baseline.Kind // what Feature measures, for the summary
 }
 
 // Suspect is one candidate root cause with its score and evidence.
@@ -98,138 +102,179 @@ type Observation struct {
 // call got slower (itself at fault) from one whose call to a single callee
 // did (that callee at fault).
 func Rank(obs []Observation, topo *Topology) []Suspect {
-	type cand struct {
-		s        Suspect
-		strength float64
-		best     Evidence // the evidence behind strength: the summary's
-	}
-	cands := map[string]*cand{}
-	get := func(name string, kind SuspectKind, nk NodeKind) *cand {
-		key := name + "\x00" + string(kind)
-		c, ok := cands[key]
-		if !ok {
-			c = &cand{s: Suspect{Service: name, Kind: kind, NodeKind: nk}}
-			cands[key] = c
-		}
-		return c
-	}
-	// weigh records evidence for c with its strength scaled by w.
-	weigh := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
-		z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
-		ev := Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
-			Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
-			Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds()}
-		c.s.Evidence = append(c.s.Evidence, ev)
-		if z > c.strength || c.best.Series == "" {
-			c.best = ev
-		}
-		if z > c.strength {
-			c.strength = z
-			if op != "" {
-				c.s.Operation = op
-			}
-		}
-	}
-	add := func(c *cand, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
-		weigh(c, o, fs, unit, series, op, 1)
-	}
-	// Which services' own operations fail (to tell error origins).
-	opErrors := map[string]bool{}
-	calls := map[[2]string]bool{} // anomalous caller -> callee pairs, for the walk
-	var gaps []gapEvidence
-	opSlow := map[string]bool{}     // services whose own operations got slower
-	callErrors := map[string]bool{} // services whose outgoing calls fail
-	for i := range obs {
-		if e := obs[i].Edge; e != nil {
-			for _, fs := range obs[i].Score.Features {
-				if fs.Name == "error ratio" && fs.Counts {
-					callErrors[e.Source] = true
-				}
-			}
-		}
-	}
+	r := newRanking(obs, topo)
+	r.ownTime()
+	r.calls()
+	r.gapEnds()
+	r.errorOrigins()
+	return r.order()
+}
+
+// ranking is one Rank in progress: what the observations say about each
+// service, and the candidates with their evidence so far. Its steps run in
+// the order Rank calls them.
+type ranking struct {
+	obs   []Observation
+	topo  *Topology
+	cands map[string]*candidate
+
+	opErrors   map[string]bool    // services whose own operations fail
+	opSlow     map[string]bool    // services whose own operations got slower
+	callErrors map[string]bool    // services whose outgoing calls fail
+	pairs      map[[2]string]bool // anomalous caller -> callee pairs, for the walk
+	gaps       []gapEvidence      // time lost between caller and callee
+}
+
+// candidate is a suspect being built: its strength is that of its
+// strongest evidence, best, which its summary describes.
+type candidate struct {
+	s        Suspect
+	strength float64
+	best     Evidence
+}
+
+// newRanking reads what every observation says of its service: whether
+// its operations fail or got slower, and whether its calls out fail.
+func newRanking(obs []Observation, topo *Topology) *ranking {
+	r := &ranking{obs: obs, topo: topo, cands: map[string]*candidate{},
+		opErrors: map[string]bool{}, opSlow: map[string]bool{}, callErrors: map[string]bool{}, pairs: map[[2]string]bool{}}
 	for i := range obs {
 		o := &obs[i]
-		if o.Op != nil {
-			for _, fs := range o.Score.Features {
-				switch {
-				case !fs.Counts:
-				case fs.Name == "error ratio":
-					opErrors[o.Op.Service] = true
-				default:
-					opSlow[o.Op.Service] = true
-				}
+		for _, fs := range o.Score.Features {
+			if !fs.Counts {
+				continue
+			}
+			switch {
+			case o.Edge != nil && fs.Kind == KindErrors:
+				r.callErrors[o.Edge.Source] = true
+			case o.Op != nil && fs.Kind == KindErrors:
+				r.opErrors[o.Op.Service] = true
+			case o.Op != nil:
+				r.opSlow[o.Op.Service] = true
 			}
 		}
 	}
-	for i := range obs {
-		o := &obs[i]
-		switch {
-		case o.Op != nil && o.ClientOp:
-			// Judged through its edge.
-		case o.Op != nil:
-			series := "op " + o.Op.Service + "/" + o.Op.Operation
-			for _, fs := range o.Score.Features {
-				if !fs.Counts {
-					continue
-				}
-				switch {
-				case fs.Name == "self time" && !callErrors[o.Op.Service]:
-					add(get(o.Op.Service, SuspectLatency, NodeService), o, fs, "ms", series, o.Op.Operation)
-				case fs.Name == "self time":
-					// Its calls out fail: the time is spent waiting on
-					// and retrying them, as a victim's is.
-					weigh(get(o.Op.Service, SuspectLatency, NodeService), o, fs, "ms", series, o.Op.Operation, victimWeight)
-				case fs.Name == "p50" || fs.Name == "p90" || fs.Name == "p99":
-					// Slower without more self time is what a victim
-					// looks like; it is weak evidence on its own.
-					c := get(o.Op.Service, SuspectLatency, NodeService)
-					before := c.strength
-					add(c, o, fs, "ms", series, o.Op.Operation)
-					c.strength = max(before, c.strength*victimWeight)
-				}
+	return r
+}
+
+// get is the candidate blaming name for kind, created on first use.
+func (r *ranking) get(name string, kind SuspectKind, nk NodeKind) *candidate {
+	key := name + "\x00" + string(kind)
+	c, ok := r.cands[key]
+	if !ok {
+		c = &candidate{s: Suspect{Service: name, Kind: kind, NodeKind: nk}}
+		r.cands[key] = c
+	}
+	return c
+}
+
+// weigh records evidence for c, its strength scaled by w; op names the
+// operation most to blame should this evidence be c's strongest.
+func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
+	z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
+	ev := Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
+		Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
+		Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds(), kind: fs.Kind}
+	c.s.Evidence = append(c.s.Evidence, ev)
+	if z > c.strength || c.best.Series == "" {
+		c.best = ev
+	}
+	if z > c.strength {
+		c.strength = z
+		if op != "" {
+			c.s.Operation = op
+		}
+	}
+}
+
+func (r *ranking) add(c *candidate, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
+	r.weigh(c, o, fs, unit, series, op, 1)
+}
+
+// ownTime judges services by their own operations: more self time blames
+// the service; slower spans without it are what a victim looks like.
+func (r *ranking) ownTime() {
+	for i := range r.obs {
+		o := &r.obs[i]
+		if o.Op == nil || o.ClientOp { // a client call is judged through its edge
+			continue
+		}
+		series := "op " + o.Op.Service + "/" + o.Op.Operation
+		for _, fs := range o.Score.Features {
+			if !fs.Counts || fs.Kind != KindSelfTime && !isLatency(fs.Kind) {
+				continue
 			}
-		case o.Edge != nil:
-			e := o.Edge
-			series := "edge " + e.String()
-			calls[[2]string{e.Source, e.Target}] = true
-			virtual := o.NodeKind != NodeService && o.NodeKind != ""
-			for _, fs := range o.Score.Features {
-				if !fs.Counts {
-					continue
-				}
-				switch {
-				case fs.Name == "client-server gap":
-					// A failed call's gap says little: the server side may
-					// have given up long before the client did.
-					if !failing(o) {
-						gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series, w: 1})
-					}
-				case fs.Name == "error ratio" && virtual:
-					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
-				case fs.Name == "error ratio" && !opErrors[e.Target]:
-					add(get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
-				case virtual: // a latency feature of a call to a dependency
-					add(get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
-				case !opSlow[e.Target] && !failing(o):
-					// Calls to a service got slower while its own
-					// operations did not: the time went between them, as
-					// with a grown gap. A tail quantile alone weighs less.
-					w := 1.0
-					if fs.Name != "p50" {
-						w = tailWeight
-					}
-					gaps = append(gaps, gapEvidence{o: o, fs: fs, series: series, w: w})
-				}
+			c := r.get(o.Op.Service, SuspectLatency, NodeService)
+			switch {
+			case fs.Kind == KindSelfTime && !r.callErrors[o.Op.Service]:
+				r.add(c, o, fs, "ms", series, o.Op.Operation)
+			case fs.Kind == KindSelfTime:
+				// Its calls out fail: the time is spent waiting on and
+				// retrying them, as a victim's is.
+				r.weigh(c, o, fs, "ms", series, o.Op.Operation, victimWeight)
+			default:
+				// Slower without more self time: weak evidence on its own.
+				before := c.strength
+				r.add(c, o, fs, "ms", series, o.Op.Operation)
+				c.strength = max(before, c.strength*victimWeight)
 			}
 		}
 	}
-	// A grown gap - or calls slower towards a service whose own
-	// operations are not - implicates both ends: the network or ingress of
-	// the callee, or the caller itself (a starved CPU, a full connection
-	// pool stretches its client spans). The end that the most such edges
-	// share, for the largest share of its calls, is the suspect; evidence
-	// combines as sums over the square root of their number.
+}
+
+// calls judges the callees of anomalous calls. A dependency without spans
+// is judged by its callers' view of it; calls that fail to a service whose
+// own operations do not fail get no answer; time lost between caller and
+// callee is set aside for gapEnds.
+func (r *ranking) calls() {
+	for i := range r.obs {
+		o := &r.obs[i]
+		e := o.Edge
+		if e == nil {
+			continue
+		}
+		series := "edge " + e.String()
+		r.pairs[[2]string{e.Source, e.Target}] = true
+		virtual := o.NodeKind != NodeService && o.NodeKind != ""
+		for _, fs := range o.Score.Features {
+			if !fs.Counts {
+				continue
+			}
+			switch {
+			case fs.Kind == KindGap:
+				// A failed call's gap says little: the server side may
+				// have given up long before the client did.
+				if !failing(o) {
+					r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: 1})
+				}
+			case fs.Kind == KindErrors && virtual:
+				r.add(r.get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
+			case fs.Kind == KindErrors && !r.opErrors[e.Target]:
+				r.add(r.get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
+			case virtual: // a latency feature of a call to a dependency
+				r.add(r.get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
+			case !r.opSlow[e.Target] && !failing(o):
+				// Calls to a service got slower while its own operations
+				// did not: the time went between them, as with a grown
+				// gap. A tail quantile alone weighs less.
+				w := 1.0
+				if fs.Kind != KindP50 {
+					w = tailWeight
+				}
+				r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: w})
+			}
+		}
+	}
+}
+
+// gapEnds blames one end of the time lost between callers and callees. A
+// grown gap - or calls slower towards a service whose own operations are
+// not - implicates both ends: the network or ingress of the callee, or the
+// caller itself (a starved CPU, a full connection pool stretches its
+// client spans). The end that the most such edges share, for the largest
+// share of its calls, is the suspect; evidence combines as sums over the
+// square root of their number.
+func (r *ranking) gapEnds() {
 	type end struct {
 		sum     float64
 		n       int
@@ -238,7 +283,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		ev      []gapEvidence
 	}
 	ends := map[string]*end{}
-	for _, g := range gaps {
+	for _, g := range r.gaps {
 		e := g.o.Edge
 		for _, name := range []string{e.Source, e.Target} {
 			x, ok := ends[name]
@@ -264,11 +309,11 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		// The share of the node's calls the gap touches: a caller slow
 		// itself stretches all its calls, a callee's network all calls to it.
 		share := 1.0
-		if topo != nil {
+		if r.topo != nil {
 			if kind == SuspectLatency {
-				share = float64(len(x.callees)) / float64(max(len(x.callees), topo.Callees[name]))
+				share = float64(len(x.callees)) / float64(max(len(x.callees), r.topo.Callees[name]))
 			} else {
-				share = float64(len(x.callers)) / float64(max(len(x.callers), topo.Callers[name]))
+				share = float64(len(x.callers)) / float64(max(len(x.callers), r.topo.Callers[name]))
 			}
 		}
 		for _, g := range x.ev {
@@ -276,7 +321,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 				nk = g.o.NodeKind
 			}
 		}
-		c := get(name, kind, nk)
+		c := r.get(name, kind, nk)
 		before := c.strength
 		if kind == SuspectNetwork && len(x.callers) == 1 {
 			// Calls from one caller only: the suspect is that edge.
@@ -285,24 +330,24 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 			}
 		}
 		for _, g := range x.ev {
-			add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
+			r.add(c, g.o, g.fs, "ms", g.series, g.o.Edge.Operation)
 		}
 		c.strength = before // the gaps count combined, below, not one by one
 		c.strength = max(c.strength, x.sum/math.Sqrt(float64(x.n))*math.Sqrt(float64(len(x.callers)+len(x.callees)))*share)
 	}
+}
 
-	// Errors that originate in a service: its operations fail and no
-	// anomalous callee of it fails.
-	for i := range obs {
-		o := &obs[i]
-		if o.Op == nil || !opErrors[o.Op.Service] {
+// errorOrigins blames the services errors start in: their operations fail
+// and neither a callee of theirs nor their calls on the way out do.
+func (r *ranking) errorOrigins() {
+	for i := range r.obs {
+		o := &r.obs[i]
+		if o.Op == nil || !r.opErrors[o.Op.Service] || r.callErrors[o.Op.Service] {
 			continue
 		}
-		// Not an origin if its failures come from calls it makes: a callee
-		// that fails too, or calls that fail on the way out.
-		origin := !callErrors[o.Op.Service]
-		for p := range calls {
-			if p[0] == o.Op.Service && opErrors[p[1]] {
+		origin := true
+		for p := range r.pairs {
+			if p[0] == o.Op.Service && r.opErrors[p[1]] {
 				origin = false
 			}
 		}
@@ -310,25 +355,29 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 			continue
 		}
 		for _, fs := range o.Score.Features {
-			if fs.Name == "error ratio" && fs.Counts {
-				add(get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", "op "+o.Op.Service+"/"+o.Op.Operation, o.Op.Operation)
+			if fs.Kind == KindErrors && fs.Counts {
+				r.add(r.get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", "op "+o.Op.Service+"/"+o.Op.Operation, o.Op.Operation)
 			}
 		}
 	}
-	if len(cands) == 0 {
+}
+
+// order scores the candidates and sorts them, strongest first. A random
+// walk with restart over the anomalous call graph, restarting in
+// proportion to evidence and walking from callers to callees, lifts the
+// most downstream of comparable suspects by up to a third.
+func (r *ranking) order() []Suspect {
+	if len(r.cands) == 0 {
 		return nil
 	}
-
-	// Random walk with restart over the anomalous call graph: restart in
-	// proportion to evidence, walk from callers to callees.
-	names := map[string]float64{}
-	for _, c := range cands {
-		names[c.s.Service] = max(names[c.s.Service], c.strength)
+	restart := map[string]float64{}
+	for _, c := range r.cands {
+		restart[c.s.Service] = max(restart[c.s.Service], c.strength)
 	}
-	pr := walk(names, calls)
+	pr := walk(restart, r.pairs)
 
-	out := make([]Suspect, 0, len(cands))
-	for _, c := range cands {
+	out := make([]Suspect, 0, len(r.cands))
+	for _, c := range r.cands {
 		c.s.Score = round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
 		// The evidence the suspect rests on first, then the rest by
 		// how far each is from normal.
@@ -337,6 +386,9 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 		})
 		if len(c.s.Evidence) > 5 {
 			c.s.Evidence = c.s.Evidence[:5]
+		}
+		for i := range c.s.Evidence {
+			c.s.Evidence[i].Text = c.s.Evidence[i].Describe()
 		}
 		c.s.Summary = summary(&c.s)
 		out = append(out, c.s)
@@ -390,7 +442,7 @@ func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
 // failing reports whether an observation's error ratio counts.
 func failing(o *Observation) bool {
 	for _, fs := range o.Score.Features {
-		if fs.Name == "error ratio" && fs.Counts {
+		if fs.Kind == KindErrors && fs.Counts {
 			return true
 		}
 	}
@@ -490,10 +542,11 @@ func b1(v bool) int {
 // same reports whether e and o describe the same series and feature.
 func (e Evidence) same(o Evidence) bool { return e.Series == o.Series && e.Feature == o.Feature }
 
-// what says what an evidence shows: "12 of 14 calls over 2m0s above the
-// usual p99 (self time 412 ms vs 96 ms normally)" when it accumulated
-// over windows, else "self time 412 ms vs 96 ms normally".
-func (e Evidence) what() string {
+// Describe says what an evidence shows: "12 of 14 calls over 2m0s above
+// the usual p99 (self time 412 ms vs 96 ms normally)" when it accumulated
+// over windows, "3 of 4 calls over 1m0s failed (error ratio 75.0% vs 0.2%
+// normally)", else "self time 412 ms vs 96 ms normally".
+func (e Evidence) Describe() string {
 	val := func(v float64) string {
 		if e.Unit == "%" {
 			return fmt.Sprintf("%.1f%%", v)
@@ -522,24 +575,24 @@ func summary(s *Suspect) string {
 	e := s.Evidence[0]
 	switch s.Kind {
 	case SuspectLatency:
-		switch e.Feature {
-		case "client-server gap":
-			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.what(), e.Series)
-		case "self time":
-			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.what(), e.Series)
+		switch e.kind {
+		case KindGap:
+			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.Describe(), e.Series)
+		case KindSelfTime:
+			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.Describe(), e.Series)
 		}
-		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.what(), e.Series)
+		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.Describe(), e.Series)
 	case SuspectErrors:
-		return fmt.Sprintf("errors start in %s: %s (%s), while its callees are fine", s.Service, e.what(), e.Series)
+		return fmt.Sprintf("errors start in %s: %s (%s), while its callees are fine", s.Service, e.Describe(), e.Series)
 	case SuspectNetwork:
 		if s.Caller != "" {
-			return fmt.Sprintf("the network between %s and %s: %s (%s), while %s itself is not slower", s.Caller, s.Service, e.what(), e.Series, s.Service)
+			return fmt.Sprintf("the network between %s and %s: %s (%s), while %s itself is not slower", s.Caller, s.Service, e.Describe(), e.Series, s.Service)
 		}
-		return fmt.Sprintf("the network in front of %s: %s (%s), while %s itself is not slower", s.Service, e.what(), e.Series, s.Service)
+		return fmt.Sprintf("the network in front of %s: %s (%s), while %s itself is not slower", s.Service, e.Describe(), e.Series, s.Service)
 	case SuspectDependency:
-		return fmt.Sprintf("%s %s is slower or failing: %s (%s)", s.NodeKind, s.Service, e.what(), e.Series)
+		return fmt.Sprintf("%s %s is slower or failing: %s (%s)", s.NodeKind, s.Service, e.Describe(), e.Series)
 	case SuspectDown:
-		return fmt.Sprintf("%s does not answer: calls to it fail (%s, %s) while its own operations report no errors", s.Service, e.what(), e.Series)
+		return fmt.Sprintf("%s does not answer: calls to it fail (%s, %s) while its own operations report no errors", s.Service, e.Describe(), e.Series)
 	}
 	return s.Service
 }

@@ -8,7 +8,7 @@ import (
 )
 
 func fs(name string, cur, exp, z float64) baseline.FeatureScore {
-	return baseline.FeatureScore{Name: name, Current: cur, Expected: exp, Z: z, Counts: true}
+	return baseline.FeatureScore{Name: name, Kind: KindNamed(name), Current: cur, Expected: exp, Z: z, Counts: true}
 }
 
 func edgeObs(src, dst, op string, nk NodeKind, feats ...baseline.FeatureScore) Observation {

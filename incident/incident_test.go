@@ -1,8 +1,11 @@
 package incident
 
 import (
+	"bytes"
+	"encoding/gob"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,7 +31,7 @@ func opFinding(svc string, feats ...baseline.FeatureScore) graph.Finding {
 }
 
 func self(cur, exp float64) baseline.FeatureScore {
-	return baseline.FeatureScore{Name: "self time", Current: cur, Expected: exp, Z: 20, Counts: true}
+	return baseline.FeatureScore{Name: "self time", Kind: graph.KindSelfTime, Current: cur, Expected: exp, Z: 20, Counts: true}
 }
 
 func TestIncidentLifecycle(t *testing.T) {
@@ -104,7 +107,7 @@ func TestCallersOfASlowServiceJoinItsIncident(t *testing.T) {
 	for _, k := range []graph.EdgeKey{{Source: "frontend", Target: "checkoutservice"}, {Source: "checkoutservice", Target: "paymentservice"}, {Source: "frontend", Target: "adservice"}} {
 		w.Edges[k] = &graph.EdgeStats{}
 	}
-	p50 := baseline.FeatureScore{Name: "p50", Current: 250, Expected: 50, Z: 12, Counts: true}
+	p50 := baseline.FeatureScore{Name: "p50", Kind: graph.KindP50, Current: 250, Expected: 50, Z: 12, Counts: true}
 	ch, err := m.Observe(w, []graph.Finding{opFinding("frontend", p50), opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))})
 	if err != nil {
 		t.Fatal(err)
@@ -174,5 +177,59 @@ func TestSupportingEvidence(t *testing.T) {
 	}
 	if !slices.Contains(ch[0].Incident.Services, "emailservice") || len(ch[0].Incident.Anomalies) != 2 {
 		t.Fatalf("incident %+v: want emailservice's evidence in it", ch[0].Incident)
+	}
+}
+
+// TestLoadStateWithoutKinds: a checkpoint written before feature scores
+// carried their kind still ranks as before once loaded.
+func TestLoadStateWithoutKinds(t *testing.T) {
+	m, err := NewManager(Options{Quiet: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := window(0)
+	w.Edges[graph.EdgeKey{Source: "checkoutservice", Target: "paymentservice", Operation: "op"}] = &graph.EdgeStats{}
+	p50 := baseline.FeatureScore{Name: "p50", Kind: graph.KindP50, Current: 250, Expected: 50, Z: 12, Counts: true}
+	if _, err := m.Observe(w, []graph.Finding{opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))}); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := m.SaveState(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// Rewrite it as an older build did: no kinds.
+	var st managerState
+	if err := gob.NewDecoder(&buf).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range st.Internal {
+		for _, o := range in.Obs {
+			for k := range o.Score.Features {
+				o.Score.Features[k].Kind = 0
+			}
+		}
+	}
+	buf.Reset()
+	if err := gob.NewEncoder(&buf).Encode(&st); err != nil {
+		t.Fatal(err)
+	}
+	again, err := NewManager(Options{Quiet: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.LoadState(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// A new window of checkoutservice re-ranks the incident, paymentservice
+	// from its loaded observation.
+	if _, err := again.Observe(window(1), []graph.Finding{opFinding("checkoutservice", p50)}); err != nil {
+		t.Fatal(err)
+	}
+	open := again.List(Open, time.Time{}, time.Time{})
+	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" || open[0].Suspects[0].Kind != graph.SuspectLatency {
+		t.Fatalf("after loading a checkpoint without kinds: %+v", open)
+	}
+	if s := open[0].Suspects[0].Summary; !strings.Contains(s, "in its own code") {
+		t.Errorf("summary %q: want the self time named", s)
 	}
 }

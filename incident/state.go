@@ -87,6 +87,13 @@ func (m *Manager) LoadState(r io.Reader) error {
 			}
 		}
 		for j := range inc.Anomalies {
+			// Checkpoints written before scores carried their kind of
+			// feature name it only.
+			for k, fs := range in.Obs[j].Score.Features {
+				if fs.Kind == 0 {
+					in.Obs[j].Score.Features[k].Kind = graph.KindNamed(fs.Name)
+				}
+			}
 			inc.Anomalies[j].obs = in.Obs[j]
 		}
 		if inc.Services == nil {

@@ -169,6 +169,7 @@ type Regime struct {
 // FeatureScore is one feature of a scored window.
 type FeatureScore struct {
 	Name     string  `json:"name"`
+	Kind     Kind    `json:"-"`        // the feature's Kind, for the code that reasons on it (Name is for people)
 	Current  float64 `json:"current"`  // shown units
 	Expected float64 `json:"expected"` // the regime's centroid, shown units
 	Z        float64 `json:"z"`        // (current - expected) / spread, in the feature's own units
@@ -546,7 +547,7 @@ func (b *Baseline) score(x []float64, n float64) Score {
 		}
 		f := &b.cfg.Features[d]
 		z := (x[d] - v.expected[d]) / r.Spread[d]
-		s.Features = append(s.Features, FeatureScore{Name: f.Name, Current: round3(f.shown(x[d])),
+		s.Features = append(s.Features, FeatureScore{Name: f.Name, Kind: f.Kind, Current: round3(f.shown(x[d])),
 			Expected: round3(f.shown(v.expected[d])), Z: round3(z),
 			Counts: f.Direction != Context && z > 0 && f.effect(x[d], v.expected[d], n)})
 	}

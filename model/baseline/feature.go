@@ -43,9 +43,15 @@ const (
 	Context
 )
 
+// Kind is the caller's label for what a feature measures. The package
+// does not interpret it; it carries it into every FeatureScore so that
+// callers reason on kinds, not on display names. Zero is unlabelled.
+type Kind uint8
+
 // Feature describes one dimension of the vectors a Baseline sees.
 type Feature struct {
 	Name      string // short name used in explanations: "p99", "error ratio"
+	Kind      Kind   // the caller's label, copied into scores
 	Unit      string // unit of the shown value: "ms", "%", "/s"
 	Scale     Scale
 	Direction Direction

@@ -58,13 +58,22 @@ type Graph struct {
 
 // Evidence is one measured reason behind a suspect.
 type Evidence struct {
-	Series    string   `json:"series"`
-	Feature   string   `json:"feature"`
-	Current   float64  `json:"current"`
-	Baseline  float64  `json:"baseline"`
-	Unit      string   `json:"unit"`
-	Spreads   float64  `json:"spreads"`
-	Windows   int64    `json:"windows"`
+	Series   string  `json:"series"`
+	Feature  string  `json:"feature"`
+	Current  float64 `json:"current"`
+	Baseline float64 `json:"baseline"`
+	Unit     string  `json:"unit"`
+	Spreads  float64 `json:"spreads"`
+	Windows  int64   `json:"windows"`
+	// Calls, Hits, Over and HorizonS: evidence accumulated over windows
+	// (Hits of Calls calls over HorizonS seconds beyond the usual Over
+	// quantile, or failed); Text says the evidence in words. Detectors
+	// before 2026-12 send neither.
+	Calls     int64    `json:"calls"`
+	Hits      int64    `json:"hits"`
+	Over      string   `json:"over"`
+	HorizonS  float64  `json:"horizon_s"`
+	Text      string   `json:"text"`
 	Exemplars []string `json:"exemplar_trace_ids"`
 }
 

@@ -157,13 +157,19 @@ func SuspectsFrame(inc *Incident) *data.Frame {
 	return f
 }
 
-// evidenceText reads one suspect's evidence as a line:
-// "self time 202 ms vs 0.861 ms (30.0 spreads, 4 windows); …".
+// evidenceText reads one suspect's evidence as a line, each in the
+// detector's words: "self time 202 ms vs 0.861 ms normally (30.0 spreads,
+// 4 windows); 6 of 7 calls over 1m0s above the usual p99 (p50 224 ms vs
+// 25.5 ms normally) (10.3 spreads, 4 windows)". Evidence from a detector
+// that sends no words is read from its numbers.
 func evidenceText(ev []Evidence) string {
 	parts := make([]string, 0, len(ev))
 	for _, e := range ev {
-		parts = append(parts, fmt.Sprintf("%s %s %s vs %s %s (%.1f spreads, %d windows)",
-			e.Feature, number(e.Current), e.Unit, number(e.Baseline), e.Unit, e.Spreads, e.Windows))
+		text := e.Text
+		if text == "" {
+			text = fmt.Sprintf("%s %s %s vs %s %s", e.Feature, number(e.Current), e.Unit, number(e.Baseline), e.Unit)
+		}
+		parts = append(parts, fmt.Sprintf("%s (%.1f spreads, %d windows)", text, e.Spreads, e.Windows))
 	}
 	return strings.Join(parts, "; ")
 }
