@@ -87,6 +87,12 @@ func splitWindow(w *graph.Window, maxBytes int) ([][]byte, error) {
 	for k, c := range w.ClientOps {
 		chunks[0].ClientOps[k] = c
 	}
+	for k, c := range w.Callees {
+		chunks[0].Callees[k] = c
+	}
+	for k, u := range w.Unanswered {
+		chunks[0].Unanswered[k] = u
+	}
 	out := make([][]byte, 0, parts)
 	for _, c := range chunks {
 		b, err := graph.EncodeWindow(c)

@@ -438,6 +438,13 @@ func (a *Aggregator) finish(t *pendingTrace) {
 		if o.client {
 			w.ClientOps[key] = true
 		}
+		switch {
+		case !o.client:
+		case !o.answered():
+			w.Unanswered[key] = true
+		case w.Callees[key] == "":
+			w.Callees[key] = o.callee
+		}
 	}
 	if late > 0 {
 		a.m.lateObservations.Add(float64(late))

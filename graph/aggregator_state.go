@@ -243,6 +243,12 @@ func fillWindow(w *Window) *Window {
 	if w.ClientOps == nil {
 		w.ClientOps = make(map[OpKey]bool)
 	}
+	if w.Callees == nil {
+		w.Callees = make(map[OpKey]string)
+	}
+	if w.Unanswered == nil {
+		w.Unanswered = make(map[OpKey]bool)
+	}
 	for _, e := range w.Edges {
 		e.Latency = orEmpty(e.Latency)
 	}

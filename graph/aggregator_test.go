@@ -197,3 +197,67 @@ func TestSlowestSourceHoldsTheWatermark(t *testing.T) {
 		t.Fatalf("after forgetting partition 1: %d windows closed, sources %v", len(closed), a.Sources())
 	}
 }
+
+// TestClientOperationCallee: a client span answered by another service's
+// span names that service as its callee; one calling an uninstrumented
+// database, or answered within its own service, names none.
+func TestClientOperationCallee(t *testing.T) {
+	var j joiner
+	spans := []span.Span{
+		{SpanID: span.ID{1}, Service: "frontend", Name: "GET /cart", Kind: span.KindServer, Start: 0, End: 100},
+		{SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "frontend", Name: "Cart/Get", Kind: span.KindClient, Start: 10, End: 90},
+		{SpanID: span.ID{3}, ParentID: span.ID{2}, Service: "cartservice", Name: "Cart/Get", Kind: span.KindServer, Start: 20, End: 80},
+		{SpanID: span.ID{4}, ParentID: span.ID{3}, Service: "cartservice", Name: "HGET", Kind: span.KindClient, Start: 30, End: 70, DBSystem: "redis", ServerAddress: "redis-cart"},
+		{SpanID: span.ID{5}, ParentID: span.ID{1}, Service: "frontend", Name: "render", Kind: span.KindClient, Start: 91, End: 99},
+		{SpanID: span.ID{6}, ParentID: span.ID{5}, Service: "frontend", Name: "template", Kind: span.KindInternal, Start: 92, End: 98},
+	}
+	_, ops := j.join(spans)
+	got := map[string]string{}
+	for _, o := range ops {
+		got[o.op.Service+"/"+o.op.Operation] = o.callee
+	}
+	want := map[string]string{"frontend/GET /cart": "", "frontend/Cart/Get": "cartservice", "cartservice/Cart/Get": "",
+		"cartservice/HGET": "", "frontend/render": "", "frontend/template": ""}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: callee %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestWindowCallees: a window names the callee of a client operation whose
+// calls were answered, and marks one some of whose calls were not.
+func TestWindowCallees(t *testing.T) {
+	var windows []*Window
+	a := New(Config{}, func(w *Window) { windows = append(windows, w) }, nil)
+	clientCall := func(trace int, answered bool) []span.Span {
+		var tid span.TraceID
+		copy(tid[:], fmt.Sprintf("c%d", trace))
+		start := epoch + int64(trace)*int64(time.Millisecond)
+		spans := []span.Span{
+			{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer, Start: start, End: start + 10e6, GRPCStatus: -1},
+			{TraceID: tid, SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "frontend", Name: "Cart/Get", Kind: span.KindClient, Start: start + 1e6, End: start + 9e6, GRPCStatus: -1},
+			{TraceID: tid, SpanID: span.ID{4}, ParentID: span.ID{1}, Service: "frontend", Name: "Ads/Get", Kind: span.KindClient, Start: start + 1e6, End: start + 9e6, GRPCStatus: -1},
+			{TraceID: tid, SpanID: span.ID{5}, ParentID: span.ID{4}, Service: "adservice", Name: "Ads/Get", Kind: span.KindServer, Start: start + 2e6, End: start + 8e6, GRPCStatus: -1},
+		}
+		if answered {
+			spans = append(spans, span.Span{TraceID: tid, SpanID: span.ID{3}, ParentID: span.ID{2}, Service: "cartservice", Name: "Cart/Get", Kind: span.KindServer, Start: start + 2e6, End: start + 8e6, GRPCStatus: -1})
+		}
+		return spans
+	}
+	for i := range 4 {
+		a.Add(clientCall(i, i != 2))
+	}
+	a.Flush()
+	if len(windows) == 0 {
+		t.Fatal("no window closed")
+	}
+	w := windows[0]
+	cart, ads := OpKey{Service: "frontend", Operation: "Cart/Get"}, OpKey{Service: "frontend", Operation: "Ads/Get"}
+	if w.Callees[cart] != "cartservice" || !w.Unanswered[cart] {
+		t.Errorf("Cart/Get: callee %q, unanswered %v; want cartservice, and a call unanswered", w.Callees[cart], w.Unanswered[cart])
+	}
+	if w.Callees[ads] != "adservice" || w.Unanswered[ads] {
+		t.Errorf("Ads/Get: callee %q, unanswered %v; want adservice, every call answered", w.Callees[ads], w.Unanswered[ads])
+	}
+}

@@ -25,8 +25,12 @@ type opObservation struct {
 	durationMS float64
 	selfMS     float64
 	failed     bool
-	client     bool // a client or producer span: its time is mostly the callee's
+	client     bool   // a client or producer span: its time is mostly the callee's
+	callee     string // the service whose span answered a client span, if any
 }
+
+// answered reports whether o is a client call a service's span answered.
+func (o *opObservation) answered() bool { return o.callee != "" }
 
 // joiner pairs the spans of one trace. It keeps scratch space between
 // traces, so a long-lived joiner allocates little; it is not safe for
@@ -78,13 +82,24 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 
 	for i := range spans {
 		s := &spans[i]
+		client := s.Kind == span.KindClient || s.Kind == span.KindProducer
+		var callee string
+		if client && j.remote[i] {
+			for _, k := range j.children[i] {
+				if spans[k].Service != s.Service {
+					callee = spans[k].Service
+					break
+				}
+			}
+		}
 		j.ops = append(j.ops, opObservation{
 			op:         OpKey{Service: s.Service, Operation: s.Name},
 			at:         s.End,
 			durationMS: float64(s.Duration()) / nsPerMS,
 			selfMS:     float64(j.selfTime(spans, i)) / nsPerMS,
 			failed:     s.Failed(),
-			client:     s.Kind == span.KindClient || s.Kind == span.KindProducer,
+			client:     client,
+			callee:     callee,
 		})
 		// A client or producer span nobody answered in another service
 		// calls an uninstrumented peer: a virtual node.

@@ -97,8 +97,8 @@ func windowDiff(g, w *Window) string {
 	if !g.Start.Equal(w.Start) || !g.End.Equal(w.End) {
 		return fmt.Sprintf("spans %v–%v, want %v–%v", g.Start, g.End, w.Start, w.End)
 	}
-	if !maps.Equal(g.Nodes, w.Nodes) || !maps.Equal(g.ClientOps, w.ClientOps) {
-		return fmt.Sprintf("nodes %v %v, want %v %v", g.Nodes, g.ClientOps, w.Nodes, w.ClientOps)
+	if !maps.Equal(g.Nodes, w.Nodes) || !maps.Equal(g.ClientOps, w.ClientOps) || !maps.Equal(g.Callees, w.Callees) || !maps.Equal(g.Unanswered, w.Unanswered) {
+		return fmt.Sprintf("nodes %v %v %v, want %v %v %v", g.Nodes, g.ClientOps, g.Callees, w.Nodes, w.ClientOps, w.Callees)
 	}
 	if !slices.Equal(keyList(g.Edges), keyList(w.Edges)) || !slices.Equal(keyList(g.Ops), keyList(w.Ops)) {
 		return fmt.Sprintf("edges %v ops %v, want %v %v", keyList(g.Edges), keyList(g.Ops), keyList(w.Edges), keyList(w.Ops))

@@ -82,6 +82,10 @@ type Observation struct {
 	// the wait for its callee, evidence about the callee, which the edge
 	// carries, not about the caller.
 	ClientOp bool
+	// Callee is the service that answered a client operation's calls,
+	// when it is instrumented: the operation's self time is then the time
+	// its calls lost between the two ends, evidence about the edge.
+	Callee string
 }
 
 // Rank orders the candidate root causes behind a set of anomalous series.
@@ -105,6 +109,7 @@ func Rank(obs []Observation, topo *Topology) []Suspect {
 	r := newRanking(obs, topo)
 	r.ownTime()
 	r.calls()
+	r.clientWaits()
 	r.gapEnds()
 	r.errorOrigins()
 	return r.order()
@@ -262,6 +267,32 @@ func (r *ranking) calls() {
 					w = tailWeight
 				}
 				r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: w})
+			}
+		}
+	}
+}
+
+// clientWaits reads a client operation's self time, when a service's spans
+// answer its calls, as the time lost between caller and callee: the same
+// measure as the edge's client-server gap, from the caller's operation. It
+// speaks for an edge that is not anomalous itself (a quiet edge, whose
+// operation's calls add up to significance first); an anomalous edge's own
+// view, judged by calls, stands alone.
+func (r *ranking) clientWaits() {
+	judged := maps.Clone(r.pairs)
+	for i := range r.obs {
+		o := &r.obs[i]
+		if o.Op == nil || !o.ClientOp || o.Callee == "" || o.Callee == o.Op.Service || failing(o) ||
+			judged[[2]string{o.Op.Service, o.Callee}] {
+			continue
+		}
+		edge := &Observation{Finding: o.Finding, Windows: o.Windows, Exemplars: o.Exemplars, NodeKind: NodeService}
+		edge.Edge = &EdgeKey{Source: o.Op.Service, Target: o.Callee, Operation: o.Op.Operation}
+		r.pairs[[2]string{o.Op.Service, o.Callee}] = true
+		for _, fs := range o.Score.Features {
+			if fs.Counts && fs.Kind == KindSelfTime {
+				fs.Name, fs.Kind = kindName(KindGap), KindGap
+				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: "op " + o.Op.Service + "/" + o.Op.Operation, w: 1})
 			}
 		}
 	}

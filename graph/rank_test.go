@@ -21,6 +21,13 @@ func opObs(svc, op string, feats ...baseline.FeatureScore) Observation {
 	return Observation{Finding: Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
 }
 
+// clientObs is a client operation of svc whose calls callee answered.
+func clientObs(svc, op, callee string, feats ...baseline.FeatureScore) Observation {
+	o := opObs(svc, op, feats...)
+	o.ClientOp, o.Callee = true, callee
+	return o
+}
+
 func TestRank(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -53,6 +60,10 @@ func TestRank(t *testing.T) {
 			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("error ratio", 100, 0, 50)),
 			opObs("frontend", "GET /cart", fs("error ratio", 100, 0, 50)),
 		}, "cartservice", SuspectDown},
+		{"a quiet client call waits longer than its callee works: the network to it", []Observation{
+			clientObs("frontend", "PlaceOrder", "checkoutservice", fs("self time", 426, 4.3, 9)),
+			opObs("frontend", "POST /cart/checkout", fs("p50", 700, 280, 6)),
+		}, "checkoutservice", SuspectNetwork},
 		{"errors start where callees are fine", []Observation{
 			opObs("frontend", "POST /checkout", fs("error ratio", 30, 0, 20)),
 			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("error ratio", 30, 0, 20)),

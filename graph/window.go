@@ -22,6 +22,13 @@ type Window struct {
 	// ClientOps marks the operations that are client or producer spans:
 	// their time is mostly spent waiting for a callee.
 	ClientOps map[OpKey]bool
+	// Callees names, for a client operation whose calls a service's spans
+	// answered, that service; Unanswered marks the client operations some
+	// of whose calls nobody answered (an uninstrumented peer, or a lost
+	// span). When all its calls were answered, the operation's self time
+	// is the time they lost between the two ends.
+	Callees    map[OpKey]string
+	Unanswered map[OpKey]bool
 }
 
 func newWindow(start, end int64) *Window {
@@ -33,6 +40,9 @@ func newWindow(start, end int64) *Window {
 		Nodes: make(map[string]Node),
 
 		ClientOps: make(map[OpKey]bool),
+		Callees:   make(map[OpKey]string),
+
+		Unanswered: make(map[OpKey]bool),
 	}
 }
 
@@ -60,6 +70,14 @@ func (w *Window) Merge(o *Window) {
 	}
 	for k, c := range o.ClientOps {
 		w.ClientOps[k] = w.ClientOps[k] || c
+	}
+	for k, c := range o.Callees {
+		if w.Callees[k] == "" {
+			w.Callees[k] = c
+		}
+	}
+	for k, u := range o.Unanswered {
+		w.Unanswered[k] = w.Unanswered[k] || u
 	}
 }
 

@@ -23,6 +23,8 @@ func testWindow(start time.Time, calls int, slow float64) *Window {
 	w.Nodes["paymentservice"] = Node{Name: "paymentservice", Kind: NodeService}
 	w.Nodes["checkoutservice"] = Node{Name: "checkoutservice", Kind: NodeService}
 	w.ClientOps[OpKey{Service: "checkoutservice", Operation: "Charge"}] = true
+	w.Callees[OpKey{Service: "checkoutservice", Operation: "Charge"}] = "paymentservice"
+	w.Unanswered[OpKey{Service: "checkoutservice", Operation: "GetQuote"}] = true
 	return w
 }
 
@@ -37,7 +39,7 @@ func TestWindowEncodeMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !back.Start.Equal(a.Start) || !back.End.Equal(a.End) || !reflect.DeepEqual(back.Nodes, a.Nodes) || !reflect.DeepEqual(back.ClientOps, a.ClientOps) {
+	if !back.Start.Equal(a.Start) || !back.End.Equal(a.End) || !reflect.DeepEqual(back.Nodes, a.Nodes) || !reflect.DeepEqual(back.ClientOps, a.ClientOps) || !reflect.DeepEqual(back.Callees, a.Callees) || !reflect.DeepEqual(back.Unanswered, a.Unanswered) {
 		t.Fatalf("decoded window %+v, want %+v", back, a)
 	}
 	for k, e := range a.Edges {

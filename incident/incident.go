@@ -318,7 +318,14 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			nk = graph.NodeService // a service named by its failing callers' attributes
 		}
 	}
-	client := f.Op != nil && w.ClientOps[*f.Op]
+	var client bool
+	var callee string // only when every call of the window was answered: an unanswered call's wait is no gap
+	if f.Op != nil {
+		client = w.ClientOps[*f.Op]
+		if !w.Unanswered[*f.Op] {
+			callee = w.Callees[*f.Op]
+		}
+	}
 	for i := range inc.Anomalies {
 		a := &inc.Anomalies[i]
 		if a.Series != name {
@@ -331,14 +338,15 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			// A window without calls does not say whether the operation
 			// is a client call: what an earlier one said stands.
 			client = client || a.obs.ClientOp
+			callee = cmp.Or(callee, a.obs.Callee)
 			a.Score, a.Explanation = f.Score.Value, f.Score.Explanation
-			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client}
+			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}
 		}
 		return
 	}
 	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, Score: f.Score.Value, Windows: 1, FirstAt: w.End,
 		LastAt: w.End, Explanation: f.Score.Explanation,
-		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client}})
+		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}})
 }
 
 // top names the top suspect and its kind, "" when there is none.

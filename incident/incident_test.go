@@ -16,8 +16,7 @@ import (
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func window(i int) *graph.Window {
-	return &graph.Window{Start: t0.Add(time.Duration(i) * 10 * time.Second), End: t0.Add(time.Duration(i+1) * 10 * time.Second),
-		Edges: map[graph.EdgeKey]*graph.EdgeStats{}, Nodes: map[string]graph.Node{}}
+	return graph.NewWindow(t0.Add(time.Duration(i)*10*time.Second), t0.Add(time.Duration(i+1)*10*time.Second))
 }
 
 func edgeFinding(src, dst string, feats ...baseline.FeatureScore) graph.Finding {
@@ -231,5 +230,39 @@ func TestLoadStateWithoutKinds(t *testing.T) {
 	}
 	if s := open[0].Suspects[0].Summary; !strings.Contains(s, "in its own code") {
 		t.Errorf("summary %q: want the self time named", s)
+	}
+}
+
+// TestClientCallsNameTheirCallee: a client operation whose answered calls
+// waited longer blames the time between it and the service that answered;
+// calls nobody answered, all or some of them, are no such evidence.
+func TestClientCallsNameTheirCallee(t *testing.T) {
+	op := graph.OpKey{Service: "frontend", Operation: "op"}
+	for _, tc := range []struct{ answered, unanswered bool }{{true, false}, {false, true}, {true, true}} {
+		answered := tc.answered && !tc.unanswered
+		m, err := NewManager(Options{Quiet: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := window(0)
+		w.ClientOps[op] = true
+		if tc.answered {
+			w.Callees[op] = "checkoutservice"
+		}
+		w.Unanswered[op] = tc.unanswered
+		ch, err := m.Observe(w, []graph.Finding{opFinding("frontend", self(426, 4))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch) != 1 {
+			t.Fatalf("%+v: changes %+v, want an incident", tc, ch)
+		}
+		sus := ch[0].Incident.Suspects
+		switch {
+		case answered && (len(sus) == 0 || sus[0].Service != "checkoutservice" || sus[0].Kind != graph.SuspectNetwork || sus[0].Caller != "frontend"):
+			t.Errorf("answered calls: suspects %+v, want the network between frontend and checkoutservice first", sus)
+		case !answered && len(sus) != 0:
+			t.Errorf("%+v: suspects %+v, want none from a client call's wait", tc, sus)
+		}
 	}
 }

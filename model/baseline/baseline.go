@@ -169,11 +169,13 @@ type Regime struct {
 // FeatureScore is one feature of a scored window.
 type FeatureScore struct {
 	Name     string  `json:"name"`
-	Kind     Kind    `json:"-"`        // the feature's Kind, for the code that reasons on it (Name is for people)
 	Current  float64 `json:"current"`  // shown units
 	Expected float64 `json:"expected"` // the regime's centroid, shown units
 	Z        float64 `json:"z"`        // (current - expected) / spread, in the feature's own units
 	Counts   bool    `json:"counts"`   // a change for the worse beyond the minimum effect
+	// Kind is the feature's Kind, for the code that reasons on it (Name is
+	// for people). Beside Counts, it takes no room of its own.
+	Kind Kind `json:"-"`
 	// Calls, Hits and Horizon are set when the evidence accumulated over
 	// several windows (a sequential test): Hits of Calls calls over the
 	// Horizon were beyond the usual Over quantile ("p90", "p99"), or
