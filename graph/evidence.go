@@ -135,20 +135,32 @@ type seqSeries struct {
 
 // seqProfile describes an episode by what its calls looked like, not
 // by how they compared with the reference (which learns in between): the
-// median of its calls (ms, to two significant digits as a float16 would
-// hold it is plenty) and the share that failed, in hundredths.
+// median of its calls as a logLevel and the share that failed, in
+// hundredths. Three bytes: it is kept for every series.
 type seqProfile struct {
-	Median float32
+	Level  uint16
 	Failed uint8
 }
+
+// logLevel is a latency in ms to within 1% in two bytes: 1 + 100 (ln ms +
+// logLevelShift), 0 for none. The shift keeps any positive latency down to
+// nanoseconds above 1.
+func logLevel(ms float64) uint16 {
+	if !(ms > 0) {
+		return 0
+	}
+	return uint16(min(math.MaxUint16, max(1, math.Round(1+100*(math.Log(ms)+logLevelShift)))))
+}
+
+const logLevelShift = 20
 
 // near reports whether two episodes look alike: medians within a
 // quarter of each other, failed shares within a quarter of the calls.
 func (p seqProfile) near(q seqProfile) bool {
-	if !(p.Median > 0 && q.Median > 0) {
+	if p.Level == 0 || q.Level == 0 {
 		return false
 	}
-	return math.Abs(math.Log(float64(p.Median/q.Median))) <= math.Log(1+seqRecurTolerance) &&
+	return math.Abs(float64(p.Level)-float64(q.Level)) <= 100*math.Log(1+seqRecurTolerance) &&
 		math.Abs(float64(p.Failed)-float64(q.Failed)) <= 100*seqRecurTolerance
 }
 
@@ -292,7 +304,7 @@ func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
 func (s *seqSeries) profile() seqProfile {
 	var p seqProfile
 	if s.Pending != nil {
-		p.Median = float32(s.Pending.Latency.Quantile(0.5))
+		p.Level = logLevel(s.Pending.Latency.Quantile(0.5))
 	}
 	if s.Err.Calls > 0 {
 		p.Failed = uint8(math.Round(float64(100 * s.Err.Hits / s.Err.Calls)))

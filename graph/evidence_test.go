@@ -237,3 +237,28 @@ func TestSequentialIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestEpisodeProfiles: episodes whose medians are within the recurrence
+// tolerance look alike, further apart or without calls they do not.
+func TestEpisodeProfiles(t *testing.T) {
+	p := func(ms float64, failed uint8) seqProfile { return seqProfile{Level: logLevel(ms), Failed: failed} }
+	for _, tc := range []struct {
+		a, b seqProfile
+		near bool
+	}{
+		{p(100, 0), p(100, 0), true},
+		{p(100, 0), p(100*(1+seqRecurTolerance)*0.98, 0), true},
+		{p(100, 0), p(100*(1+seqRecurTolerance)*1.03, 0), false},
+		{p(0.002, 0), p(0.002, 0), true},
+		{p(5e6, 0), p(5e6*1.01, 0), true},
+		{p(100, 0), p(100, 100*seqRecurTolerance+2), false},
+		{p(0, 0), p(0, 0), false},
+	} {
+		if got := tc.a.near(tc.b); got != tc.near {
+			t.Errorf("%+v near %+v: %v, want %v", tc.a, tc.b, got, tc.near)
+		}
+	}
+	if logLevel(1e-9) < 1 || logLevel(1e30) <= logLevel(1e29) || logLevel(math.Inf(1)) != math.MaxUint16 {
+		t.Errorf("levels at the extremes: %d, %d, %d", logLevel(1e-9), logLevel(1e30), logLevel(math.Inf(1)))
+	}
+}
