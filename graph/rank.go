@@ -433,7 +433,9 @@ func (r *ranking) order() []Suspect {
 // magnitude is how much a feature got worse, comparable across features:
 // the log of the ratio to its baseline, both plus one unit (latencies in
 // ms, error ratios in percent), discounted while barely significant (under
-// 4 spreads).
+// 4 spreads). An error ratio's is that of its failures or of its
+// successes, whichever moved more: calls to a service that usually fails a
+// quarter of them and now fails all have lost every success.
 func magnitude(fs baseline.FeatureScore, unit string) float64 {
 	// One unit of smoothing (1 ms, 1 point): sub-millisecond baselines
 	// would otherwise make any change look enormous.
@@ -441,7 +443,11 @@ func magnitude(fs baseline.FeatureScore, unit string) float64 {
 	if cur <= 0 || base <= 0 || cur <= base {
 		return 0
 	}
-	return math.Log(cur/base) * math.Min(1, fs.Z/4)
+	m := math.Log(cur / base)
+	if unit == "%" {
+		m = max(m, math.Log((101-fs.Expected)/(101-min(fs.Current, 100))))
+	}
+	return m * math.Min(1, fs.Z/4)
 }
 
 // Topology counts, per node, the distinct callees and callers it had.

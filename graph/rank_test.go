@@ -64,6 +64,10 @@ func TestRank(t *testing.T) {
 			clientObs("frontend", "PlaceOrder", "checkoutservice", fs("self time", 426, 4.3, 9)),
 			opObs("frontend", "POST /cart/checkout", fs("p50", 700, 280, 6)),
 		}, "checkoutservice", SuspectNetwork},
+		{"every call fails where a quarter usually did: no answer, stronger than its database's tail", []Observation{
+			edgeObs("order", "inventory", "GET", NodeService, fs("error ratio", 100, 24.4, 6)),
+			edgeObs("inventory", "inventory-db", "update", NodeDatabase, fs("p50", 60, 1.7, 6)),
+		}, "inventory", SuspectDown},
 		{"errors start where callees are fine", []Observation{
 			opObs("frontend", "POST /checkout", fs("error ratio", 30, 0, 20)),
 			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("error ratio", 30, 0, 20)),
