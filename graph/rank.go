@@ -128,6 +128,7 @@ type ranking struct {
 	callErrors map[string]bool    // services whose outgoing calls fail
 	pairs      map[[2]string]bool // anomalous caller -> callee pairs, for the walk
 	gaps       []gapEvidence      // time lost between caller and callee
+	gapPairs   map[[2]string]bool // pairs whose edges' own gap is anomalous
 }
 
 // candidate is a suspect being built: its strength is that of its
@@ -142,7 +143,7 @@ type candidate struct {
 // its operations fail or got slower, and whether its calls out fail.
 func newRanking(obs []Observation, topo *Topology) *ranking {
 	r := &ranking{obs: obs, topo: topo, cands: map[string]*candidate{},
-		opErrors: map[string]bool{}, opSlow: map[string]bool{}, callErrors: map[string]bool{}, pairs: map[[2]string]bool{}}
+		opErrors: map[string]bool{}, opSlow: map[string]bool{}, callErrors: map[string]bool{}, pairs: map[[2]string]bool{}, gapPairs: map[[2]string]bool{}}
 	for i := range obs {
 		o := &obs[i]
 		for _, fs := range o.Score.Features {
@@ -251,6 +252,7 @@ func (r *ranking) calls() {
 				// have given up long before the client did.
 				if !failing(o) {
 					r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: 1})
+					r.gapPairs[[2]string{e.Source, e.Target}] = true
 				}
 			case fs.Kind == KindErrors && virtual:
 				r.add(r.get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
@@ -275,15 +277,15 @@ func (r *ranking) calls() {
 // clientWaits reads a client operation's self time, when a service's spans
 // answer its calls, as the time lost between caller and callee: the same
 // measure as the edge's client-server gap, from the caller's operation. It
-// speaks for an edge that is not anomalous itself (a quiet edge, whose
-// operation's calls add up to significance first); an anomalous edge's own
-// view, judged by calls, stands alone.
+// speaks where the edge's own gap is not anomalous (a quiet edge, whose
+// operation's calls add up to significance first, or a shift under the
+// gap's minimum effect that accumulated over many calls); where it is, the
+// edge's gap is that evidence already.
 func (r *ranking) clientWaits() {
-	judged := maps.Clone(r.pairs)
 	for i := range r.obs {
 		o := &r.obs[i]
 		if o.Op == nil || !o.ClientOp || o.Callee == "" || o.Callee == o.Op.Service || failing(o) ||
-			judged[[2]string{o.Op.Service, o.Callee}] {
+			r.gapPairs[[2]string{o.Op.Service, o.Callee}] {
 			continue
 		}
 		edge := &Observation{Finding: o.Finding, Windows: o.Windows, Exemplars: o.Exemplars, NodeKind: NodeService}

@@ -68,6 +68,11 @@ func TestRank(t *testing.T) {
 			edgeObs("order", "inventory", "GET", NodeService, fs("error ratio", 100, 24.4, 6)),
 			edgeObs("inventory", "inventory-db", "update", NodeDatabase, fs("p50", 60, 1.7, 6)),
 		}, "inventory", SuspectDown},
+		{"a client call's wait counts where its edge is slower but its gap is not anomalous", []Observation{
+			edgeObs("seat", "order", "POST /tickets", NodeService, fs("p50", 7, 4.7, 3)),
+			clientObs("seat", "POST", "order", fs("self time", 4.2, 0.4, 9)),
+			edgeObs("preserve", "contacts", "GET /contacts", NodeService, fs("p50", 5.2, 2.6, 5)),
+		}, "order", SuspectNetwork},
 		{"errors start where callees are fine", []Observation{
 			opObs("frontend", "POST /checkout", fs("error ratio", 30, 0, 20)),
 			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("error ratio", 30, 0, 20)),
