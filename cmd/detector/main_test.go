@@ -345,3 +345,32 @@ func TestReplayWorkersAgree(t *testing.T) {
 		t.Errorf("replay with 3 workers differs from 1:\n%s\nwant\n%s", three, one)
 	}
 }
+
+// TestReplayRejectsWhatIsNotSpans: a file none of whose messages decode, or
+// an empty one, fails the replay with the reason; a zero or negative
+// window or trace idle time given on the command line is refused.
+func TestReplayRejectsWhatIsNotSpans(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.jsonl")
+	if err := os.WriteFile(text, []byte("# Causeway\n\nnot spans\n{\"resourceSpans\": 3}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, "empty.jsonl")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{text: "none of its", empty: "holds no messages"} {
+		err := replay(replayArgs{inputs: []string{path}}, quietLogger(t), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("replay of %s: %v, want an error naming it (%q)", filepath.Base(path), err, want)
+		}
+	}
+	for _, args := range [][]string{{"--window", "0"}, {"--window", "-10s"}, {"--trace-idle", "0s"}} {
+		if _, err := parseReplayFlags(append(args, "--input", text)); err == nil || !strings.Contains(err.Error(), "must be positive") {
+			t.Errorf("replay %v: %v, want it refused", args, err)
+		}
+	}
+	if a, err := parseReplayFlags([]string{"--input", text, "--window", "5s"}); err != nil || a.graph.Window != 5*time.Second {
+		t.Errorf("replay --window 5s: %v %v", a.graph.Window, err)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -90,6 +91,18 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 	if err := fs.Parse(args); err != nil {
 		return a, err
 	}
+	// 0 stands for the default when the flag is absent; given, it must
+	// be a real length.
+	var bad error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case f.Name == "window" && a.graph.Window <= 0, f.Name == "trace-idle" && a.graph.TraceIdle <= 0:
+			bad = cmp.Or(bad, fmt.Errorf("replay: --%s %s: must be positive (leave it out for the default)", f.Name, f.Value))
+		}
+	})
+	if bad != nil {
+		return a, bad
+	}
 	a.inputs = append(a.inputs, fs.Args()...)
 	if len(a.inputs) == 0 {
 		return a, errors.New("replay: at least one --input is required")
@@ -163,10 +176,14 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 			enc = consume.GuessEncoding(path)
 		}
 		dec := consume.NewDecoder(enc, span.Limits{}, 0)
+		var messages, good int
+		var firstErr error
 		err := consume.ReadFile(path, enc, func(msg []byte) error {
 			stats.Messages++
+			messages++
 			res, err := dec.Decode(msg)
 			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
 				reason := string(reasonOf(err))
 				stats.BadMessages[reason]++
 				if stats.BadMessages[reason] == 1 { // once per reason; the summary has the counts
@@ -174,6 +191,7 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 				}
 				return nil
 			}
+			good++
 			for r, n := range res.Rejected {
 				stats.RejectedSpans[string(r)] += n
 			}
@@ -191,6 +209,15 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 		})
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
+		}
+		// A file none of whose messages decode is not the spans it was
+		// meant to be (another format, another file): say so, do not
+		// report an empty replay as a success.
+		switch {
+		case messages == 0:
+			return fmt.Errorf("replay: %s holds no messages", path)
+		case good == 0:
+			return fmt.Errorf("replay: %s: none of its %d messages is %s (first error: %v); --format names the encoding", path, messages, enc, firstErr)
 		}
 	}
 	agg.Flush()
