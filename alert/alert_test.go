@@ -452,3 +452,23 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		t.Errorf("duplicate names: %v", err)
 	}
 }
+
+// TestTitles: a pager's line reads as English for every kind of suspect.
+func TestTitles(t *testing.T) {
+	for _, tc := range []struct {
+		s    Suspect
+		want string
+	}{
+		{Suspect{Service: "paymentservice", Kind: graph.SuspectLatency}, "paymentservice is slow (3 services affected)"},
+		{Suspect{Service: "cartservice", Kind: graph.SuspectErrors}, "cartservice is failing (3 services affected)"},
+		{Suspect{Service: "catalog-db", Kind: graph.SuspectDependency, NodeKind: graph.NodeDatabase}, "database catalog-db is slow or failing (3 services affected)"},
+		{Suspect{Service: "paymentservice", Kind: graph.SuspectNetwork, Caller: "checkoutservice"}, "the network between checkoutservice and paymentservice is slow (3 services affected)"},
+		{Suspect{Service: "cartservice", Kind: graph.SuspectNetwork}, "the network in front of cartservice is slow (3 services affected)"},
+		{Suspect{Service: "inventory-service", Kind: graph.SuspectDown}, "inventory-service does not answer (3 services affected)"},
+	} {
+		e := Event{Kind: Opened, Services: []string{"a", "b", "c"}, Suspects: []Suspect{tc.s}}
+		if got := title(&e); got != tc.want {
+			t.Errorf("title %q, want %q", got, tc.want)
+		}
+	}
+}

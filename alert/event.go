@@ -8,6 +8,7 @@
 package alert
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"strings"
@@ -66,6 +67,8 @@ type Suspect struct {
 	Service   string            `json:"service"`
 	Operation string            `json:"operation,omitempty"`
 	Kind      graph.SuspectKind `json:"kind"`
+	NodeKind  graph.NodeKind    `json:"node_kind,omitempty"`
+	Caller    string            `json:"caller,omitempty"` // a network suspect's other end, when one caller's calls show it
 	Score     float64           `json:"score"`
 	Summary   string            `json:"summary"`
 	Evidence  []string          `json:"evidence"`
@@ -126,7 +129,8 @@ func newEvent(kind Kind, inc *incident.Incident, external, grafana string) Event
 		if i == MaxSuspects {
 			break
 		}
-		sus := Suspect{Rank: i + 1, Service: s.Service, Operation: s.Operation, Kind: s.Kind, Score: round2(s.Score), Summary: s.Summary}
+		sus := Suspect{Rank: i + 1, Service: s.Service, Operation: s.Operation, Kind: s.Kind, NodeKind: s.NodeKind, Caller: s.Caller,
+			Score: round2(s.Score), Summary: s.Summary}
 		for _, ev := range s.Evidence {
 			sus.Evidence = append(sus.Evidence, evidenceSentence(ev))
 			for _, x := range ev.Exemplars {
@@ -161,19 +165,31 @@ func title(e *Event) string {
 		fmt.Fprintf(&b, "incident %s in %s", e.IncidentID, strings.Join(e.Services, ", "))
 		return b.String()
 	}
-	top := e.Suspects[0]
-	what := string(top.Kind)
-	switch top.Kind {
-	case graph.SuspectLatency:
-		what = "slow"
-	case graph.SuspectErrors:
-		what = "failing"
-	}
-	fmt.Fprintf(&b, "%s is %s", top.Service, what)
+	b.WriteString(e.Suspects[0].headline())
 	if n := len(e.Services) - 1; n > 0 {
 		fmt.Fprintf(&b, " (%d services affected)", len(e.Services))
 	}
 	return b.String()
+}
+
+// headline says what a suspect is blamed for, in a few words.
+func (s Suspect) headline() string {
+	switch s.Kind {
+	case graph.SuspectLatency:
+		return s.Service + " is slow"
+	case graph.SuspectErrors:
+		return s.Service + " is failing"
+	case graph.SuspectNetwork:
+		if s.Caller != "" {
+			return "the network between " + s.Caller + " and " + s.Service + " is slow"
+		}
+		return "the network in front of " + s.Service + " is slow"
+	case graph.SuspectDependency:
+		return fmt.Sprintf("%s %s is slow or failing", cmp.Or(string(s.NodeKind), "dependency"), s.Service)
+	case graph.SuspectDown:
+		return s.Service + " does not answer"
+	}
+	return s.Service + " is " + string(s.Kind)
 }
 
 // evidenceSentence is one evidence as on-call reads it: "op
