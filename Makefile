@@ -8,8 +8,10 @@ FUZZTIME ?= 10s
 
 all: build
 
+# -buildvcs=auto: record the commit (detector version) even where GOFLAGS
+# turns it off, and build without it outside a git checkout.
 build:
-	$(GO) build -o $(BIN)/detector ./cmd/detector
+	$(GO) build -buildvcs=auto -o $(BIN)/detector ./cmd/detector
 
 ## run: the embedded demo — in-process Kafka broker, simulated services, an injected fault; API on 127.0.0.1:8080
 run: build

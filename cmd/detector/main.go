@@ -3,6 +3,7 @@
 //	detector run     [flags]   consume spans from Kafka (no --brokers: the embedded demo)
 //	detector replay  [flags]   run recorded spans through the same pipeline, offline
 //	detector alert test --receiver NAME   send a test event to an alert receiver
+//	detector version   the version and commit it was built from
 //
 // Run `detector <command> -h` for the flags of each.
 package main
@@ -26,6 +27,7 @@ commands:
            (without --brokers: an embedded broker fed by simulated services)
   replay   process recorded spans offline: detector replay --input FILE --out OUT.json
   alert    alert test --receiver NAME [--config FILE]: send a test event to a receiver
+  version  the version and commit this binary was built from
 
 Run 'detector <command> -h' for a command's flags.
 `
@@ -62,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return replay(a, newLogger(stderr, "info"), stdout)
 	case "alert":
 		return alertTest(ctx, args[1:], getenv, stdout, newLogger(stderr, "warn"))
+	case "version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -372,5 +373,16 @@ func TestReplayRejectsWhatIsNotSpans(t *testing.T) {
 	}
 	if a, err := parseReplayFlags([]string{"--input", text, "--window", "5s"}); err != nil || a.graph.Window != 5*time.Second {
 		t.Errorf("replay --window 5s: %v %v", a.graph.Window, err)
+	}
+}
+
+// TestVersionCommand: `detector version` names the build and its Go.
+func TestVersionCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version"}, func(string) string { return "" }, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); !strings.HasPrefix(s, "causeway detector ") || !strings.Contains(s, " commit ") || !strings.Contains(s, runtime.Version()) {
+		t.Errorf("version printed %q", s)
 	}
 }
