@@ -142,7 +142,7 @@ func (c *Config) decode(b []byte, path string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // EOF: empty file
-		return fmt.Errorf("config %s: %w", path, err)
+		return fmt.Errorf("config %s: %w", path, explainUnknownKeys(err))
 	}
 	return nil
 }

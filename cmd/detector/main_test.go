@@ -252,7 +252,7 @@ func TestRunFlagsAndConfigErrors(t *testing.T) {
 		{[]string{"--listen", "nonsense"}, "listen"},
 		{[]string{"--brokers", "localhost"}, "kafka.brokers"},
 		{[]string{"--brokers", "h:1", "--encoding", "xml"}, "kafka.encoding"},
-		{[]string{"--config", "testdata/typo.yaml"}, "field windw not found"},
+		{[]string{"--config", "testdata/typo.yaml"}, `line 2: unknown key "windw" (did you mean "window"?)`},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"--config", "testdata/inline-secret.yaml"}, "line 5: a secret is read from {env: NAME} or {file: PATH}, never written inline"},
 	} {
@@ -384,5 +384,27 @@ func TestVersionCommand(t *testing.T) {
 	}
 	if s := out.String(); !strings.HasPrefix(s, "causeway detector ") || !strings.Contains(s, " commit ") || !strings.Contains(s, runtime.Version()) {
 		t.Errorf("version printed %q", s)
+	}
+}
+
+// TestConfigUnknownKeys: a mistyped key is named with its line, the
+// closest valid key and the keys valid at that place, at any depth.
+func TestConfigUnknownKeys(t *testing.T) {
+	var c Config
+	err := c.decode([]byte("listne: 127.0.0.1:9\nkafka:\n  topik: spans\n  zzzzzzzz: 1\n"), "causeway.yaml")
+	if err == nil {
+		t.Fatal("typos accepted")
+	}
+	for _, want := range []string{
+		`config causeway.yaml: line 1: unknown key "listne" (did you mean "listen"?); valid here: `,
+		`line 3: unknown key "topik" (did you mean "topic"?); valid here: brokers,`,
+		`line 4: unknown key "zzzzzzzz"; valid here: brokers,`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q\nlacks %q", err, want)
+		}
+	}
+	if d := editDistance("listne", "listen"); d != 2 {
+		t.Errorf("edit distance listne/listen %d, want 2", d)
 	}
 }
