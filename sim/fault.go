@@ -39,8 +39,8 @@ const (
 	DeadInstance FaultKind = "dead_instance"
 )
 
-// faultKinds lists the fault kinds for messages.
-const faultKinds = "latency, errors, slow_db, network_delay, dead_instance"
+// FaultKinds lists the fault kinds for messages and help.
+const FaultKinds = "latency, errors, slow_db, network_delay, dead_instance"
 
 func (k FaultKind) valid() bool {
 	switch k {
@@ -123,7 +123,7 @@ func parseFault(s string) (Fault, error) {
 	parts := strings.SplitN(spec, ":", 3)
 	f.Kind = FaultKind(parts[0])
 	if !f.Kind.valid() {
-		return f, fmt.Errorf("unknown kind %q (want %s)", parts[0], faultKinds)
+		return f, fmt.Errorf("unknown kind %q (want %s)", parts[0], FaultKinds)
 	}
 	if len(parts) < 2 || parts[1] == "" {
 		return f, errors.New("missing target")
@@ -235,7 +235,7 @@ func bad(field, format string, args ...any) error {
 // Errors name the field at fault; the caller prefixes which fault.
 func (f Fault) apply(m *model, start int64) error {
 	if !f.Kind.valid() {
-		return bad("Kind", "unknown fault kind %q (want %s)", f.Kind, faultKinds)
+		return bad("Kind", "unknown fault kind %q (want %s)", f.Kind, FaultKinds)
 	}
 	if f.Start < 0 {
 		return bad("Start", "%v is negative", f.Start)

@@ -20,6 +20,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/sim"
 )
 
 // Config is everything `detector run` can be told: one YAML file, then
@@ -247,7 +248,9 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.BoolVar(&cfg.Cluster.Enabled, "cluster", cfg.Cluster.Enabled, "run as one member of a fleet sharing the consumer group (also CAUSEWAY_CLUSTER=true)")
 	fs.StringVar(&cfg.WebhookURL, "webhook-url", cfg.WebhookURL, "send incident events to this generic JSON webhook (also CAUSEWAY_WEBHOOK_URL)")
 	var faults []string
-	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), e.g. "+faultExample)
+	fs.Var(listFlag{&faults}, "fault", "demo: fault to inject (repeatable), KIND:TARGET[:VALUE][@START[/DURATION]] with START counted from now;\n"+
+		"KIND is one of "+sim.FaultKinds+"; e.g. "+faultExample+",\n"+
+		"errors:checkoutservice#PlaceOrder:25%@1m/30s, slow_db:catalog-db:+20ms@40s, 'network_delay:frontend>cartservice:+30ms@40s/1m', dead_instance:cartservice@2m/1m")
 	fs.Float64Var(&cfg.Demo.Speed, "speed", cfg.Demo.Speed, "demo: simulated seconds per second")
 	fs.Int64Var(&cfg.Demo.Seed, "seed", cfg.Demo.Seed, "demo: simulator seed")
 	fs.DurationVar(&cfg.Demo.History, "history", cfg.Demo.History, "demo: normal traffic replayed at start so baselines are learned")

@@ -83,7 +83,9 @@ func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg promet
 	}
 	reg.MustRegister(d.sent)
 	for _, f := range scfg.Faults {
-		log.Info("demo fault scheduled", "fault", f.String(), "starts_at", scfg.Start.Add(f.Start).Format(time.TimeOnly))
+		typed := f // as the user wrote it: START from now, not from the history's start
+		typed.Start -= cfg.History
+		log.Info("demo fault scheduled", "fault", typed.String(), "starts_at", scfg.Start.Add(f.Start).Format(time.TimeOnly))
 	}
 	return d, nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
@@ -406,5 +408,20 @@ func TestConfigUnknownKeys(t *testing.T) {
 	}
 	if d := editDistance("listne", "listen"); d != 2 {
 		t.Errorf("edit distance listne/listen %d, want 2", d)
+	}
+}
+
+// TestDemoLogsFaultAsTyped: the schedule shows a fault's start as the user
+// wrote it (from now), not counted from the replayed history's start.
+func TestDemoLogsFaultAsTyped(t *testing.T) {
+	var logs bytes.Buffer
+	d, err := startDemo(context.Background(), DemoConfig{Speed: 1, Seed: 1, History: 20 * time.Minute,
+		Faults: []string{"latency:paymentservice:+200ms@40s/1m"}}, slog.New(slog.NewTextHandler(&logs, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if !strings.Contains(logs.String(), "fault=latency:paymentservice:+200ms@40s/1m0s") {
+		t.Errorf("schedule logged as:\n%s", logs.String())
 	}
 }
