@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -423,5 +424,28 @@ func TestDemoLogsFaultAsTyped(t *testing.T) {
 	defer d.Close()
 	if !strings.Contains(logs.String(), "fault=latency:paymentservice:+200ms@40s/1m0s") {
 		t.Errorf("schedule logged as:\n%s", logs.String())
+	}
+}
+
+// TestBusyPortFailsFirst: with the API's port taken, the detector stops at
+// once with the address and how to pick another, before the demo starts.
+func TestBusyPortFailsFirst(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var logs bytes.Buffer
+	cfg := defaultConfig()
+	cfg.Listen = busy.Addr().String()
+	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = m.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "listen on "+cfg.Listen) || !strings.Contains(err.Error(), "--listen") {
+		t.Fatalf("Run on a busy port: %v", err)
+	}
+	if strings.Contains(logs.String(), "demo fault scheduled") {
+		t.Errorf("the demo started before the port was checked:\n%s", logs.String())
 	}
 }

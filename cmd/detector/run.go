@@ -197,6 +197,14 @@ func (m *Main) Run(ctx context.Context) error {
 		}()
 	}
 
+	// The API's address first: a busy port fails the start before anything
+	// else (the demo's broker, its fault schedule) begins.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another detector running? --listen or CAUSEWAY_LISTEN picks another address)", cfg.Listen, err)
+	}
+	defer ln.Close() // the server closes it too; this covers the returns before it serves
+
 	idle := cfg.Idle
 	kcfg := cfg.Kafka
 	if cfg.Embedded() {
@@ -272,10 +280,6 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	if len(cfg.Alerts.Receivers) > 0 {
 		removeOutbox, err := m.startAlerts(cfg, scheme+"://"+ln.Addr().String())
 		if err != nil {
