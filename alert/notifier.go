@@ -537,9 +537,7 @@ func (s *sender) run(ctx context.Context) {
 			if s.n.opt.OnDelivered != nil {
 				s.n.opt.OnDelivered(s.r.Name, d.Event.ID)
 			}
-			if attempt > 1 {
-				log.Info("alert delivered after retries")
-			}
+			log.Info("alert delivered")
 			s.finish(d, log)
 			attempt = 0
 			continue

@@ -60,7 +60,8 @@ func TestEmbeddedDemo(t *testing.T) {
 	cfg.WebhookURL = hook.URL + "/hook"
 	cfg.addWebhook()
 	windows := make(chan *graph.Window, 64)
-	m := &Main{Config: cfg, Log: quietLogger(t), OnWindow: func(w *graph.Window) {
+	var logs lockedBuffer
+	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)), OnWindow: func(w *graph.Window) {
 		select {
 		case windows <- w:
 		default:
@@ -173,6 +174,20 @@ ready:
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("detector stopped with %v", err)
+	}
+	// What on-call reads in the log: the incident, its delivery, the stop;
+	// not every anomalous series before it.
+	l := logs.String()
+	for _, want := range []string{`msg="incident opened"`, `msg="alert delivered"`, `msg="detector stopping"`} {
+		if !strings.Contains(l, want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if strings.Contains(l, `msg="anomaly opened"`) {
+		t.Error(`"anomaly opened" logged at info`)
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", l)
 	}
 }
 

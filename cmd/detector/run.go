@@ -357,14 +357,21 @@ func (m *Main) Run(ctx context.Context) error {
 			ln.Addr(), m.agg.Config().Window+m.agg.Config().TraceIdle+m.agg.Config().Lateness, curl, scheme)
 	}
 
+	stopping := func() {
+		if ctx.Err() != nil { // a signal, or a part that failed (its error follows)
+			m.Log.Info("detector stopping", "cause", context.Cause(ctx))
+		}
+	}
 	if cons != nil {
 		err = m.apply(ctx, cons, idle, ck, cfg.SnapshotInterval)
+		stopping()
 		if ck != nil {
 			// Last: the graph's goroutine (this one) has stopped.
 			ck.final(ctx)
 		}
 	} else {
 		<-ctx.Done() // the fleet node's goroutines do the work
+		stopping()
 	}
 	cancel()
 	select {
@@ -527,10 +534,12 @@ func logFindings(log *slog.Logger, fs []graph.Finding) {
 		} else {
 			what, name = "operation", f.Op.Service+"/"+f.Op.Operation
 		}
+		// Debug: an incident's line names what matters; its series are in
+		// the API.
 		if f.Score.Opened {
-			log.Info("anomaly opened", what, name, "score", fmt.Sprintf("%.1f", f.Score.Value), "why", f.Score.Explanation)
+			log.Debug("anomaly opened", what, name, "score", fmt.Sprintf("%.1f", f.Score.Value), "why", f.Score.Explanation)
 		} else {
-			log.Info("anomaly closed", what, name)
+			log.Debug("anomaly closed", what, name)
 		}
 	}
 }
