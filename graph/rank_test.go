@@ -3,6 +3,7 @@ package graph
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/causeway/causeway/model/baseline"
 )
@@ -139,5 +140,39 @@ func TestSupportingEvidenceWeighsLess(t *testing.T) {
 	both := Rank([]Observation{support, opObs("paymentservice", "Charge", fs("self time", 200, 10, 20))}, nil)
 	if both[0].Service != "paymentservice" {
 		t.Fatalf("with significant evidence: %+v, want paymentservice first", both)
+	}
+}
+
+// TestSummaryDescribesItsEvidence: a suspect's sentence describes the
+// evidence it rests on — its operation, not another's — says a victim is
+// slower (not slower itself), and says how many calls over how long
+// accumulated evidence rests on.
+func TestSummaryDescribesItsEvidence(t *testing.T) {
+	db := fs("p50", 80, 1.5, 30)
+	db.Calls, db.Hits, db.Over, db.Horizon = 14, 12, "p99", 2*time.Minute
+	got := Rank([]Observation{
+		opObs("productcatalogservice", "GetProduct", fs("p50", 10, 5, 6)),
+		opObs("productcatalogservice", "ListProducts", fs("p50", 82.3, 2.02, 20)),
+		edgeObs("productcatalogservice", "catalog-db", "SELECT", NodeDatabase, db),
+	}, nil)
+	var victim, dep *Suspect
+	for i := range got {
+		switch got[i].Service {
+		case "productcatalogservice":
+			victim = &got[i]
+		case "catalog-db":
+			dep = &got[i]
+		}
+	}
+	if victim == nil || dep == nil {
+		t.Fatalf("suspects %v", suspectNames(got))
+	}
+	want := "productcatalogservice is slower: p50 82.3 ms vs 2.02 ms normally (op productcatalogservice/ListProducts); its own time did not rise, so a callee may explain it"
+	if victim.Operation != "ListProducts" || victim.Summary != want {
+		t.Errorf("victim: operation %q, summary\n%q\nwant\n%q", victim.Operation, victim.Summary, want)
+	}
+	want = "database catalog-db is slower or failing: 12 of 14 calls over 2m0s above the usual p99 (p50 80 ms vs 1.5 ms normally) (edge productcatalogservice->catalog-db:SELECT)"
+	if dep.Summary != want || dep.Evidence[0].Text == "" {
+		t.Errorf("dependency: summary\n%q\nwant\n%q", dep.Summary, want)
 	}
 }
