@@ -23,7 +23,7 @@ func alertTest(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("alert test", flag.ContinueOnError)
-	path := fs.String("config", "", "YAML configuration file (the one `detector run` reads)")
+	path := fs.String("config", "", "YAML configuration `FILE`, as detector run reads it")
 	name := fs.String("receiver", "", "receiver to test (\"webhook\" for --webhook-url)")
 	timeout := fs.Duration("timeout", 15*time.Second, "give up after this long")
 	var webhook string
