@@ -4,7 +4,7 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
 
-.PHONY: all build run test unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
+.PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -18,7 +18,15 @@ run: build
 	$(BIN)/detector run $(ARGS)
 
 ## test: vet, gofmt, unit and golden tests, short fuzzing, then integration tests against a real Kafka broker
-test: lint deploy-check unit fuzz-short plugin-test integration
+test: check-deps lint deploy-check unit fuzz-short plugin-test integration
+
+## deps: install the Debian packages the tests need (chromium, kcat, Alertmanager, Maven, Java): scripts/deps.sh
+deps:
+	scripts/deps.sh install
+
+# Name what is missing, and the command that installs it, before anything runs.
+check-deps:
+	@scripts/deps.sh check
 
 lint:
 	$(GO) vet $(PKGS)
