@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -318,6 +319,9 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			nk = graph.NodeService // a service named by its failing callers' attributes
 		}
 	}
+	if f.Op != nil {
+		exemplars = callExemplars(w, *f.Op)
+	}
 	var client bool
 	var callee string // only when every call of the window was answered: an unanswered call's wait is no gap
 	if f.Op != nil {
@@ -521,4 +525,30 @@ func (u unionFind) union(a, b string) {
 			u[ra] = rb
 		}
 	}
+}
+
+// maxOpExemplars bounds the trace ids an operation's anomaly carries, as an
+// edge's window does.
+const maxOpExemplars = 3
+
+// callExemplars are the exemplar trace ids of the calls into op in w, from
+// its callers in name order (the same every run).
+func callExemplars(w *graph.Window, op graph.OpKey) []string {
+	var into []graph.EdgeKey
+	for k := range w.Edges {
+		if k.Target == op.Service && k.Operation == op.Operation {
+			into = append(into, k)
+		}
+	}
+	slices.SortFunc(into, func(a, b graph.EdgeKey) int { return strings.Compare(a.Source, b.Source) })
+	var out []string
+	for _, k := range into {
+		for _, x := range w.Edges[k].Exemplars {
+			if len(out) == maxOpExemplars {
+				return out
+			}
+			out = append(out, x.TraceID.String())
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
+	"github.com/causeway/causeway/span"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -264,5 +265,28 @@ func TestClientCallsNameTheirCallee(t *testing.T) {
 		case !answered && len(sus) != 0:
 			t.Errorf("%+v: suspects %+v, want none from a client call's wait", tc, sus)
 		}
+	}
+}
+
+// TestOperationEvidenceHasExemplars: an operation's evidence carries trace
+// ids of the calls into it, as an edge's does, callers in name order.
+func TestOperationEvidenceHasExemplars(t *testing.T) {
+	m, err := NewManager(Options{Quiet: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := window(0)
+	for i, caller := range []string{"frontend", "checkoutservice"} {
+		w.Edges[graph.EdgeKey{Source: caller, Target: "paymentservice", Operation: "op"}] = &graph.EdgeStats{
+			Exemplars: []graph.Exemplar{{TraceID: span.TraceID{byte(i + 1)}}, {TraceID: span.TraceID{byte(i + 1), 1}}}}
+	}
+	ch, err := m.Observe(w, []graph.Finding{opFinding("paymentservice", self(200, 1))})
+	if err != nil || len(ch) != 1 || len(ch[0].Incident.Suspects) == 0 {
+		t.Fatalf("changes %+v, %v", ch, err)
+	}
+	ev := ch[0].Incident.Suspects[0].Evidence[0]
+	want := []string{span.TraceID{2}.String(), span.TraceID{2, 1}.String(), span.TraceID{1}.String()}
+	if !slices.Equal(ev.Exemplars, want) {
+		t.Errorf("exemplars %v, want %v (checkoutservice's calls first, three at most)", ev.Exemplars, want)
 	}
 }
