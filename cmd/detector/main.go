@@ -3,6 +3,7 @@
 //	detector run     [flags]   consume spans from Kafka (no --brokers: the embedded demo)
 //	detector replay  [flags]   run recorded spans through the same pipeline, offline
 //	detector alert test --receiver NAME   send a test event to an alert receiver
+//	detector simulate --otlp-endpoint HOST:PORT   simulated traffic to a Collector
 //	detector version   the version and commit it was built from
 //
 // Run `detector <command> -h` for the flags of each.
@@ -27,6 +28,8 @@ commands:
            (without --brokers: an embedded broker fed by simulated services)
   replay   process recorded spans offline: detector replay --input FILE --out OUT.json
   alert    alert test --receiver NAME [--config FILE]: send a test event to a receiver
+  simulate send simulated services' traffic, with faults, to an OTLP/gRPC receiver:
+           detector simulate --otlp-endpoint 127.0.0.1:4317 [--fault ...] [--history 20m]
   version  the version and commit this binary was built from
 
 Run 'detector <command> -h' for a command's flags.
@@ -64,6 +67,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return replay(a, newLogger(stderr, "info"), stdout)
 	case "alert":
 		return alertTest(ctx, args[1:], getenv, stdout, newLogger(stderr, "warn"))
+	case "simulate":
+		a, err := parseSimulateFlags(args[1:])
+		if err != nil {
+			return err
+		}
+		return simulate(ctx, a, newLogger(stderr, "info"))
 	case "version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

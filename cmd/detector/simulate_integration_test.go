@@ -1,0 +1,54 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestIntegrationSimulateThroughCollector: `detector simulate` feeds a
+// real OpenTelemetry Collector (built by scripts/collector.sh) over
+// OTLP/gRPC; its kafka exporter writes to a real broker, and a detector
+// reading that topic sees the simulated services' calls.
+func TestIntegrationSimulateThroughCollector(t *testing.T) {
+	bin := collectorBinary(t)
+	bs := brokers(t)
+	topic := "it_simulate_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	createTopic(t, bs, topic, 3)
+	addr := freeAddr(t)
+	startCollector(t, bin, addr, collectorConfig(addr, bs, topic, true))
+
+	cfg := defaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
+	cfg.Kafka.CommitInterval = 100 * time.Millisecond
+	m, apiAddr, stop := startMain(t, cfg)
+	defer stop()
+
+	a, err := parseSimulateFlags([]string{"--otlp-endpoint", addr, "--history", "40s", "--duration", "3s", "--rate", "20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := simulate(ctx, a, quietLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"checkoutservice->paymentservice", "frontend->cartservice", "frontend->checkoutservice", "frontend->productcatalogservice"}
+	var got []string
+	poll(t, time.Minute, "the simulated calls in the detector's graph", func() bool {
+		got = edgeSet(m.agg.Snapshot())
+		for _, e := range want {
+			if !slices.Contains(got, e) {
+				return false
+			}
+		}
+		return scrape(t, apiAddr, "causeway_spans_total") > 3000
+	})
+	t.Logf("%v spans, edges %v", scrape(t, apiAddr, "causeway_spans_total"), fmt.Sprint(len(got)))
+}
