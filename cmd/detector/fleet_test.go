@@ -127,10 +127,12 @@ func TestFleetMatchesOneDetector(t *testing.T) {
 	if b.m.node.Leader() {
 		leader, survivor = b, a
 	}
-	// Once the survivor has heard of the delivery (nothing left to send),
-	// stop the leader. (Stopped before, the survivor would send the event
-	// again, with the same idempotency key.)
-	for survivor.m.notifier.Pending() > 0 {
+	// Once the survivor has heard of the delivery (read the leader's
+	// record of it, and nothing left to send), stop the leader. (Stopped
+	// before, the survivor would send the event again, with the same
+	// idempotency key. An empty queue alone may only mean the survivor has
+	// not raised the event yet.)
+	for metrictest.Value(t, survivor.m.reg, "causeway_fleet_deliveries_heard_total") < 1 || survivor.m.notifier.Pending() > 0 {
 		select {
 		case <-windows:
 		case <-ctx.Done():
