@@ -437,13 +437,12 @@ func (a *Aggregator) finish(t *pendingTrace) {
 		st.observe(o.durationMS, o.selfMS, o.failed)
 		if o.client {
 			w.ClientOps[key] = true
-		}
-		switch {
-		case !o.client:
-		case !o.answered():
-			w.Unanswered[key] = true
-		case w.Callees[key] == "":
-			w.Callees[key] = o.callee
+			switch {
+			case o.callee == "": // nobody answered this call
+				w.Unanswered[key] = true
+			case w.Callees[key] == "":
+				w.Callees[key] = o.callee
+			}
 		}
 	}
 	if late > 0 {

@@ -29,9 +29,6 @@ type opObservation struct {
 	callee     string // the service whose span answered a client span, if any
 }
 
-// answered reports whether o is a client call a service's span answered.
-func (o *opObservation) answered() bool { return o.callee != "" }
-
 // joiner pairs the spans of one trace. It keeps scratch space between
 // traces, so a long-lived joiner allocates little; it is not safe for
 // concurrent use.

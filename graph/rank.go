@@ -606,7 +606,8 @@ func (e Evidence) Describe() string {
 	return fmt.Sprintf("%d of %d %s over %s %s (%s)", e.Hits, e.Calls, calls, time.Duration(e.HorizonS*float64(time.Second)).Round(time.Second), beyond, vs)
 }
 
-// summary is the one readable sentence of a suspect.
+// summary is the one readable sentence of a suspect, from its first
+// evidence's Text.
 func summary(s *Suspect) string {
 	if len(s.Evidence) == 0 {
 		return s.Service
@@ -616,22 +617,22 @@ func summary(s *Suspect) string {
 	case SuspectLatency:
 		switch e.kind {
 		case KindGap:
-			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.Describe(), e.Series)
+			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.Text, e.Series)
 		case KindSelfTime:
-			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.Describe(), e.Series)
+			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.Text, e.Series)
 		}
-		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.Describe(), e.Series)
+		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.Text, e.Series)
 	case SuspectErrors:
-		return fmt.Sprintf("errors start in %s: %s (%s), while its callees are fine", s.Service, e.Describe(), e.Series)
+		return fmt.Sprintf("errors start in %s: %s (%s), while its callees are fine", s.Service, e.Text, e.Series)
 	case SuspectNetwork:
 		if s.Caller != "" {
-			return fmt.Sprintf("the network between %s and %s: %s (%s), while %s itself is not slower", s.Caller, s.Service, e.Describe(), e.Series, s.Service)
+			return fmt.Sprintf("the network between %s and %s: %s (%s), while %s itself is not slower", s.Caller, s.Service, e.Text, e.Series, s.Service)
 		}
-		return fmt.Sprintf("the network in front of %s: %s (%s), while %s itself is not slower", s.Service, e.Describe(), e.Series, s.Service)
+		return fmt.Sprintf("the network in front of %s: %s (%s), while %s itself is not slower", s.Service, e.Text, e.Series, s.Service)
 	case SuspectDependency:
-		return fmt.Sprintf("%s %s is slower or failing: %s (%s)", s.NodeKind, s.Service, e.Describe(), e.Series)
+		return fmt.Sprintf("%s %s is slower or failing: %s (%s)", s.NodeKind, s.Service, e.Text, e.Series)
 	case SuspectDown:
-		return fmt.Sprintf("%s does not answer: calls to it fail (%s, %s) while its own operations report no errors", s.Service, e.Describe(), e.Series)
+		return fmt.Sprintf("%s does not answer: calls to it fail (%s, %s) while its own operations report no errors", s.Service, e.Text, e.Series)
 	}
 	return s.Service
 }

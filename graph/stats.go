@@ -5,8 +5,8 @@ import (
 	"github.com/causeway/causeway/span"
 )
 
-// maxExemplars is how many exemplar trace ids an edge keeps per window.
-const maxExemplars = 3
+// MaxExemplars is how many exemplar trace ids an edge keeps per window.
+const MaxExemplars = 3
 
 // EdgeStats are one edge's statistics over some span of event time.
 // Latencies are in milliseconds, as the caller saw them: the client span's
@@ -73,9 +73,9 @@ func (e *EdgeStats) offerExemplar(x Exemplar) {
 			return
 		}
 	}
-	if len(e.Exemplars) < maxExemplars {
+	if len(e.Exemplars) < MaxExemplars {
 		if e.Exemplars == nil { // room for all of them, no more
-			e.Exemplars = make([]Exemplar, 0, maxExemplars)
+			e.Exemplars = make([]Exemplar, 0, MaxExemplars)
 		}
 		e.Exemplars = append(e.Exemplars, x)
 		return

@@ -319,12 +319,10 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			nk = graph.NodeService // a service named by its failing callers' attributes
 		}
 	}
-	if f.Op != nil {
-		exemplars = callExemplars(w, *f.Op)
-	}
 	var client bool
 	var callee string // only when every call of the window was answered: an unanswered call's wait is no gap
 	if f.Op != nil {
+		exemplars = callExemplars(w, *f.Op)
 		client = w.ClientOps[*f.Op]
 		if !w.Unanswered[*f.Op] {
 			callee = w.Callees[*f.Op]
@@ -527,10 +525,6 @@ func (u unionFind) union(a, b string) {
 	}
 }
 
-// maxOpExemplars bounds the trace ids an operation's anomaly carries, as an
-// edge's window does.
-const maxOpExemplars = 3
-
 // callExemplars are the exemplar trace ids of the calls into op in w, from
 // its callers in name order (the same every run).
 func callExemplars(w *graph.Window, op graph.OpKey) []string {
@@ -544,7 +538,7 @@ func callExemplars(w *graph.Window, op graph.OpKey) []string {
 	var out []string
 	for _, k := range into {
 		for _, x := range w.Edges[k].Exemplars {
-			if len(out) == maxOpExemplars {
+			if len(out) == graph.MaxExemplars { // as many as an edge's window keeps
 				return out
 			}
 			out = append(out, x.TraceID.String())
