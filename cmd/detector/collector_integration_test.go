@@ -75,10 +75,7 @@ func TestIntegrationCollector(t *testing.T) {
 
 			// The detector reads from the start of the topic, so it may
 			// start before or after the traffic; before is like live.
-			cfg := defaultConfig()
-			cfg.Listen = "127.0.0.1:0"
-			cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
-			cfg.Kafka.CommitInterval = 100 * time.Millisecond
+			cfg := topicDetectorConfig(bs, topic)
 			m, apiAddr, stop := startMain(t, cfg)
 			defer stop()
 
@@ -228,6 +225,16 @@ func dialOTLP(t *testing.T, addr string) *grpc.ClientConn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// topicDetectorConfig is a detector reading topic on bs in a group of its
+// own, committing often, its API on a free loopback port.
+func topicDetectorConfig(bs []string, topic string) Config {
+	cfg := defaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
+	cfg.Kafka.CommitInterval = 100 * time.Millisecond
+	return cfg
 }
 
 // startMain runs one detector until the returned stop, which waits for a

@@ -34,25 +34,11 @@ type demo struct {
 }
 
 func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg prometheus.Registerer) (*demo, error) {
-	scfg := sim.Default()
-	scfg.Seed = cfg.Seed
-	// The simulation starts History ago: that much normal traffic is
-	// replayed at once, so baselines are learned before the first fault.
-	scfg.Start = time.Now().Add(-cfg.History)
+	scfg, err := simConfig(cfg.Seed, cfg.History, cfg.Faults, log, "demo fault scheduled")
+	if err != nil {
+		return nil, fmt.Errorf("demo.faults: %w", err)
+	}
 	scfg.ByTrace = cfg.ByTrace
-	if len(cfg.Faults) > 0 {
-		scfg.Faults = nil
-		for _, f := range cfg.Faults {
-			fault, err := sim.ParseFault(f)
-			if err != nil {
-				return nil, fmt.Errorf("demo.faults: %w", err)
-			}
-			scfg.Faults = append(scfg.Faults, fault)
-		}
-	}
-	for i := range scfg.Faults { // fault times count from now, not from the history's start
-		scfg.Faults[i].Start += cfg.History
-	}
 	s, err := sim.New(scfg)
 	if err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
@@ -82,12 +68,51 @@ func startDemo(ctx context.Context, cfg DemoConfig, log *slog.Logger, reg promet
 		}),
 	}
 	reg.MustRegister(d.sent)
-	for _, f := range scfg.Faults {
-		typed := f // as the user wrote it: START from now, not from the history's start
-		typed.Start -= cfg.History
-		log.Info("demo fault scheduled", "fault", typed.String(), "starts_at", scfg.Start.Add(f.Start).Format(time.TimeOnly))
-	}
 	return d, nil
+}
+
+// simConfig is the simulator's default system with seed, starting history
+// ago: that much normal traffic is sent at once (catchUp), so baselines are
+// learned before the first fault. faults, written as --fault takes them
+// with starts counted from now, replace the default fault; each is logged
+// as msg, as typed, with the wall-clock time it starts.
+func simConfig(seed int64, history time.Duration, faults []string, log *slog.Logger, msg string) (sim.Config, error) {
+	cfg := sim.Default()
+	cfg.Seed = seed
+	now := time.Now()
+	cfg.Start = now.Add(-history)
+	if len(faults) > 0 {
+		cfg.Faults = nil
+		for _, f := range faults {
+			fault, err := sim.ParseFault(f)
+			if err != nil {
+				return cfg, err
+			}
+			cfg.Faults = append(cfg.Faults, fault)
+		}
+	}
+	for i := range cfg.Faults {
+		log.Info(msg, "fault", cfg.Faults[i].String(), "starts_at", now.Add(cfg.Faults[i].Start).Format(time.TimeOnly))
+		cfg.Faults[i].Start += history // the simulation's clock starts at the history's start
+	}
+	return cfg, nil
+}
+
+// catchUp publishes the simulated traffic from the simulation's start up
+// to now at once, in chunks of up to 30 s (a writer flushes full batches
+// at once; the last chunk stops at now, so simulated time does not run
+// ahead of the clock).
+func catchUp(ctx context.Context, s *sim.Sim, publish func(context.Context, []sim.Message) error) error {
+	for ctx.Err() == nil {
+		chunk := min(30*time.Second, time.Until(s.Now()).Abs().Truncate(time.Second))
+		if !s.Now().Before(time.Now()) || chunk < time.Second {
+			return nil
+		}
+		if err := publish(ctx, s.Messages(chunk)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // kafkaConfig is how the detector reaches the in-process broker.
@@ -115,17 +140,8 @@ func (d *demo) Run(ctx context.Context) error {
 	if d.history > 0 {
 		d.log.Info("demo: replaying simulated history so baselines know normal", "history", d.history)
 	}
-	for ctx.Err() == nil {
-		// Big chunks: the writer flushes full batches at once, while a
-		// small write waits out its batch timeout. The last one stops at
-		// now, so simulated time does not run ahead of the clock.
-		chunk := min(30*time.Second, time.Until(d.sim.Now()).Abs().Truncate(time.Second))
-		if !d.sim.Now().Before(time.Now()) || chunk < time.Second {
-			break
-		}
-		if err := publish(ctx, d.sim.Messages(chunk)); err != nil {
-			return err
-		}
+	if err := catchUp(ctx, d.sim, publish); err != nil {
+		return err
 	}
 	err := d.sim.Run(ctx, d.speed, publish)
 	if ctx.Err() != nil {

@@ -200,9 +200,7 @@ func TestIntegrationKafkaProtoAndJSON(t *testing.T) {
 		{jsonTopic, "otlp_json", jsonTraces, map[string]float64{"bad_json": 1}, jsonTraces + 1},
 	} {
 		t.Run(tc.enc, func(t *testing.T) {
-			cfg := defaultConfig()
-			cfg.Listen = "127.0.0.1:0"
-			cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, tc.topic, "it_"+tc.topic
+			cfg := topicDetectorConfig(bs, tc.topic)
 			cfg.Kafka.Encoding = consumeEncoding(tc.enc)
 			cfg.Kafka.CommitInterval = 50 * time.Millisecond
 			_, addr, stop := startMain(t, cfg)

@@ -277,9 +277,7 @@ func TestIntegrationPoisonMessages(t *testing.T) {
 	}
 	produceMessages(t, &kafka.Transport{}, bs, topic, msgs...)
 
-	cfg := defaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
+	cfg := topicDetectorConfig(bs, topic)
 	cfg.Kafka.DeadLetterTopic = dlq
 	cfg.Kafka.MaxMessageBytes = 64 << 10
 	cfg.Kafka.CommitInterval = 50 * time.Millisecond
@@ -387,10 +385,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	topic := "it_restart_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	createReadyTopic(t, bs, topic, 2)
 
-	cfg := defaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
-	cfg.Kafka.CommitInterval = 100 * time.Millisecond
+	cfg := topicDetectorConfig(bs, topic)
 	_, addr, stop := startMain(t, cfg)
 	defer stop()
 

@@ -59,23 +59,11 @@ func parseSimulateFlags(args []string) (simulateArgs, error) {
 // batch of whole traces; a failed export is counted, logged once and
 // skipped, as a Collector's client would lose it.
 func simulate(ctx context.Context, a simulateArgs, log *slog.Logger) error {
-	cfg := sim.Default()
-	cfg.Seed, cfg.Rate, cfg.ByTrace = a.seed, a.rate, false
-	cfg.Start = time.Now().Add(-a.history)
-	if len(a.faults) > 0 {
-		cfg.Faults = nil
-		for _, f := range a.faults {
-			fault, err := sim.ParseFault(f)
-			if err != nil {
-				return fmt.Errorf("simulate: --fault: %w", err)
-			}
-			cfg.Faults = append(cfg.Faults, fault)
-		}
+	cfg, err := simConfig(a.seed, a.history, a.faults, log, "simulated fault scheduled")
+	if err != nil {
+		return fmt.Errorf("simulate: --fault: %w", err)
 	}
-	for i := range cfg.Faults { // fault times count from now, not from the history's start
-		log.Info("simulated fault scheduled", "fault", cfg.Faults[i].String(), "starts_at", time.Now().Add(cfg.Faults[i].Start).Format(time.TimeOnly))
-		cfg.Faults[i].Start += a.history
-	}
+	cfg.Rate, cfg.ByTrace = a.rate, false // batches of many traces: fewer exports
 	s, err := sim.New(cfg)
 	if err != nil {
 		return fmt.Errorf("simulate: %w", err)
@@ -111,10 +99,8 @@ func simulate(ctx context.Context, a simulateArgs, log *slog.Logger) error {
 		return nil
 	}
 	log.Info("simulating", "endpoint", a.endpoint, "history", a.history, "rate", cfg.Rate, "speed", a.speed)
-	for ctx.Err() == nil && s.Now().Before(time.Now().Add(-time.Second)) { // the history, at once
-		if err := publish(ctx, s.Messages(min(30*time.Second, time.Until(s.Now()).Abs().Truncate(time.Second)))); err != nil {
-			return err
-		}
+	if err := catchUp(ctx, s, publish); err != nil {
+		return err
 	}
 	if a.duration > 0 { // live traffic from here on
 		var cancel context.CancelFunc

@@ -23,11 +23,7 @@ func TestIntegrationSimulateThroughCollector(t *testing.T) {
 	addr := freeAddr(t)
 	startCollector(t, bin, addr, collectorConfig(addr, bs, topic, true))
 
-	cfg := defaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, "it_"+topic
-	cfg.Kafka.CommitInterval = 100 * time.Millisecond
-	m, apiAddr, stop := startMain(t, cfg)
+	m, apiAddr, stop := startMain(t, topicDetectorConfig(bs, topic))
 	defer stop()
 
 	a, err := parseSimulateFlags([]string{"--otlp-endpoint", addr, "--history", "40s", "--duration", "3s", "--rate", "20"})
