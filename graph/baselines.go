@@ -112,6 +112,9 @@ type Baselines struct {
 	alarmedEdges map[EdgeKey]bool
 	alarmedOps   map[OpKey]bool
 	alarmedDur   map[OpKey]bool
+	// seqSvc pools each service's operations' own time
+	// (evidence_service.go).
+	seqSvc map[string]*seqService
 	// first is when the first window began (unix ns): the sequential
 	// check's warm-up counts from it, so a series first called late (a
 	// quiet one) is judged as soon as its reference has enough calls.
@@ -146,6 +149,7 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 		seqOps:       make(map[OpKey]*seqSeries),
 		seqOpDur:     make(map[OpKey]*seqSeries),
 		alarmedDur:   make(map[OpKey]bool),
+		seqSvc:       make(map[string]*seqService),
 		alarmedEdges: make(map[EdgeKey]bool),
 		alarmedOps:   make(map[OpKey]bool),
 		sparseEdges:  make(map[EdgeKey]*sparse[*EdgeStats]),
@@ -159,20 +163,22 @@ func NewBaselines(m *BaselineMetrics) *Baselines {
 const exceedAccuracy = 0.05
 
 // sequential runs the sequential check of series k on its calls of
-// window w; a score is returned when it is in a reported episode.
-func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature baseline.Kind, first int64) (baseline.Score, bool) {
+// window w; a score is returned when it is in a reported episode, and the
+// window's weight in every case.
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature baseline.Kind, first int64) (baseline.Score, bool, seqWeight) {
 	s, ok := all[k]
 	if !ok {
 		s = newSeqSeries()
 		all[k] = s
 	}
-	sc, ok := s.observe(sw, w.Start.UnixNano(), w.End.UnixNano(), first, feature)
+	wt := s.weigh(sw)
+	sc, ok := s.step(sw, wt, w.Start.UnixNano(), w.End.UnixNano(), first, feature)
 	if s.reported() {
 		alarmed[k] = true
 	} else {
 		delete(alarmed, k)
 	}
-	return sc, ok
+	return sc, ok, wt
 }
 
 // merge combines two sequential scores of one series (self time and
@@ -284,11 +290,13 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, KindP50, bs.first)
+		seq, ok, _ := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, KindP50, bs.first)
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Edge: &k, Score: sc})
 		}
 	}
+	served := map[string][]opWeight{} // server operations' weights by service
+	opAt := map[OpKey]int{}           // where out holds each operation's finding
 	for _, k := range sortedKeys(w.Ops, compareOp) {
 		raw := w.Ops[k]
 		var regime *baseline.Score
@@ -298,14 +306,18 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			regime = &sc
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, KindSelfTime, bs.first)
+		seq, ok, wt := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, KindSelfTime, bs.first)
+		if !w.ClientOps[k] {
+			served[k.Service] = append(served[k.Service], opWeight{op: k, calls: float64(raw.Requests), w: wt})
+		}
 		// A client call's duration is its edge's latency, and a leaf
 		// operation's is its self time: only the others' is tested.
 		if _, known := bs.seqOpDur[k]; known || !w.ClientOps[k] && raw.SelfTime.Sum() < raw.Duration.Sum() {
-			dur, durOK := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, KindP50, bs.first)
+			dur, durOK, _ := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, KindP50, bs.first)
 			seq, ok = merge(seq, ok, dur, durOK)
 		}
 		if sc, ok := pick(regime, seq, ok); ok {
+			opAt[k] = len(out)
 			out = append(out, Finding{Op: &k, Score: sc})
 		}
 	}
@@ -318,8 +330,10 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 		idle[k], _ = merge(idle[k], len(idle[k].Features) > 0, sc, true)
 	})
 	for _, k := range sortedKeys(idle, compareOp) {
+		opAt[k] = len(out)
 		out = append(out, Finding{Op: &k, Score: idle[k]})
 	}
+	out = bs.observeServices(w, served, out, opAt)
 	bs.m.publish(bs.edges)
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/model/baseline"
@@ -57,7 +58,8 @@ type scratchState struct {
 	SeqEdges    []seqState[EdgeKey]
 	SeqOps      []seqState[OpKey]
 	SeqOpDur    []seqState[OpKey]
-	First       int64 // Baselines.first
+	SeqServices []svcState // absent before services were pooled
+	First       int64      // Baselines.first
 	SparseEdges []sparseState[EdgeKey, *EdgeStats]
 	SparseOps   []sparseState[OpKey, *OpStats]
 }
@@ -76,6 +78,19 @@ func saveSeq[K comparable](m map[K]*seqSeries, cmp func(a, b K) int) []seqState[
 	out := make([]seqState[K], 0, len(m))
 	for _, k := range sortedKeys(m, cmp) {
 		out = append(out, seqState[K]{Key: k, Series: m[k]})
+	}
+	return out
+}
+
+type svcState struct {
+	Key    string
+	Series *seqService
+}
+
+func saveServices(m map[string]*seqService) []svcState {
+	out := make([]svcState, 0, len(m))
+	for _, k := range sortedKeys(m, strings.Compare) {
+		out = append(out, svcState{Key: k, Series: m[k]})
 	}
 	return out
 }
@@ -168,7 +183,7 @@ func (bs *Baselines) Save(w io.Writer) error {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp), SeqOpDur: saveSeq(bs.seqOpDur, compareOp),
+	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp), SeqOpDur: saveSeq(bs.seqOpDur, compareOp), SeqServices: saveServices(bs.seqSvc),
 		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
 	if err := enc.Encode(scratch); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
@@ -251,6 +266,10 @@ func (bs *Baselines) Load(r io.Reader) error {
 	bs.seqEdges, bs.seqOps, bs.sparseEdges, bs.sparseOps = seqEdges, seqOps, sparseEdges, sparseOps
 	bs.seqOpDur = loadSeq(scratch.SeqOpDur, nil)
 	bs.alarmedEdges, bs.alarmedOps, bs.alarmedDur = alarmed(seqEdges), alarmed(seqOps), alarmed(bs.seqOpDur)
+	bs.seqSvc = make(map[string]*seqService, len(scratch.SeqServices))
+	for _, q := range scratch.SeqServices {
+		bs.seqSvc[q.Key] = q.Series
+	}
 	bs.first = scratch.First
 	bs.mu.Unlock()
 	return nil

@@ -33,8 +33,10 @@ const (
 	// learned, so whatever happens early (a job's first run) is known
 	// when it recurs.
 	SeqWarmUp = 10 * time.Minute
-	// SeqMinHistory is the fewest normal calls the reference needs.
-	SeqMinHistory = 30
+	// SeqMinHistory is the fewest normal calls the reference needs: with
+	// fewer, no bound on the usual p90 is worth a test (latP0 weighs what
+	// a short reference can vouch for).
+	SeqMinHistory = 20
 	// seqCap bounds the statistic while alarmed, in thresholds, so that
 	// a long fault does not take as long again to be forgotten.
 	seqCap = 1.5
@@ -63,11 +65,7 @@ const (
 
 // Categories of the latency test: within the usual p90, up to the usual
 // p99, beyond it, and far beyond it (ExtremeFactor times the p99): a
-// timeout, a retry, a dead connection rather than a slow call. Their
-// probabilities under the reference are those of the quantiles (before
-// the minimum effect, which only makes the test more conservative), the
-// last one as the reference itself shows it (never under extremeFloor,
-// a rate a few hours of history cannot tell apart from zero); under the
+// timeout, a retry, a dead connection rather than a slow call. Under the
 // alternative an alarm is worth, half the calls are beyond the usual p90
 // and a fifth beyond its p99.
 var latP1 = []float64{0.50, 0.30, 0.15, 0.05}
@@ -78,11 +76,23 @@ const (
 	extremeCap    = 0.005 // at most half of what lies beyond the p99
 )
 
-// latP0 returns the latency categories' probabilities under the
-// reference, extreme being the share of its calls far beyond its p99.
-func latP0(extreme float64) []float64 {
-	e := min(max(extreme, extremeFloor), extremeCap)
-	return []float64{0.90, 0.09, 0.01 - e, e}
+// latP0 returns the latency categories' probabilities under a reference
+// of n calls, of which kSlow, kFar and kExt lie beyond the categories'
+// bounds. They are those of the quantiles (before the minimum effect,
+// which only makes the test more conservative), but never below what a
+// reference of n calls can vouch for: a new call exceeds the k-th largest
+// of n exchangeable calls with probability k/(n+1), so beyond a bound that
+// k calls of the reference exceed, (k+1)/(n+1) at most. On a short
+// reference (a quiet series' first hour) a slow call therefore weighs
+// less, and the test can start early without crying wolf. Bounds for the
+// slow categories make the vector sum to more than one; the test is then
+// only more conservative. The extreme category is as the reference shows
+// it, never under extremeFloor (a rate a few hours of history cannot tell
+// apart from zero).
+func latP0(n, kSlow, kFar, kExt float64) []float64 {
+	e := min(max(kExt/n, extremeFloor), extremeCap)
+	vouch := func(k float64) float64 { return (k + 1) / (n + 1) }
+	return []float64{0.90, max(0.09, vouch(kSlow)), max(0.01-e, vouch(kFar)), e}
 }
 
 // Intra-window correlation of latencies and of failures: a window's
@@ -191,34 +201,55 @@ type seqWindow struct {
 	vetted bool
 }
 
+// seqWeight is what one window of a series weighs in its tests: the
+// log-likelihood ratios of its latencies and of its failures, and how
+// many of its calls were slow (beyond the usual p90) and far (beyond the
+// usual p99). ok is false while the reference has too few calls to judge.
+type seqWeight struct {
+	lat, err  float64
+	slow, far float64
+	ok        bool
+}
+
+// weigh judges window w against the reference, without changing it.
+func (s *seqSeries) weigh(w seqWindow) seqWeight {
+	if w.calls <= 0 || s.Ref.Count() < SeqMinHistory {
+		return seqWeight{}
+	}
+	tSlow, tFar, tExt := s.beyond(0.9), s.beyond(0.99), ExtremeFactor*s.Ref.Quantile(0.99)
+	slow, far, ext := w.lat.CountAbove(tSlow), w.lat.CountAbove(tFar), w.lat.CountAbove(tExt)
+	slow = min(slow, w.calls)
+	far = min(far, slow)
+	ext = min(ext, far)
+	p0 := latP0(s.Ref.Count(), s.Ref.CountAbove(tSlow), s.Ref.CountAbove(tFar), s.Ref.CountAbove(tExt))
+	lat := evidence.LLR([]float64{w.calls - slow, slow - far, far - ext, ext}, p0, latP1, latRho)
+	e0 := s.errorRate()
+	e1 := max(e0*errRel, e0+errAbs)
+	err := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - e0, e0}, []float64{1 - e1, e1}, errRho)
+	if w.vetted {
+		lat, err = min(lat, 0), min(err, 0)
+	}
+	return seqWeight{lat: lat, err: err, slow: slow, far: far, ok: true}
+}
+
 // observe runs the check on one window starting at start and ending at
 // end; it returns a score when the series is in a reported episode.
 // feature is the kind of latency (KindP50 for calls and spans' durations,
 // KindSelfTime for operations' own time).
 func (s *seqSeries) observe(w seqWindow, start, end, first int64, feature baseline.Kind) (baseline.Score, bool) {
+	return s.step(w, s.weigh(w), start, end, first, feature)
+}
+
+// step is observe with the window already weighed.
+func (s *seqSeries) step(w seqWindow, wt seqWeight, start, end, first int64, feature baseline.Kind) (baseline.Score, bool) {
 	if w.calls <= 0 {
 		return baseline.Score{}, false
 	}
 	s.Called = end
 	armed := end-first >= int64(SeqWarmUp) && s.Ref.Count() >= SeqMinHistory
-	slow, far := 0.0, 0.0
-	if s.Ref.Count() >= SeqMinHistory {
-		tExt := ExtremeFactor * s.Ref.Quantile(0.99)
-		slow, far = w.lat.CountAbove(s.beyond(0.9)), w.lat.CountAbove(s.beyond(0.99))
-		ext := w.lat.CountAbove(tExt)
-		slow = min(slow, w.calls)
-		far = min(far, slow)
-		ext = min(ext, far)
-		p0 := latP0(s.Ref.CountAbove(tExt) / s.Ref.Count())
-		latLLR := evidence.LLR([]float64{w.calls - slow, slow - far, far - ext, ext}, p0, latP1, latRho)
-		e0 := s.errorRate()
-		e1 := max(e0*errRel, e0+errAbs)
-		errLLR := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - e0, e0}, []float64{1 - e1, e1}, errRho)
-		if w.vetted {
-			latLLR, errLLR = min(latLLR, 0), min(errLLR, 0)
-		}
-		s.Lat.Step(latLLR, start, w.calls, slow, far)
-		s.Err.Step(errLLR, start, w.calls, w.errors, 0)
+	if wt.ok {
+		s.Lat.Step(wt.lat, start, w.calls, wt.slow, wt.far)
+		s.Err.Step(wt.err, start, w.calls, w.errors, 0)
 	}
 	running := s.Lat.S > 0 || s.Err.S > 0
 	if running {
