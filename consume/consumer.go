@@ -189,13 +189,21 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		out:  make(chan *Batch, cfg.QueueMessages),
 	}
 	c.r = kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        cfg.Brokers,
-		GroupID:        cfg.GroupID,
-		Topic:          cfg.Topic,
-		Dialer:         dialer,
-		MinBytes:       1,
-		MaxBytes:       cfg.MaxMessageBytes + 1<<20, // room to fetch an oversize message and skip it
-		MaxWait:        500 * time.Millisecond,
+		Brokers:  cfg.Brokers,
+		GroupID:  cfg.GroupID,
+		Topic:    cfg.Topic,
+		Dialer:   dialer,
+		MinBytes: 1,
+		MaxBytes: cfg.MaxMessageBytes + 1<<20, // room to fetch an oversize message and skip it
+		// How long the broker may hold a fetch while nothing is new (data
+		// that arrives is returned at once: MinBytes is 1). kafka-go asks
+		// the broker for this less a round-trip allowance and gives up on
+		// the connection at this; at 500 ms that left the broker 125 ms of
+		// slack, which a busy machine overran on a healthy broker ("i/o
+		// timeout", a reconnect, a counted error). At 2 s it leaves a
+		// second. It also bounds how long closing the reader waits for a
+		// fetch under way.
+		MaxWait:        2 * time.Second,
 		CommitInterval: cfg.CommitInterval,
 		SessionTimeout: cfg.SessionTimeout,
 		StartOffset:    start,
