@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // traceReceiver is an OTLP/gRPC trace receiver counting what it is sent;
@@ -113,5 +118,87 @@ func TestSimulateFlagsAndUnreachable(t *testing.T) {
 	defer cancel()
 	if err := simulate(ctx, a, quietLogger(t)); err == nil || !strings.Contains(err.Error(), addr) {
 		t.Errorf("simulate to nothing: %v", err)
+	}
+}
+
+// TestSimulateExportsOTLPHTTP: with an http:// URL, `detector simulate`
+// posts protobuf exports to the receiver's /v1/traces, as OTLP/HTTP
+// exporters do; a refused export (503 with a google.rpc.Status) is
+// skipped, the rest go on.
+func TestSimulateExportsOTLPHTTP(t *testing.T) {
+	r := &traceReceiver{spans: map[string]int{}, refuse: 1}
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		paths = append(paths, req.Method+" "+req.URL.Path+" "+req.Header.Get("Content-Type"))
+		r.mu.Unlock()
+		body, err := io.ReadAll(req.Body)
+		var exp coltracepb.ExportTraceServiceRequest
+		if err == nil {
+			err = proto.Unmarshal(body, &exp)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, err := r.Export(req.Context(), &exp); err != nil {
+			b, _ := proto.Marshal(status.Convert(err).Proto())
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write(b)
+			return
+		}
+		b, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(b)
+	}))
+	defer srv.Close()
+	a, err := parseSimulateFlags([]string{"--otlp-endpoint", srv.URL, "--history", "30s", "--duration", "1s", "--rate", "20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := srv.URL + "/v1/traces"; a.endpoint != want {
+		t.Errorf("endpoint %q, want %q", a.endpoint, want)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var logs strings.Builder
+	if err := simulate(ctx, a, slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "busy") {
+		t.Errorf("the refused export's reason is not logged:\n%s", logs.String())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range paths {
+		if p != "POST /v1/traces application/x-protobuf" {
+			t.Fatalf("request %q, want POST /v1/traces application/x-protobuf", p)
+		}
+	}
+	total := 0
+	for _, n := range r.spans {
+		total += n
+	}
+	if r.spans["paymentservice"] == 0 || total < 3000 || r.requests < 3 {
+		t.Errorf("%d spans in %d exports (%v)", total, r.requests, r.spans)
+	}
+}
+
+// TestSimulateHTTPEndpointPaths: a base URL gets the traces path, a URL
+// with a path is used as given, and a URL without a host is refused.
+func TestSimulateHTTPEndpointPaths(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:4318":             "http://127.0.0.1:4318/v1/traces",
+		"http://127.0.0.1:4318/":            "http://127.0.0.1:4318/v1/traces",
+		"https://otel.example:443/custom/x": "https://otel.example:443/custom/x",
+	} {
+		a, err := parseSimulateFlags([]string{"--otlp-endpoint", in})
+		if err != nil || a.endpoint != want {
+			t.Errorf("%s: %q, %v; want %q", in, a.endpoint, err, want)
+		}
+	}
+	if _, err := parseSimulateFlags([]string{"--otlp-endpoint", "http:///v1/traces"}); err == nil {
+		t.Error("a URL without a host was accepted")
 	}
 }
