@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -31,6 +32,12 @@ type Batch struct {
 	msg kafka.Message
 }
 
+// Newest reports whether the message was its partition's newest when it
+// was fetched: the reader had caught up with that partition.
+func (b *Batch) Newest() bool {
+	return b.msg.HighWaterMark > 0 && b.msg.Offset+1 >= b.msg.HighWaterMark
+}
+
 // Consumer reads span messages from a Kafka consumer group.
 //
 // Run fetches and decodes messages and sends them, in order, on a bounded
@@ -46,8 +53,38 @@ type Consumer struct {
 	samp *sampler
 	out  chan *Batch
 
+	dialer *kafka.Dialer
+	// troubled is when the client last reported an error (unix ns): a
+	// broker away, a group rejoining, a fetch that failed.
+	troubled atomic.Int64
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// Partitions lists the topic's partitions, asking each broker in turn.
+func (c *Consumer) Partitions(ctx context.Context) ([]int, error) {
+	var err error
+	for _, b := range c.cfg.Brokers {
+		var ps []kafka.Partition
+		if ps, err = c.dialer.LookupPartitions(ctx, "tcp", b, c.cfg.Topic); err == nil {
+			ids := make([]int, len(ps))
+			for i, p := range ps {
+				ids[i] = p.ID
+			}
+			return ids, nil
+		}
+	}
+	return nil, fmt.Errorf("partitions of %s: %w", c.cfg.Topic, err)
+}
+
+// LastError returns when the Kafka client last reported an error, the
+// zero time if it never did.
+func (c *Consumer) LastError() time.Time {
+	if ns := c.troubled.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // MessageDecoder turns Kafka messages into Batches: it decodes them, counts
@@ -187,6 +224,8 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		md:   md,
 		samp: md.samp,
 		out:  make(chan *Batch, cfg.QueueMessages),
+
+		dialer: dialer,
 	}
 	c.r = kafka.NewReader(kafka.ReaderConfig{
 		Brokers:  cfg.Brokers,
@@ -212,6 +251,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		// Its errors are mostly transient and retried inside: counted, and
 		// at most one line per interval.
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			c.troubled.Store(time.Now().UnixNano())
 			md.m.KafkaErrors.Inc()
 			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), md.secret))
 		}),
@@ -296,6 +336,7 @@ func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) err
 			}
 			// Retried every second while the brokers are away: counted,
 			// and logged at most once per LogInterval.
+			c.troubled.Store(time.Now().UnixNano())
 			c.md.m.KafkaErrors.Inc()
 			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.md.secret))
 			select {

@@ -200,6 +200,20 @@ func (a *Aggregator) AddFrom(source int, spans []span.Span) (late int) {
 	return a.add(source, spans)
 }
 
+// ExpectSource makes the watermark wait for a source not heard from yet
+// (a partition just assigned, whose backlog is still to be read): until it
+// sends spans or is forgotten, no window closes. A source already known
+// is left as it is.
+func (a *Aggregator) ExpectSource(source int) {
+	if _, ok := a.srcMax[source]; ok || source < 0 {
+		return
+	}
+	if a.srcMax == nil {
+		a.srcMax = make(map[int]int64)
+	}
+	a.srcMax[source] = 0
+}
+
 // ForgetSource stops waiting for a source that has gone quiet (its
 // partition was revoked, or has no traffic); it counts again from its next
 // spans.
