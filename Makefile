@@ -3,6 +3,11 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
+# The Grafana plugin's backend is a Go module of its own (grafana-plugin/go.mod),
+# which the root's ./... does not enter: lint, unit and plugin run the go
+# command in it with -C. Its go.mod ignores node_modules, so ./... there means
+# the plugin's own packages.
+PLUGIN  := grafana-plugin
 
 .PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
@@ -30,10 +35,12 @@ check-deps:
 
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) -C $(PLUGIN) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
 	$(GO) test -count=1 $(PKGS)
+	$(GO) -C $(PLUGIN) test -count=1 ./...
 
 # Each fuzz target for 20000 inputs (a few seconds each); `make fuzz
 # FUZZTIME=5m` for a long run. A count, not a duration: Go's fuzzer can
@@ -63,10 +70,11 @@ soak:
 	OTELCOL_BIN=unused KAFKA_PORT=19292 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-soak SOAK_DURATION=$(SOAK_DURATION) scripts/integration.sh -v -run '^TestSoak$$' ./cmd/detector
 
 ## plugin: the Grafana data source into grafana-plugin/dist: frontend (module.js, plugin.json) and backend gpx_causeway_<os>_<arch>
-PLUGIN     := grafana-plugin
-PLUGIN_BIN := $(PLUGIN)/dist/gpx_causeway_$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
+# The executable's name is the one Grafana looks for: plugin.json's
+# "executable" with _<os>_<arch>; -o is relative to $(PLUGIN) (go -C).
+PLUGIN_BIN := dist/gpx_causeway_$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
 plugin: plugin-frontend
-	$(GO) build -o $(PLUGIN_BIN) ./$(PLUGIN)/cmd/gpx_causeway
+	$(GO) -C $(PLUGIN) build -o $(PLUGIN_BIN) ./cmd/gpx_causeway
 
 # npm ci when node_modules is missing or older than the lock file; never downloads a browser.
 plugin-deps: $(PLUGIN)/node_modules/.package-lock.json
