@@ -81,12 +81,13 @@ plugin-deps: $(PLUGIN)/node_modules/.package-lock.json
 $(PLUGIN)/node_modules/.package-lock.json: $(PLUGIN)/package-lock.json
 	cd $(PLUGIN) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
+# webpack with the config @grafana/create-plugin lays out (.config/webpack).
 plugin-frontend: plugin-deps
 	cd $(PLUGIN) && npm run build
 
-## plugin-test: the plugin frontend's tsc, jest, production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
+## plugin-test: the plugin frontend's tsc, eslint (@grafana/eslint-config), jest, webpack production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
 plugin-test: plugin-deps
-	cd $(PLUGIN) && npm run typecheck && npm test && npm run build && npm run screenshot
+	cd $(PLUGIN) && npm run typecheck && npm run lint && npm test && npm run build && npm run screenshot
 
 ## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), validate the Collector config with the Collector's own code (deploy/otelcheck), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
 KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2
