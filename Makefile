@@ -3,6 +3,11 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 10s
+# The Grafana plugin's backend is a Go module of its own (grafana-plugin/go.mod),
+# which the root's ./... does not enter: lint, unit and plugin run the go
+# command in it with -C. Its go.mod ignores node_modules, so ./... there means
+# the plugin's own packages.
+PLUGIN  := grafana-plugin
 
 .PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
@@ -30,10 +35,12 @@ check-deps:
 
 lint:
 	$(GO) vet $(PKGS)
+	$(GO) -C $(PLUGIN) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
 	$(GO) test -count=1 $(PKGS)
+	$(GO) -C $(PLUGIN) test -count=1 ./...
 
 # Each fuzz target for 20000 inputs (a few seconds each); `make fuzz
 # FUZZTIME=5m` for a long run. A count, not a duration: Go's fuzzer can
@@ -63,22 +70,24 @@ soak:
 	OTELCOL_BIN=unused KAFKA_PORT=19292 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-soak SOAK_DURATION=$(SOAK_DURATION) scripts/integration.sh -v -run '^TestSoak$$' ./cmd/detector
 
 ## plugin: the Grafana data source into grafana-plugin/dist: frontend (module.js, plugin.json) and backend gpx_causeway_<os>_<arch>
-PLUGIN     := grafana-plugin
-PLUGIN_BIN := $(PLUGIN)/dist/gpx_causeway_$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
+# The executable's name is the one Grafana looks for: plugin.json's
+# "executable" with _<os>_<arch>; -o is relative to $(PLUGIN) (go -C).
+PLUGIN_BIN := dist/gpx_causeway_$(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
 plugin: plugin-frontend
-	$(GO) build -o $(PLUGIN_BIN) ./$(PLUGIN)/cmd/gpx_causeway
+	$(GO) -C $(PLUGIN) build -o $(PLUGIN_BIN) ./cmd/gpx_causeway
 
 # npm ci when node_modules is missing or older than the lock file; never downloads a browser.
 plugin-deps: $(PLUGIN)/node_modules/.package-lock.json
 $(PLUGIN)/node_modules/.package-lock.json: $(PLUGIN)/package-lock.json
 	cd $(PLUGIN) && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
 
+# webpack with the config @grafana/create-plugin lays out (.config/webpack).
 plugin-frontend: plugin-deps
 	cd $(PLUGIN) && npm run build
 
-## plugin-test: the plugin frontend's tsc, jest, production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
+## plugin-test: the plugin frontend's tsc, eslint (@grafana/eslint-config), jest, webpack production build, and headless Chromium screenshot (test-results/screenshot.png); Go tests run in unit
 plugin-test: plugin-deps
-	cd $(PLUGIN) && npm run typecheck && npm test && npm run build && npm run screenshot
+	cd $(PLUGIN) && npm run typecheck && npm run lint && npm test && npm run build && npm run screenshot
 
 ## deploy-check: render the Kubernetes kustomizations with a pinned kustomize (Go module proxy, cached in the Go build cache), decode them strictly into the Kubernetes API types (deploy/kubelint), validate the Collector config with the Collector's own code (deploy/otelcheck), and check them, the Dockerfile, the compose stack and the Collector config (go test ./deploy/...)
 KUSTOMIZE ?= $(GO) run sigs.k8s.io/kustomize/kustomize/v5@v5.8.2

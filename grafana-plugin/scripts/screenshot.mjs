@@ -1,15 +1,15 @@
-// Screenshot test: bundles test-page/page.tsx with esbuild, serves it with
+// Screenshot test: bundles test-page/page.tsx with webpack, serves it with
 // dist/ (the production build) and the Go golden responses on 127.0.0.1,
 // opens it in the Debian chromium through playwright-core (never a
 // downloaded browser), writes test-results/screenshot.png, and fails unless
 // the page shows both editors, every suspect's name from the backend's
 // suspects frame, and the culprit in the graph, without page errors.
-import { build } from 'esbuild';
 import { createServer } from 'node:http';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import webpack from 'webpack';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'test-results');
@@ -21,24 +21,62 @@ function fail(msg) {
   process.exit(1);
 }
 
-if (!existsSync(join(root, 'dist', 'module.js'))) fail('dist/module.js is missing: run npm run build first');
-if (!existsSync(chromiumPath)) fail(`${chromiumPath} is missing: apt-get install -y chromium (or set CHROMIUM)`);
+if (!existsSync(join(root, 'dist', 'module.js'))) {
+  fail('dist/module.js is missing: run npm run build first');
+}
+if (!existsSync(chromiumPath)) {
+  fail(`${chromiumPath} is missing: apt-get install -y chromium (or set CHROMIUM)`);
+}
 mkdirSync(join(out, 'page'), { recursive: true });
 
+// The test page is bundled by webpack, like the plugin, but whole: it
+// stands in for Grafana, so it carries React and the @grafana packages
+// itself (their CommonJS builds, one copy shared with the plugin through
+// the page's define) and is a plain script rather than an AMD module.
 const cjs = (p) => join(root, 'node_modules', '@grafana', p, 'dist', 'cjs', 'index.cjs');
-await build({
-  entryPoints: [join(root, 'test-page', 'page.tsx')],
-  bundle: true,
-  format: 'iife',
-  platform: 'browser',
-  target: 'es2020',
-  jsx: 'transform',
-  outfile: join(out, 'page', 'page.js'),
-  alias: { '@grafana/ui': cjs('ui'), '@grafana/data': cjs('data'), '@grafana/runtime': cjs('runtime'), '@grafana/schema': cjs('schema') },
-  define: { 'process.env.NODE_ENV': '"production"', global: 'window' },
-  loader: { '.svg': 'text', '.woff': 'empty', '.woff2': 'empty', '.ttf': 'empty', '.png': 'empty', '.css': 'empty' },
-  logLevel: 'error',
+const compiler = webpack({
+  mode: 'production',
+  context: root,
+  entry: join(root, 'test-page', 'page.tsx'),
+  output: { path: join(out, 'page'), filename: 'page.js', assetModuleFilename: 'assets/[hash][ext]' },
+  devtool: false,
+  // Minifying a bundle of all of @grafana/ui costs a minute of CPU and
+  // tests nothing.
+  optimization: { minimize: false },
+  performance: { hints: false },
+  resolve: {
+    extensions: ['.ts', '.tsx', '.js', '.jsx'],
+    alias: { '@grafana/ui$': cjs('ui'), '@grafana/data$': cjs('data'), '@grafana/runtime$': cjs('runtime'), '@grafana/schema$': cjs('schema') },
+  },
+  module: {
+    rules: [
+      {
+        test: /\.tsx?$/,
+        exclude: /node_modules/,
+        use: {
+          loader: 'swc-loader',
+          options: { jsc: { target: 'es2020', parser: { syntax: 'typescript', tsx: true }, transform: { react: { runtime: 'classic' } } } },
+        },
+      },
+      // @grafana/ui imports SVGs as markup; its styles come from emotion,
+      // so stray CSS imports are kept as unused strings.
+      { test: /\.(svg|css)$/, type: 'asset/source' },
+      { test: /\.(woff2?|ttf|png)$/, type: 'asset/resource' },
+    ],
+  },
 });
+await new Promise((resolve, reject) =>
+  compiler.run((err, stats) => {
+    compiler.close(() => {});
+    if (err) {
+      reject(err);
+    } else if (stats.hasErrors()) {
+      reject(new Error('webpack: ' + stats.toString({ all: false, errors: true })));
+    } else {
+      resolve();
+    }
+  })
+);
 writeFileSync(
   join(out, 'page', 'index.html'),
   '<!doctype html><html><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Causeway plugin</title></head><body style="margin:0"><div id="root"></div><script src="/page.js"></script></body></html>'
@@ -48,12 +86,18 @@ const types = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'applic
 const server = createServer((req, res) => {
   const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
   let file;
-  if (path === '/') file = join(out, 'page', 'index.html');
-  else if (path === '/page.js') file = join(out, 'page', 'page.js');
-  else if (path.startsWith('/dist/')) file = join(root, path);
-  else if (path.startsWith('/golden/')) file = join(golden, path.slice('/golden/'.length));
-  // Grafana serves @grafana/ui's icons under /public/build/img/icons/.
-  else if (path.startsWith('/public/build/img/')) file = join(root, 'node_modules', '@grafana', 'ui', 'dist', 'public', 'img', path.slice('/public/build/img/'.length));
+  if (path === '/') {
+    file = join(out, 'page', 'index.html');
+  } else if (path === '/page.js') {
+    file = join(out, 'page', 'page.js');
+  } else if (path.startsWith('/dist/')) {
+    file = join(root, path);
+  } else if (path.startsWith('/golden/')) {
+    file = join(golden, path.slice('/golden/'.length));
+  } else if (path.startsWith('/public/build/img/')) {
+    // Grafana serves @grafana/ui's icons under /public/build/img/icons/.
+    file = join(root, 'node_modules', '@grafana', 'ui', 'dist', 'public', 'img', path.slice('/public/build/img/'.length));
+  }
   if (!file || !existsSync(file)) {
     res.writeHead(404).end();
     return;
@@ -102,11 +146,26 @@ const culprit = ids[arcs.indexOf(1)];
 const problems = [];
 // @grafana/runtime warns that Grafana's boot data is missing: expected outside Grafana.
 const fatal = errors.filter((e) => !/grafanaBootData was not set|favicon/.test(e));
-if (fatal.length) problems.push('page errors:\n  ' + fatal.join('\n  '));
-if (!names || names.length === 0) problems.push('the suspects frame has no services');
-for (const n of names ?? []) if (!suspectsText.includes(n)) problems.push(`suspect ${n} is not shown in the suspects table`);
-if (!text.includes(`${culprit} (culprit)`)) problems.push(`culprit ${culprit} is not marked in the graph`);
-for (const want of ['Detector URL', 'API token', 'Query type', 'Suspects', 'Service graph', `${incident} · ${names?.[0]}`])
-  if (!text.includes(want)) problems.push(`page does not show "${want}"`);
-if (problems.length) fail(problems.join('\n') + `\n(page text in ${join(out, 'page-text.txt')})`);
+if (fatal.length) {
+  problems.push('page errors:\n  ' + fatal.join('\n  '));
+}
+if (!names || names.length === 0) {
+  problems.push('the suspects frame has no services');
+}
+for (const n of names ?? []) {
+  if (!suspectsText.includes(n)) {
+    problems.push(`suspect ${n} is not shown in the suspects table`);
+  }
+}
+if (!text.includes(`${culprit} (culprit)`)) {
+  problems.push(`culprit ${culprit} is not marked in the graph`);
+}
+for (const want of ['Detector URL', 'API token', 'Query type', 'Suspects', 'Service graph', `${incident} · ${names?.[0]}`]) {
+  if (!text.includes(want)) {
+    problems.push(`page does not show "${want}"`);
+  }
+}
+if (problems.length) {
+  fail(problems.join('\n') + `\n(page text in ${join(out, 'page-text.txt')})`);
+}
 console.log(`screenshot test ok: ${join(out, 'screenshot.png')}; suspects shown: ${names.join(', ')}; culprit: ${culprit}`);

@@ -48,8 +48,9 @@ func TestHarness(t *testing.T) {
 	dir := t.TempDir()
 	pluginBin := filepath.Join(dir, "gpx_causeway")
 	detectorBin := filepath.Join(dir, "detector")
-	goBuild(t, ctx, pluginBin, ".")
-	goBuild(t, ctx, detectorBin, "../../../cmd/detector")
+	goBuild(t, ctx, pluginBin, ".", ".")
+	// The detector is another module, the repository's root.
+	goBuild(t, ctx, detectorBin, "../../..", "./cmd/detector")
 
 	base := startDetector(t, ctx, detectorBin)
 	pluginLog := &syncBuffer{}
@@ -236,11 +237,13 @@ func TestHarness(t *testing.T) {
 	}
 }
 
-func goBuild(t *testing.T, ctx context.Context, out, pkg string) {
+// goBuild builds package pkg of the module in directory dir into out.
+func goBuild(t *testing.T, ctx context.Context, out, dir, pkg string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		t.Fatalf("go build %s in %s: %v\n%s", pkg, dir, err, b)
 	}
 }
 

@@ -1,4 +1,4 @@
-// jsdom lacks a few browser APIs @grafana/ui touches.
+// Jest setup (setupFiles): jsdom lacks a few browser APIs @grafana/ui touches.
 const { TextDecoder, TextEncoder } = require('util');
 Object.assign(global, { TextDecoder, TextEncoder });
 Object.defineProperty(window, 'matchMedia', {
