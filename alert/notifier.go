@@ -158,16 +158,16 @@ func (n *Notifier) Observe(at time.Time, changes []incident.Change) {
 		switch {
 		case le != nil && le.Revision >= inc.Revision && (le.State == incident.Resolved || inc.State == incident.Open):
 			continue // announced before (a restart re-deriving incidents)
-		case c.Kind == "opened" || (c.Kind == "updated" && le == nil):
+		case c.Kind == incident.ChangeOpened || (c.Kind == incident.ChangeUpdated && le == nil):
 			n.emit(Opened, &inc)
-		case c.Kind == "updated" && inc.UpdatedAt.Sub(le.SentAt) < n.cfg.UpdateInterval:
+		case c.Kind == incident.ChangeUpdated && inc.UpdatedAt.Sub(le.SentAt) < n.cfg.UpdateInterval:
 			if !le.Held {
 				n.m.held.Inc()
 			}
 			le.Held = true
-		case c.Kind == "updated":
+		case c.Kind == incident.ChangeUpdated:
 			n.emit(Updated, &inc)
-		case c.Kind == "resolved" && le != nil && le.State == incident.Open:
+		case c.Kind == incident.ChangeResolved && le != nil && le.State == incident.Open:
 			n.emit(Resolved, &inc)
 		default:
 			continue // resolved but never announced: nothing to take back

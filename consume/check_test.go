@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/internal/wait"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -65,7 +66,7 @@ func TestPasswordNeverShown(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- c.Run(ctx) }()
-			waitFor(t, 20*time.Second, func() bool { return testutil.ToFloat64(m.KafkaErrors) > 0 })
+			wait.For(t, 20*time.Second, 20*time.Millisecond, "the condition", func() bool { return testutil.ToFloat64(m.KafkaErrors) > 0 })
 			cancel()
 			c.Close()
 			<-done
@@ -202,18 +203,4 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", limit)
-		}
-		<-tick.C
-	}
 }

@@ -76,7 +76,7 @@ func checkpointRestore(t *testing.T, workers []int) {
 			slices.Sort(calls)
 			line += strings.Join(calls, "")
 			for _, c := range ch {
-				line += " " + c.Kind + ":" + c.Incident.ID
+				line += " " + string(c.Kind) + ":" + c.Incident.ID
 			}
 			r.windows = append(r.windows, line)
 		}})

@@ -136,9 +136,20 @@ func NewManager(opt Options) (*Manager, error) {
 
 // Change is something that happened to an incident in a window.
 type Change struct {
-	Kind     string // "opened", "updated", "resolved"
+	Kind     ChangeKind
 	Incident Incident
 }
+
+// ChangeKind is what happened to an incident in a window.
+type ChangeKind string
+
+const (
+	ChangeOpened  ChangeKind = "opened"
+	ChangeUpdated ChangeKind = "updated"
+	// ChangeResolved: the incident's services were quiet long enough, or
+	// it was merged into another.
+	ChangeResolved ChangeKind = "resolved"
+)
 
 func seriesName(f graph.Finding) string {
 	if f.Edge != nil {
@@ -215,14 +226,14 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		}
 		inc, merged := m.matchOpen(services)
 		for _, old := range merged {
-			changes = append(changes, Change{Kind: "resolved", Incident: old.copy()})
+			changes = append(changes, Change{Kind: ChangeResolved, Incident: old.copy()})
 		}
-		kind := "updated"
+		kind := ChangeUpdated
 		if inc == nil {
 			inc = &Incident{ID: m.newID(w.End, g), State: Open, OpenedAt: w.End}
 			m.incidents = append(m.incidents, inc)
 			m.byID[inc.ID] = inc
-			kind = "opened"
+			kind = ChangeOpened
 		}
 		touched[inc] = true
 		inc.quiet = 0
@@ -258,7 +269,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		if inc.quiet >= m.opt.Quiet {
 			t := w.End
 			inc.State, inc.ResolvedAt, inc.UpdatedAt = Resolved, &t, t
-			changes = append(changes, Change{Kind: "resolved", Incident: inc.copy()})
+			changes = append(changes, Change{Kind: ChangeResolved, Incident: inc.copy()})
 		}
 	}
 	m.trim()

@@ -17,20 +17,8 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/alert"
+	"github.com/causeway/causeway/internal/wait"
 )
-
-// poll calls f every 250 ms until it returns true or the deadline passes:
-// the processes under test run outside this one, with nothing to block on.
-func poll(t *testing.T, within time.Duration, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -74,7 +62,7 @@ func startAlertmanager(t *testing.T) string {
 		}
 	})
 	url := "http://" + addr
-	poll(t, 20*time.Second, "alertmanager ready", func() bool {
+	wait.For(t, 20*time.Second, 250*time.Millisecond, "alertmanager ready", func() bool {
 		resp, err := http.Get(url + "/-/ready")
 		if err != nil {
 			return false
@@ -134,7 +122,7 @@ func TestIntegrationAlertmanager(t *testing.T) {
 	}
 
 	var id string
-	poll(t, 2*time.Minute, "the incident's alert in Alertmanager", func() bool {
+	wait.For(t, 2*time.Minute, 250*time.Millisecond, "the incident's alert in Alertmanager", func() bool {
 		for _, a := range amAlerts(t, am) {
 			if a.Status.State == "active" && a.Annotations["top_suspect"] == "paymentservice" {
 				id = a.Labels["incident_id"]
@@ -147,7 +135,7 @@ func TestIntegrationAlertmanager(t *testing.T) {
 		return false
 	})
 	t.Logf("incident %s firing in Alertmanager", id)
-	poll(t, 2*time.Minute, "the alert gone after the resolve", func() bool {
+	wait.For(t, 2*time.Minute, 250*time.Millisecond, "the alert gone after the resolve", func() bool {
 		for _, a := range amAlerts(t, am) {
 			if a.Labels["incident_id"] == id {
 				return false
@@ -194,7 +182,7 @@ func TestIntegrationAlertsSurviveKill(t *testing.T) {
 	first := start()
 	outbox := filepath.Join(state, "alerts", "outbox", "webhook")
 	var queued alert.Event
-	poll(t, 2*time.Minute, "an undelivered event in the outbox", func() bool {
+	wait.For(t, 2*time.Minute, 250*time.Millisecond, "an undelivered event in the outbox", func() bool {
 		files, _ := filepath.Glob(filepath.Join(outbox, "*.json"))
 		if len(files) == 0 {
 			return false

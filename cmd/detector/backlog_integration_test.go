@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/internal/metrictest"
+	"github.com/causeway/causeway/internal/wait"
 	"github.com/causeway/causeway/sim"
 )
 
@@ -65,7 +66,7 @@ func TestIntegrationBacklogInEventTime(t *testing.T) {
 		c.Idle = idle
 		m, _, stop := startMain(t, c)
 		defer stop()
-		poll(t, 2*time.Minute, "the backlog applied", func() bool {
+		wait.For(t, 2*time.Minute, 250*time.Millisecond, "the backlog applied", func() bool {
 			return metrictest.Value(t, m.reg, "causeway_consume_commits_total") >= float64(messages)
 		})
 		// Windows up to the fault's end and a minute past it are closed by

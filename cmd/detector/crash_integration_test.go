@@ -25,6 +25,7 @@ import (
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/wait"
 	"github.com/causeway/causeway/sim"
 )
 
@@ -280,8 +281,8 @@ func (r *crashRun) waitRead(p *crashProc, n int) int {
 // and the receiver has every event.
 func (r *crashRun) waitConsumed(p *crashProc, total int) {
 	r.t.Helper()
-	poll(r.t, 2*time.Minute, "every message committed", func() bool { return r.committed() == int64(total) })
-	poll(r.t, 30*time.Second, "every alert delivered", func() bool {
+	wait.For(r.t, 2*time.Minute, 250*time.Millisecond, "every message committed", func() bool { return r.committed() == int64(total) })
+	wait.For(r.t, 30*time.Second, 250*time.Millisecond, "every alert delivered", func() bool {
 		return scrape(r.t, p.addr, `causeway_alert_queue_depth{receiver="hook"}`) == 0
 	})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/wait"
 	"github.com/causeway/causeway/sim"
 )
 
@@ -186,7 +187,7 @@ alerts:
 		t.Fatal("no opened event from the fleet")
 	}
 	var leader, survivor *member
-	poll(t, 30*time.Second, "a leader", func() bool {
+	wait.For(t, 30*time.Second, 250*time.Millisecond, "a leader", func() bool {
 		for i, m := range members {
 			if scrape(t, m.api, "causeway_fleet_leader") == 1 {
 				leader, survivor = m, members[1-i]
@@ -200,7 +201,7 @@ alerts:
 		// (an empty queue alone may just mean it has not raised the event
 		// yet); a leader killed before its record is written is sent again
 		// by the next, by design.
-		poll(t, 30*time.Second, "the survivor hearing of the delivery", func() bool {
+		wait.For(t, 30*time.Second, 250*time.Millisecond, "the survivor hearing of the delivery", func() bool {
 			return scrape(t, survivor.api, "causeway_fleet_deliveries_heard_total") >= 1 &&
 				scrape(t, survivor.api, `causeway_alert_queue_depth{receiver="hook"}`) == 0
 		})
@@ -214,7 +215,7 @@ alerts:
 	case <-ctx.Done():
 		t.Fatal("no resolved event")
 	}
-	poll(t, time.Minute, "the lone detector resolving", func() bool {
+	wait.For(t, time.Minute, 250*time.Millisecond, "the lone detector resolving", func() bool {
 		return len(solo.incidents.List(incident.Resolved, time.Time{}, time.Time{})) > 0 &&
 			len(solo.incidents.List(incident.Open, time.Time{}, time.Time{})) == 0
 	})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/wait"
 )
 
 // saslEnv is the SASL_SSL listener scripts/integration.sh starts beside
@@ -78,7 +79,7 @@ func createReadyTopic(t *testing.T, bs []string, topic string, partitions int) {
 	t.Helper()
 	createTopic(t, bs, topic, partitions)
 	client := &kafka.Client{Addr: kafka.TCP(bs...), Transport: &kafka.Transport{}}
-	pollUntil(t, 30*time.Second, "topic "+topic+" has leaders", func() (bool, string) {
+	wait.Report(t, 30*time.Second, 100*time.Millisecond, "topic "+topic+" has leaders", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
@@ -133,25 +134,6 @@ func edgeRequests(t *testing.T, addr, src, dst string) int64 {
 	return 0
 }
 
-// pollUntil calls cond every 100 ms until it holds, failing after limit with
-// what last returned.
-func pollUntil(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, limit, last)
-		}
-		<-tick.C
-	}
-}
-
 // TestIntegrationKafkaSASLSSL: spans produced over SASL_SSL reach the
 // detector reading over SASL_SSL, with SCRAM-SHA-512 and SCRAM-SHA-256,
 // and the edges they describe appear; a bad message goes to the
@@ -194,7 +176,7 @@ func TestIntegrationKafkaSASLSSL(t *testing.T) {
 			if got := scrape(t, addr, `causeway_consume_errors_total{reason="not_protobuf"}`); got != 1 {
 				t.Errorf("errors{not_protobuf} = %v, want 1", got)
 			}
-			pollUntil(t, 30*time.Second, "edge frontend→cartservice served", func() (bool, string) {
+			wait.Report(t, 30*time.Second, 100*time.Millisecond, "edge frontend→cartservice served", func() (bool, string) {
 				n := edgeRequests(t, addr, "frontend", "cartservice")
 				return n > 0, fmt.Sprint(n, " requests")
 			})
@@ -399,7 +381,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	kb.run(t, "kill")
 	// While the broker is down the detector keeps serving, and counts the
 	// client's failed attempts to reach it.
-	pollUntil(t, 60*time.Second, "outage counted", func() (bool, string) {
+	wait.Report(t, 60*time.Second, 100*time.Millisecond, "outage counted", func() (bool, string) {
 		n := scrape(t, addr, "causeway_consume_kafka_errors_total")
 		return n > errsBefore, fmt.Sprint(n)
 	})
@@ -409,7 +391,7 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 
 	produceMessages(t, &kafka.Transport{}, bs, topic, traceMessages(t, before, after, start.Add(before*time.Second), time.Second)...)
 	produced := float64((before + after) * spansPerTrace)
-	pollUntil(t, 120*time.Second, "every span consumed and committed", func() (bool, string) {
+	wait.Report(t, 120*time.Second, 100*time.Millisecond, "every span consumed and committed", func() (bool, string) {
 		spans := scrape(t, addr, "causeway_spans_total")
 		lag := committedLag(t, bs, cfg.Kafka.GroupID, topic, 2)
 		return spans >= produced && lag == 0, fmt.Sprintf("%v of %v spans, %d messages not committed", spans, produced, lag)

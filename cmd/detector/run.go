@@ -565,7 +565,7 @@ func logChanges(log *slog.Logger, changes []incident.Change) {
 			top := c.Incident.Suspects[0]
 			attrs = append(attrs, "top_suspect", top.Service, "kind", top.Kind, "why", top.Summary)
 		}
-		log.Info("incident "+c.Kind, attrs...)
+		log.Info("incident "+string(c.Kind), attrs...)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/internal/wait"
 )
 
 // TestIntegrationSimulateThroughCollector: `detector simulate` feeds a
@@ -47,7 +49,7 @@ func TestIntegrationSimulateThroughCollector(t *testing.T) {
 			}
 			want := []string{"checkoutservice->paymentservice", "frontend->cartservice", "frontend->checkoutservice", "frontend->productcatalogservice"}
 			var got []string
-			poll(t, time.Minute, "the simulated calls in the detector's graph", func() bool {
+			wait.For(t, time.Minute, 250*time.Millisecond, "the simulated calls in the detector's graph", func() bool {
 				got = edgeSet(m.agg.Snapshot())
 				for _, e := range want {
 					if !slices.Contains(got, e) {

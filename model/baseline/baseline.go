@@ -10,6 +10,8 @@ import (
 	"gonum.org/v1/gonum/stat"
 
 	"github.com/causeway/causeway/model/cluster"
+
+	"github.com/causeway/causeway/model/splitmix"
 )
 
 // Config is shared by every Baseline of one kind of series. The zero value
@@ -253,7 +255,7 @@ type Baseline struct {
 	seen     int64   // normal windows offered to the sample
 	regimes  []Regime
 	sinceFit int
-	rng      uint64
+	rng      splitmix.Source
 
 	run, calm int     // consecutive suspect windows; consecutive normal ones while active
 	runSum    float64 // sum of the scores of the current run
@@ -275,7 +277,7 @@ const quarantineSize = 24
 func New(cfg *Config, seed uint64) *Baseline {
 	cfg.defaults()
 	d := len(cfg.Features)
-	return &Baseline{cfg: cfg, dims: d, rng: seed | 1, sample: vectors{c: cfg.codec}, recent: newRing(cfg.Recent, cfg.codec)}
+	return &Baseline{cfg: cfg, dims: d, rng: splitmix.Source(seed | 1), sample: vectors{c: cfg.codec}, recent: newRing(cfg.Recent, cfg.codec)}
 }
 
 // Regimes returns the current regimes, lowest context (rate) first. The
@@ -441,7 +443,7 @@ func (b *Baseline) adopt(x []float64) {
 		b.sample.push(x)
 		return
 	}
-	b.sample.set(int(b.next()%uint64(b.cfg.Sample)), x)
+	b.sample.set(int(b.rng.Uint64()%uint64(b.cfg.Sample)), x)
 }
 
 // reserve makes room for the whole sample, and no more, on first use.
@@ -571,8 +573,8 @@ func (b *Baseline) learn(x []float64, s *Score) {
 	if b.sample.len() < b.cfg.Sample {
 		b.reserve()
 		b.sample.push(x)
-	} else if p := float64(b.cfg.Sample) / float64(min(b.seen, int64(b.cfg.Horizon))); b.uniform() < p {
-		b.sample.set(int(b.next()%uint64(b.cfg.Sample)), x)
+	} else if p := float64(b.cfg.Sample) / float64(min(b.seen, int64(b.cfg.Horizon))); b.rng.Float64() < p {
+		b.sample.set(int(b.rng.Uint64()%uint64(b.cfg.Sample)), x)
 	}
 	if s.Regime != "" {
 		for i := range b.regimes {
@@ -629,7 +631,7 @@ func (b *Baseline) fit() {
 			z[i][d] = (p[d] - center[d]) / scale[d]
 		}
 	}
-	res := cluster.Fit(z, cluster.Options{MaxK: b.cfg.MaxRegimes, MinSupport: max(5, n/20), MinSpread: minSpread, Seed: b.next()})
+	res := cluster.Fit(z, cluster.Options{MaxK: b.cfg.MaxRegimes, MinSupport: max(5, n/20), MinSpread: minSpread, Seed: b.rng.Uint64()})
 
 	regimes := make([]Regime, res.K)
 	for k := range regimes {
@@ -761,18 +763,6 @@ func medianMAD(pts [][]float64, members []int, d int) (float64, float64) {
 	slices.Sort(col)
 	return med, max(1.4826*stat.Quantile(0.5, stat.LinInterp, col, nil), tail)
 }
-
-// next is splitmix64; the state is part of the snapshot, so a restored
-// baseline samples exactly as the original would have.
-func (b *Baseline) next() uint64 {
-	b.rng += 0x9e3779b97f4a7c15
-	z := b.rng
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-func (b *Baseline) uniform() float64 { return float64(b.next()>>11) / (1 << 53) }
 
 // String renders the regimes on one line, for test failures.
 func (b *Baseline) String() string {

@@ -3,6 +3,8 @@ package baseline
 import (
 	"fmt"
 	"slices"
+
+	"github.com/causeway/causeway/model/splitmix"
 )
 
 // State is everything a Baseline has learned, for snapshots. Restoring it
@@ -37,7 +39,7 @@ type ringState struct {
 func (b *Baseline) State() State {
 	return State{
 		Sample: b.sample.float32s(), Seen: b.seen, Regimes: b.Regimes(), SinceFit: b.sinceFit,
-		RNG: b.rng, Run: b.run, RunSum: b.runSum, Calm: b.calm, Active: b.active,
+		RNG: uint64(b.rng), Run: b.run, RunSum: b.runSum, Calm: b.calm, Active: b.active,
 		Seq: b.seq, RunStart: b.runStart, Recent: b.recent.state(), Quarantine: b.quarantine.state(),
 	}
 }
@@ -90,7 +92,7 @@ func Restore(cfg *Config, s State) (*Baseline, error) {
 	if len(s.Sample) > 0 {
 		b.sample.setFloat32s(s.Sample, cfg.Sample)
 	}
-	b.seen, b.sinceFit, b.rng = s.Seen, s.SinceFit, s.RNG
+	b.seen, b.sinceFit, b.rng = s.Seen, s.SinceFit, splitmix.Source(s.RNG)
 	b.run, b.runSum, b.calm, b.active = s.Run, s.RunSum, s.Calm, s.Active
 	for _, r := range s.Regimes {
 		b.regimes = append(b.regimes, Regime{Name: r.Name, Centroid: slices.Clone(r.Centroid), Spread: slices.Clone(r.Spread), Weight: r.Weight})

@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/stat"
+
+	"github.com/causeway/causeway/model/splitmix"
 )
 
 // Options bound a fit. The zero value is usable.
@@ -50,7 +52,7 @@ func Fit(points [][]float64, o Options) Result {
 		return best
 	}
 	best.BIC = bic(points, best.Labels, 1, o.MinSpread)
-	rng := o.Seed | 1
+	rng := splitmix.Source(o.Seed | 1)
 	for k := 2; k <= o.MaxK && k*o.MinSupport <= n; k++ {
 		labels := kmeans(points, k, &rng)
 		if !supported(labels, k, o.MinSupport) {
@@ -71,17 +73,6 @@ func supported(labels []int, k, min int) bool {
 	return slices.Min(counts) >= min
 }
 
-// next is splitmix64: a small deterministic generator.
-func next(s *uint64) uint64 {
-	*s += 0x9e3779b97f4a7c15
-	z := *s
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-func uniform(s *uint64) float64 { return float64(next(s)>>11) / (1 << 53) }
-
 // dist2 is the squared distance over the dimensions both points have.
 func dist2(a, b []float64) float64 {
 	var d float64
@@ -94,10 +85,10 @@ func dist2(a, b []float64) float64 {
 }
 
 // kmeans runs Lloyd's algorithm from a k-means++ seeding.
-func kmeans(points [][]float64, k int, rng *uint64) []int {
+func kmeans(points [][]float64, k int, rng *splitmix.Source) []int {
 	n, dims := len(points), len(points[0])
 	centers := make([][]float64, 0, k)
-	centers = append(centers, slices.Clone(points[int(next(rng)%uint64(n))]))
+	centers = append(centers, slices.Clone(points[int(rng.Uint64()%uint64(n))]))
 	d2 := make([]float64, n)
 	for len(centers) < k {
 		var sum float64
@@ -108,7 +99,7 @@ func kmeans(points [][]float64, k int, rng *uint64) []int {
 			}
 			sum += d2[i]
 		}
-		pick, r := n-1, uniform(rng)*sum
+		pick, r := n-1, rng.Float64()*sum
 		for i := range d2 {
 			if r -= d2[i]; r <= 0 {
 				pick = i
