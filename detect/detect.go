@@ -41,6 +41,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{Baselines: graph.NewBaselines(o.BaselineMetrics), Incidents: incs, onWindow: o.OnWindow}
 	p.Graph = graph.New(o.Graph, p.Window, o.GraphMetrics)
+	p.Baselines.SetWindow(p.Graph.Config().Window)
 	return p, nil
 }
 

@@ -124,6 +124,18 @@ type Baselines struct {
 	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
 	sparseOps   map[OpKey]*sparse[*OpStats]
 	windows     int64
+	// window is the length of the windows observed, recorded in
+	// snapshots (SetWindow); zero: not known.
+	window time.Duration
+}
+
+// SetWindow records the length of the windows the baselines will observe:
+// a snapshot learned from windows of another length is then refused
+// (OtherWindowError) instead of being read as if nothing had changed.
+func (bs *Baselines) SetWindow(d time.Duration) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	bs.window = d
 }
 
 // series is one learned baseline and its latest verdict.

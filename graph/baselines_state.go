@@ -39,6 +39,20 @@ type snapshotHeader struct {
 	OpFeats    []string
 	Edges, Ops int
 	Windows    int64
+	// Window is the length of the windows the baselines learned from;
+	// zero in snapshots written before it was recorded.
+	Window time.Duration
+}
+
+// OtherWindowError is Load's error for a snapshot learned from windows of
+// another length: its features (rates, quantiles per window) and every
+// horizon counted in windows mean something else, so it cannot be used.
+type OtherWindowError struct {
+	Snapshot, Running time.Duration
+}
+
+func (e *OtherWindowError) Error() string {
+	return fmt.Sprintf("load baselines: learned from %v windows, this detector uses %v", e.Snapshot, e.Running)
 }
 
 type edgeState struct {
@@ -169,7 +183,7 @@ func (bs *Baselines) Save(w io.Writer) error {
 	z := gzip.NewWriter(w)
 	enc := gob.NewEncoder(z)
 	h := snapshotHeader{Magic: snapshotMagic, Version: snapshotVersion, EdgeFeats: names(bs.edgeCfg.Features),
-		OpFeats: names(bs.opCfg.Features), Edges: len(bs.edges), Ops: len(bs.ops), Windows: bs.windows}
+		OpFeats: names(bs.opCfg.Features), Edges: len(bs.edges), Ops: len(bs.ops), Windows: bs.windows, Window: bs.window}
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
@@ -212,6 +226,8 @@ func (bs *Baselines) Load(r io.Reader) error {
 		return fmt.Errorf("load baselines: snapshot version %d, this build reads %d", h.Version, snapshotVersion)
 	case !slices.Equal(h.EdgeFeats, names(bs.edgeCfg.Features)) || !slices.Equal(h.OpFeats, names(bs.opCfg.Features)):
 		return errors.New("load baselines: snapshot has other features than this build")
+	case h.Window != 0 && bs.window != 0 && h.Window != bs.window:
+		return &OtherWindowError{Snapshot: h.Window, Running: bs.window}
 	}
 	edges := make(map[EdgeKey]*series, h.Edges)
 	for range h.Edges {

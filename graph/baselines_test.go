@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -120,6 +121,30 @@ func TestBaselinesLoadRefusesOtherSnapshots(t *testing.T) {
 	}
 	if found, err := bs.LoadFile(t.TempDir() + "/none"); found || err != nil {
 		t.Fatalf("missing file: %v, %v; want not found, no error", found, err)
+	}
+
+	// A snapshot learned from 10 s windows is refused by baselines that
+	// observe 20 s windows, naming both; read as it is by baselines of
+	// 10 s windows, or that do not know theirs (as before windows were
+	// recorded).
+	ten := NewBaselines(nil)
+	ten.SetWindow(10 * time.Second)
+	var snap bytes.Buffer
+	if err := ten.Save(&snap); err != nil {
+		t.Fatal(err)
+	}
+	twenty := NewBaselines(nil)
+	twenty.SetWindow(20 * time.Second)
+	var other *OtherWindowError
+	if err := twenty.Load(bytes.NewReader(snap.Bytes())); !errors.As(err, &other) || other.Snapshot != 10*time.Second || other.Running != 20*time.Second {
+		t.Errorf("20 s baselines loading a 10 s snapshot: %v", err)
+	}
+	for _, w := range []time.Duration{10 * time.Second, 0} {
+		b := NewBaselines(nil)
+		b.SetWindow(w)
+		if err := b.Load(bytes.NewReader(snap.Bytes())); err != nil {
+			t.Errorf("window %v loading a 10 s snapshot: %v", w, err)
+		}
 	}
 }
 

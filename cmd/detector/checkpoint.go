@@ -238,7 +238,13 @@ func (c *checkpointer) restore(stream bool) bool {
 	if err == nil && cp != nil {
 		err = c.state.restore(cp, stream)
 	}
+	var other *graph.OtherWindowError
 	switch {
+	case errors.As(err, &other):
+		aside := setAside(path, other)
+		c.log.Warn("checkpoint learned from windows of another length; relearning", "path", path,
+			"checkpoint_window", other.Snapshot, "window", other.Running, "moved_to", aside)
+		return false
 	case err != nil:
 		aside := path + ".unreadable"
 		_ = os.Rename(path, aside)

@@ -575,7 +575,12 @@ func logChanges(log *slog.Logger, changes []incident.Change) {
 // relearns normal.
 func restoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
 	found, err := bs.LoadFile(path)
+	var other *graph.OtherWindowError
 	switch {
+	case errors.As(err, &other):
+		aside := setAside(path, other)
+		log.Warn("baseline snapshot learned from windows of another length; relearning", "path", path,
+			"snapshot_window", other.Snapshot, "window", other.Running, "moved_to", aside)
 	case err != nil:
 		aside := path + ".unreadable"
 		_ = os.Rename(path, aside)
@@ -586,6 +591,14 @@ func restoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
 	default:
 		log.Info("no baseline snapshot yet; learning from scratch", "path", path)
 	}
+}
+
+// setAside renames a state file learned from windows of another length
+// out of the way, naming that length, and returns its new path.
+func setAside(path string, other *graph.OtherWindowError) string {
+	aside := fmt.Sprintf("%s.window-%v", path, other.Snapshot)
+	_ = os.Rename(path, aside)
+	return aside
 }
 
 // logFindings logs the episodes that opened or closed in a window.
