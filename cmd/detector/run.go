@@ -132,6 +132,13 @@ func (m *Main) Run(ctx context.Context) error {
 			cfg.Graph.Lateness = 2 * time.Second
 		}
 	}
+	if cfg.StateDir != "" {
+		unlock, err := lockStateDir(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	m.reg = prometheus.NewRegistry()
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	cm := consume.NewMetrics(m.reg)
