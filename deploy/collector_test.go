@@ -1,9 +1,16 @@
 package deploy
 
 import (
+	"go/parser"
+	"go/token"
 	"net"
+	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/causeway/causeway/consume"
 )
@@ -99,6 +106,68 @@ service: {pipelines: {traces: {receivers: [otlp], processors: [batch], exporters
 		"partition_traces_by_id", "brokers", `processors "batch"`, `exporters "debug"`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no failure mentions %q; got:\n%s", want, all)
+		}
+	}
+}
+
+// TestCollectorBuildMatchesCheck: the components the Collector build
+// manifest (collector/builder-config.yaml, what scripts/collector.sh
+// builds) compiles in are the ones deploy/otelcheck validates
+// collector.yaml against, so a configuration that passes `make
+// deploy-check` starts on the Collector that is built. The build has the
+// debug exporter besides, for tests.
+func TestCollectorBuildMatchesCheck(t *testing.T) {
+	b, err := os.ReadFile("collector/builder-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the component lists: dist is a map, and yaml refuses it into
+	// a list, so decode each section on its own.
+	var raw map[string]yaml.Node
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]bool{}
+	for _, kind := range []string{"receivers", "processors", "exporters", "extensions", "connectors"} {
+		node, ok := raw[kind]
+		if !ok {
+			continue
+		}
+		var list []struct {
+			Gomod string `yaml:"gomod"`
+		}
+		if err := node.Decode(&list); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		for _, c := range list {
+			path, _, _ := strings.Cut(c.Gomod, " ")
+			built[path] = true
+		}
+	}
+	delete(built, "go.opentelemetry.io/collector/exporter/debugexporter")
+
+	f, err := parser.ParseFile(token.NewFileSet(), "otelcheck/main.go", nil, parser.ImportsOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := map[string]bool{}
+	component := regexp.MustCompile(`/(receiver|processor|exporter|extension|connector)/[a-z]+(receiver|processor|exporter|extension|connector)$`)
+	for _, imp := range f.Imports {
+		if p, _ := strconv.Unquote(imp.Path.Value); component.MatchString(p) {
+			checked[p] = true
+		}
+	}
+	if len(checked) == 0 {
+		t.Fatal("no component imports found in otelcheck/main.go")
+	}
+	for p := range built {
+		if !checked[p] {
+			t.Errorf("%s is built into the Collector but not in otelcheck's factories", p)
+		}
+	}
+	for p := range checked {
+		if !built[p] {
+			t.Errorf("otelcheck validates against %s, which the Collector build does not have: a config using it would not start", p)
 		}
 	}
 }
