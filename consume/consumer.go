@@ -328,6 +328,7 @@ func (c *Consumer) send(ctx context.Context, b *Batch) bool {
 // fetch reads messages and hands each to next until ctx ends, the reader
 // is closed, or next returns false.
 func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) error {
+	last := time.Now() // the last message, or the start
 	for {
 		msg, err := c.r.FetchMessage(ctx)
 		if err != nil {
@@ -346,10 +347,27 @@ func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) err
 			}
 			continue
 		}
+		now := time.Now()
+		if c.resumed(last, now) {
+			c.log.Info("reading from Kafka again after errors", "topic", c.cfg.Topic, "without_messages_for", now.Sub(last).Round(time.Second))
+		}
+		last = now
 		if !next(msg) {
 			return nil
 		}
 	}
+}
+
+// resumeGap is how long messages must have stopped, with the client
+// reporting errors meanwhile, for their return to be logged: the line an
+// operator looks for after a broker outage.
+const resumeGap = 5 * time.Second
+
+// resumed reports whether a message fetched at now, the previous one at
+// last, ends an interruption: a gap of resumeGap or more during which
+// the client reported an error.
+func (c *Consumer) resumed(last, now time.Time) bool {
+	return now.Sub(last) >= resumeGap && c.troubled.Load() > last.UnixNano()
 }
 
 // Decode turns one message into a Batch. A message it cannot decode gives

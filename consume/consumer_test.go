@@ -244,3 +244,24 @@ func TestConfigValidateNamesField(t *testing.T) {
 		t.Errorf("defaults do not validate: %v", err)
 	}
 }
+
+// TestResumedAfterErrors: messages returning after a gap during which the
+// client reported errors are logged as a recovery; a quiet topic's next
+// message, or a short gap, is not.
+func TestResumedAfterErrors(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var c Consumer
+	if c.resumed(now.Add(-time.Minute), now) {
+		t.Error("a quiet gap without errors counted as a recovery")
+	}
+	c.troubled.Store(now.Add(-30 * time.Second).UnixNano())
+	if !c.resumed(now.Add(-time.Minute), now) {
+		t.Error("a minute without messages, with errors in it, is not a recovery")
+	}
+	if c.resumed(now.Add(-time.Second), now) {
+		t.Error("a one-second gap counted as a recovery")
+	}
+	if c.resumed(now.Add(-20*time.Second), now) {
+		t.Error("errors before the last message counted for the gap after it")
+	}
+}
