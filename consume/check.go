@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -122,4 +123,50 @@ func scrub(s, secret string) string {
 		return s
 	}
 	return strings.ReplaceAll(s, secret, "[redacted]")
+}
+
+// deadLetterOverhead is what a dead-letter copy adds to the message it
+// copies: the headers naming the reason and the source.
+const deadLetterOverhead = 512
+
+// CheckDeadLetter compares the dead-letter topic's max.message.bytes with
+// the largest message the consumer reads: a poison message larger than the
+// topic accepts cannot be copied there (each such copy fails and is
+// counted). It returns a warning to log, "" when the topic takes them or
+// none is set; err is the failure to ask (a topic that does not exist yet
+// is not one: it is created with the broker's default on the first copy).
+func (c Config) CheckDeadLetter(ctx context.Context) (warning string, err error) {
+	if c.DeadLetterTopic == "" {
+		return "", nil
+	}
+	tr, err := c.Transport()
+	if err != nil {
+		return "", err
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr, Timeout: 10 * time.Second}
+	resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: c.DeadLetterTopic, ConfigNames: []string{"max.message.bytes"},
+	}}})
+	if err != nil {
+		return "", fmt.Errorf("kafka.dead_letter_topic %s: describe: %w", c.DeadLetterTopic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			if errors.Is(r.Error, kafka.UnknownTopicOrPartition) {
+				return "", nil
+			}
+			return "", fmt.Errorf("kafka.dead_letter_topic %s: describe: %w", c.DeadLetterTopic, r.Error)
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName != "max.message.bytes" {
+				continue
+			}
+			limit, perr := strconv.Atoi(e.ConfigValue)
+			if perr == nil && limit < c.MaxMessageBytes+deadLetterOverhead {
+				return fmt.Sprintf("kafka.dead_letter_topic %s accepts messages up to %d bytes (its max.message.bytes) but kafka.max_message_bytes is %d: a larger poison message cannot be copied there; raise the topic's max.message.bytes to %d",
+					c.DeadLetterTopic, limit, c.MaxMessageBytes, c.MaxMessageBytes+deadLetterOverhead), nil
+			}
+		}
+	}
+	return "", nil
 }

@@ -21,8 +21,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/internal/wait"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/causeway/causeway/internal/wait"
 )
 
 const testSecret = "hunter2-Zq9-not-in-any-output"
@@ -203,4 +206,41 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestCheckDeadLetter: a dead-letter topic whose max.message.bytes is
+// below what the consumer reads is named with the setting to raise; one
+// that takes them, a topic not created yet and no topic at all give no
+// warning.
+func TestCheckDeadLetter(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	addr := c.ListenAddrs()[0]
+	create := func(topic, limit string) {
+		conn, err := kafka.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.CreateTopics(kafka.TopicConfig{Topic: topic, NumPartitions: 1, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: limit}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("small_dlq", "1000000")
+	create("large_dlq", "20000000")
+	for topic, want := range map[string]string{"small_dlq": "raise the topic's max.message.bytes", "large_dlq": "", "not_yet": "", "": ""} {
+		cfg := Config{Brokers: []string{addr}, Topic: "spans", DeadLetterTopic: topic, MaxMessageBytes: 16 << 20}
+		got, err := cfg.CheckDeadLetter(t.Context())
+		if err != nil {
+			t.Errorf("%q: %v", topic, err)
+			continue
+		}
+		if want == "" && got != "" || want != "" && !strings.Contains(got, want) {
+			t.Errorf("%q: warning %q, want %q", topic, got, want)
+		}
+	}
 }

@@ -240,6 +240,12 @@ func (m *Main) Run(ctx context.Context) error {
 		default:
 			m.Log.Warn("kafka brokers not reachable yet; retrying in the background", "err", err)
 		}
+		switch warning, err := kcfg.CheckDeadLetter(ctx); {
+		case err != nil:
+			m.Log.Warn("cannot read the dead-letter topic's settings", "err", err)
+		case warning != "":
+			m.Log.Warn(warning)
+		}
 	}
 	var (
 		cons     *consume.Consumer
