@@ -12,6 +12,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -35,15 +36,7 @@ func TestCheckpointRestoreIsExact(t *testing.T) {
 func checkpointRestore(t *testing.T, workers []int) {
 	cfg := sim.Default()
 	cfg.Rate, cfg.ByTrace = 20, false
-	f, err := sim.ParseFault("latency:cartservice:+40ms@12m/3m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Faults = []sim.Fault{f}
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.New(t, cfg, "latency:cartservice:+40ms@12m/3m")
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
 	var msgs [][]span.Span
 	for range int((17 * time.Minute) / time.Second) {

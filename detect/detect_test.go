@@ -7,6 +7,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -17,15 +18,7 @@ import (
 func TestPipelineOpensAnIncidentNamingTheFault(t *testing.T) {
 	cfg := sim.Default()
 	cfg.Rate, cfg.ByTrace = 30, false
-	f, err := sim.ParseFault("latency:cartservice:+40ms@15m/5m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Faults = []sim.Fault{f}
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.New(t, cfg, "latency:cartservice:+40ms@15m/5m")
 	var opened []incident.Change
 	p, err := New(Options{OnWindow: func(_ *graph.Window, _ []graph.Finding, ch []incident.Change, err error) {
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/internal/metrictest"
+	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/internal/wait"
 	"github.com/causeway/causeway/sim"
 )
@@ -35,15 +36,7 @@ func TestIntegrationBacklogInEventTime(t *testing.T) {
 	// minute ten for a minute, written at once.
 	cfg := sim.Default()
 	cfg.Start = time.Now().Add(-12 * time.Minute)
-	fault, err := sim.ParseFault("latency:paymentservice:+200ms@10m/1m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Faults = []sim.Fault{fault}
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.New(t, cfg, "latency:paymentservice:+200ms@10m/1m")
 	w := &kafka.Writer{Addr: kafka.TCP(bs...), Topic: topic, Balancer: &kafka.Hash{}, BatchSize: 1000, BatchTimeout: 5 * time.Millisecond, RequiredAcks: kafka.RequireOne}
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -25,6 +25,7 @@ import (
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/internal/wait"
 	"github.com/causeway/causeway/sim"
 )
@@ -142,15 +143,7 @@ func produceScenario(t *testing.T, bs []string, topic string) int {
 	cfg := sim.Default()
 	cfg.Seed, cfg.Rate = 7, 20
 	cfg.Start = time.Now().Add(time.Minute).Truncate(10 * time.Second) // ahead of the wall clock
-	f, err := sim.ParseFault("latency:paymentservice:+150ms@12m/3m")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Faults = []sim.Fault{f}
-	s, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := simtest.New(t, cfg, "latency:paymentservice:+150ms@12m/3m")
 	w := &kafka.Writer{Addr: kafka.TCP(bs...), Topic: topic, Balancer: &kafka.Hash{}, Transport: &kafka.Transport{},
 		BatchTimeout: 5 * time.Millisecond, BatchSize: 1000, RequiredAcks: kafka.RequireAll}
 	defer w.Close()
