@@ -3,12 +3,14 @@ package fleet
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/pipeline"
 )
 
 // worker is one owned span partition: it joins the partition's spans into
@@ -55,9 +57,24 @@ func (w *worker) run(ctx context.Context) {
 	published := agg.ClosedTo()
 	window := int64(agg.Config().Window)
 
+	// Event time moves with the wall clock by the rule a single detector
+	// follows (pipeline.IdleClock); the partition counts as behind until
+	// its first message says it is caught up, so an empty one waits.
+	var troubled atomic.Int64 // when the client last reported an error
+	clock := pipeline.NewIdleClock(n.opt.Idle, time.Now())
+	clock.Heard(w.partition, false, time.Now())
+	lastError := func() time.Time {
+		if ns := troubled.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return time.Time{}
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: w.partition, Dialer: n.dialer,
 		MinBytes: 1, MaxBytes: kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
-		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: n.kafkaErrors()})
+		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			troubled.Store(time.Now().UnixNano())
+			n.kafkaErrors().Printf(f, a...)
+		})})
 	defer r.Close()
 	start := w.offset
 	if start < 0 {
@@ -72,7 +89,6 @@ func (w *worker) run(ctx context.Context) {
 	defer n.m.workers.Dec()
 
 	var pending []held
-	lastMsg, caughtUp := time.Now(), false
 	for {
 		fctx, cancel := context.WithTimeout(ctx, time.Second)
 		msg, err := r.FetchMessage(fctx)
@@ -81,16 +97,17 @@ func (w *worker) run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, context.DeadlineExceeded):
-			if n.opt.Idle > 0 && caughtUp && time.Since(lastMsg) > n.opt.Idle {
-				agg.AdvanceTo(time.Now().Add(-n.opt.Idle).UnixNano())
+			if now := time.Now(); clock.Advance(now, lastError()) {
+				agg.AdvanceTo(now.Add(-n.opt.Idle).UnixNano())
 			}
 		case err != nil:
+			troubled.Store(time.Now().UnixNano())
 			log.Warn("read span partition", "err", err)
 			if !sleep(ctx, time.Second) {
 				return
 			}
 		default:
-			lastMsg, caughtUp = time.Now(), msg.HighWaterMark > 0 && msg.Offset+1 >= msg.HighWaterMark
+			clock.Heard(w.partition, msg.HighWaterMark > 0 && msg.Offset+1 >= msg.HighWaterMark, time.Now())
 			b := md.Decode(ctx, msg)
 			var maxEnd int64
 			for i := range b.Spans {

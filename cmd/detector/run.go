@@ -26,6 +26,7 @@ import (
 	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/statefs"
 )
 
@@ -435,7 +436,7 @@ func (m *Main) startAlerts(cfg Config, apiURL string) (func(), error) {
 
 // apply is the graph's goroutine: it applies each decoded message, and
 // moves event time on with the wall clock when traffic has stopped (see
-// idleClock). Event time follows the slowest partition; one silent for
+// pipeline.IdleClock). Event time follows the slowest partition; one silent for
 // longer than quietPartition (or idle, if longer) stops holding windows
 // back. Without a checkpointer each message's offset may be committed once
 // it is applied; with one, offsets are committed only once a checkpoint
@@ -452,7 +453,7 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 	}
 	quiet := max(idle, quietPartition)
 	heard := map[int]time.Time{}
-	clock := newIdleClock(idle, time.Now())
+	clock := pipeline.NewIdleClock(idle, time.Now())
 	// Every partition of the topic holds windows back until it has been
 	// heard from, or has been silent for quiet (another member of the
 	// group has it): otherwise the first partitions fetched would close
@@ -471,7 +472,7 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			if !ok {
 				return nil
 			}
-			clock.heard(b.Partition, b.Newest(), time.Now())
+			clock.Heard(b.Partition, b.Newest(), time.Now())
 			if ck == nil || ck.admit(b) {
 				m.agg.AddFrom(b.Partition, b.Spans)
 				heard[b.Partition] = time.Now()
@@ -487,68 +488,17 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 			for p, at := range heard {
 				if now.Sub(at) > quiet {
 					m.agg.ForgetSource(p)
-					clock.forget(p)
+					clock.Forget(p)
 					delete(heard, p)
 				}
 			}
-			if clock.advance(now, cons.LastError()) {
+			if clock.Advance(now, cons.LastError()) {
 				m.agg.AdvanceTo(now.Add(-idle).UnixNano())
 			}
 		case <-ctx.Done():
 			return nil
 		}
 	}
-}
-
-// idleClock decides when the wall clock may move event time on: only once
-// traffic has really stopped, never while data that exists is still to be
-// read. A backlog (a restart, a new group reading from the earliest
-// offset, a catch-up after an outage) is then read in event time, as the
-// live stream was, instead of being thrown away as too late. It moves
-// event time only when, for idle:
-//   - no message has arrived,
-//   - the Kafka client has reported no error (a broker away, a group
-//     rejoining: what a Collector buffers meanwhile is still to come), and
-//   - every partition heard from was caught up at its last message (it
-//     was its partition's newest).
-//
-// Before any message, it waits idle from its start too.
-type idleClock struct {
-	idle    time.Duration
-	last    time.Time    // the last message, or the start
-	behind  map[int]bool // partitions whose last message was not their newest
-	enabled bool
-}
-
-func newIdleClock(idle time.Duration, start time.Time) *idleClock {
-	return &idleClock{idle: idle, last: start, behind: map[int]bool{}, enabled: idle > 0}
-}
-
-// heard records a message of partition p; newest: it was p's newest.
-func (c *idleClock) heard(p int, newest bool, now time.Time) {
-	c.last = now
-	if newest {
-		delete(c.behind, p)
-	} else {
-		c.behind[p] = true
-	}
-}
-
-// forget drops partition p, silent for long: taken by another member of
-// the group, or behind a broker that is away (which the client reports).
-func (c *idleClock) forget(p int) { delete(c.behind, p) }
-
-// advance reports whether event time may move to now less idle, given
-// when the Kafka client last reported an error.
-func (c *idleClock) advance(now, lastError time.Time) bool {
-	if !c.enabled || len(c.behind) > 0 {
-		return false
-	}
-	quietSince := c.last
-	if lastError.After(quietSince) {
-		quietSince = lastError
-	}
-	return now.Sub(quietSince) >= c.idle
 }
 
 // withWorkers gives g one graph worker per CPU unless it names a number.
