@@ -79,6 +79,12 @@ type Options struct {
 const (
 	// MaxLimit is the most incidents one list returns, and its default.
 	MaxLimit = 1000
+	// DefaultGraphNodes is how many nodes GET /api/v1/graph returns
+	// without a limit (the busiest; a system of a few hundred services
+	// fits whole), so one request on a graph a cardinality attack grew
+	// stays small; MaxGraphNodes is the most a limit may ask for.
+	DefaultGraphNodes = 500
+	MaxGraphNodes     = 10_000
 	// maxParam bounds every query parameter and path segment in bytes.
 	maxParam = 1024
 )
@@ -118,7 +124,22 @@ func routes(o Options) []route {
 	var rs []route
 	mux := routeList{&rs}
 	mux.HandleFunc("GET /api/v1/graph", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot())
+		q := r.URL.Query()
+		service := q.Get("service")
+		if len(service) > maxParam {
+			badRequest(w, o.Log, "service must be at most "+strconv.Itoa(maxParam)+" bytes")
+			return
+		}
+		limit := DefaultGraphNodes
+		if v := q.Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > MaxGraphNodes {
+				badRequest(w, o.Log, "limit: "+strconv.Quote(truncate(v))+" is not a whole number from 1 to "+strconv.Itoa(MaxGraphNodes))
+				return
+			}
+			limit = n
+		}
+		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot().Bounded(service, limit))
 	})
 	mux.HandleFunc("GET /api/v1/edges/{edge}/baseline", func(w http.ResponseWriter, r *http.Request) {
 		if len(r.PathValue("edge")) > maxParam || len(r.URL.Query().Get("operation")) > maxParam {

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -147,5 +148,51 @@ func TestHandler(t *testing.T) {
 	}
 	if code, _, _ := get("/debug/pprof/"); code != 404 {
 		t.Errorf("pprof is served without being asked for: %d", code)
+	}
+}
+
+// TestGraphBounded: a graph a cardinality attack grew (100,000 services)
+// is served as its busiest DefaultGraphNodes nodes, under 1 MB, saying
+// so; limit and service narrow it, and a bad limit is refused.
+func TestGraphBounded(t *testing.T) {
+	const n = 100_000
+	snap := &graph.Snapshot{}
+	for i := range n {
+		id := fmt.Sprintf("svc-%06d", i)
+		snap.Nodes = append(snap.Nodes, graph.NodeView{Node: graph.Node{Name: id, Kind: graph.NodeService}})
+		if i > 0 {
+			snap.Edges = append(snap.Edges, graph.EdgeView{Source: "svc-000000", Target: id, TargetKind: graph.NodeService,
+				Total: graph.StatsView{Requests: int64(n - i)}})
+		}
+	}
+	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}}))
+	defer srv.Close()
+	get := func(q string) (int, []byte) {
+		resp, err := http.Get(srv.URL + "/api/v1/graph" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, body := get("")
+	var g graph.Snapshot
+	if code != 200 || json.Unmarshal(body, &g) != nil {
+		t.Fatalf("graph: %d %.200s", code, body)
+	}
+	if len(g.Nodes) != DefaultGraphNodes || !g.Truncated || g.TotalNodes != n || len(body) > 1<<20 {
+		t.Errorf("default: %d nodes, truncated %v, total %d, %d bytes; want %d nodes of %d, under 1 MB", len(g.Nodes), g.Truncated, g.TotalNodes, len(body), DefaultGraphNodes, n)
+	}
+	if g.Nodes[0].Name != "svc-000000" || g.Nodes[1].Name != "svc-000001" {
+		t.Errorf("not the busiest nodes first: %s, %s", g.Nodes[0].Name, g.Nodes[1].Name)
+	}
+	if code, body := get("?service=svc-000042&limit=10"); code != 200 || json.Unmarshal(body, &g) != nil || len(g.Nodes) != 2 || len(g.Edges) != 1 {
+		t.Errorf("one service: %d %.300s", code, body)
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?limit=10001", "?service=" + strings.Repeat("s", 2000)} {
+		if code, _ := get(q); code != 400 {
+			t.Errorf("%s: %d, want 400", q, code)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/causeway/causeway/model/sketch"
@@ -20,6 +21,75 @@ type Snapshot struct {
 	WindowEnd   time.Time  `json:"window_end"`
 	Nodes       []NodeView `json:"nodes"`
 	Edges       []EdgeView `json:"edges"`
+	// Truncated: nodes were left out (see Bounded); TotalNodes and
+	// TotalEdges then count the whole graph.
+	Truncated  bool `json:"truncated,omitempty"`
+	TotalNodes int  `json:"total_nodes,omitempty"`
+	TotalEdges int  `json:"total_edges,omitempty"`
+}
+
+// Bounded returns the part of s to serve: with service set, that service
+// and the nodes it calls or is called by; then at most limit nodes (0: no
+// limit), the busiest by the calls they served or received since start,
+// and the edges between those kept. s is not changed; it is returned as
+// it is when nothing is left out.
+func (s *Snapshot) Bounded(service string, limit int) *Snapshot {
+	keep := map[string]bool{}
+	for _, n := range s.Nodes {
+		keep[n.Name] = service == "" || n.Name == service
+	}
+	if service != "" {
+		for _, e := range s.Edges {
+			if e.Source == service || e.Target == service {
+				keep[e.Source], keep[e.Target] = true, true
+			}
+		}
+	}
+	kept := 0
+	for _, k := range keep {
+		if k {
+			kept++
+		}
+	}
+	if limit > 0 && kept > limit {
+		calls := map[string]int64{}
+		for _, e := range s.Edges {
+			calls[e.Source] += e.Total.Requests
+			calls[e.Target] += e.Total.Requests
+		}
+		var ids []string
+		for id, k := range keep {
+			if k {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			if c := cmp.Compare(calls[b], calls[a]); c != 0 {
+				return c
+			}
+			return strings.Compare(a, b)
+		})
+		for _, id := range ids[limit:] {
+			keep[id] = false
+		}
+		kept = limit
+	}
+	if kept == len(s.Nodes) {
+		return s
+	}
+	out := &Snapshot{WindowStart: s.WindowStart, WindowEnd: s.WindowEnd, Truncated: true, TotalNodes: len(s.Nodes), TotalEdges: len(s.Edges),
+		Nodes: []NodeView{}, Edges: []EdgeView{}}
+	for _, n := range s.Nodes {
+		if keep[n.Name] {
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	for _, e := range s.Edges {
+		if keep[e.Source] && keep[e.Target] {
+			out.Edges = append(out.Edges, e)
+		}
+	}
+	return out
 }
 
 // NodeView is one node with what ran in it.
