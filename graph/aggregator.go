@@ -41,6 +41,12 @@ type Config struct {
 	// runs and calls of further ones are counted and dropped. Default
 	// 200,000.
 	MaxOperations int `yaml:"max_operations"`
+	// MaxNodes caps the distinct node names: services, and the databases,
+	// caches, queues and external hosts seen from client spans. Calls and
+	// runs naming further ones are folded into the node "__overflow__"
+	// (counted), so a flood of service or peer names grows neither the
+	// graph nor the baselines. Default 10,000.
+	MaxNodes int `yaml:"max_nodes"`
 	// OpenWindows caps how many windows may be open at once; past it the
 	// oldest is closed early. Default 64.
 	OpenWindows int `yaml:"open_windows"`
@@ -52,8 +58,12 @@ type Config struct {
 }
 
 // OverflowOperation is the operation name further operations of a service
-// are folded into once MaxOpsPerService is reached.
-const OverflowOperation = "__overflow__"
+// are folded into once MaxOpsPerService is reached; OverflowNode the node
+// name further nodes are folded into once MaxNodes is reached.
+const (
+	OverflowOperation = "__overflow__"
+	OverflowNode      = "__overflow__"
+)
 
 func (c Config) withDefaults() Config {
 	if c.Window <= 0 {
@@ -76,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOperations <= 0 {
 		c.MaxOperations = 200_000
+	}
+	if c.MaxNodes <= 0 {
+		c.MaxNodes = 10_000
 	}
 	if c.OpenWindows <= 0 {
 		c.OpenWindows = 64
@@ -410,9 +423,13 @@ func (a *Aggregator) finish(t *pendingTrace) {
 				st = newEdgeStats()
 				w.Edges[sl.key] = st
 				if _, ok := w.Nodes[sl.key.Source]; !ok {
-					w.Nodes[sl.key.Source] = o.source
+					src := o.source
+					src.Name = sl.key.Source // folded past MaxNodes
+					w.Nodes[src.Name] = src
 				}
-				w.Nodes[o.target.Name] = o.target
+				dst := o.target
+				dst.Name = sl.key.Target
+				w.Nodes[dst.Name] = dst
 			}
 			if sl.cached {
 				sl.win, sl.st = w, st
@@ -486,7 +503,7 @@ func (a *Aggregator) opSlot(k OpKey) *slot[OpKey, *OpStats] {
 	if sl, ok := a.ops[k]; ok {
 		return sl
 	}
-	o, ok := a.adm.op(k)
+	o, ok := a.adm.op(OpKey{Service: a.adm.node(k.Service), Operation: k.Operation})
 	if !ok {
 		return nil
 	}
@@ -505,11 +522,12 @@ func (a *Aggregator) edgeSlot(k EdgeKey) *slot[EdgeKey, *EdgeStats] {
 	if sl, ok := a.edgeSlots[k]; ok {
 		return sl
 	}
-	o, ok := a.adm.op(OpKey{Service: k.Target, Operation: k.Operation})
+	source, target := a.adm.node(k.Source), a.adm.node(k.Target)
+	o, ok := a.adm.op(OpKey{Service: target, Operation: k.Operation})
 	if !ok {
 		return nil
 	}
-	sl := &slot[EdgeKey, *EdgeStats]{key: EdgeKey{Source: k.Source, Target: k.Target, Operation: o.Operation}}
+	sl := &slot[EdgeKey, *EdgeStats]{key: EdgeKey{Source: source, Target: target, Operation: o.Operation}}
 	if sl.key == k && len(a.edgeSlots) < a.cfg.MaxEdges {
 		sl.cached = true
 		a.edgeSlots[k] = sl

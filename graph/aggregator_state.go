@@ -192,8 +192,10 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	a.adm.mu.Lock()
 	for _, k := range st.Edges {
 		a.adm.edges[k] = struct{}{}
+		a.adm.nodes[k.Source], a.adm.nodes[k.Target] = struct{}{}, struct{}{}
 	}
 	for svc, names := range st.Ops {
+		a.adm.nodes[svc] = struct{}{}
 		m := make(map[string]struct{}, len(names))
 		for _, n := range names {
 			m[n] = struct{}{}

@@ -3,9 +3,13 @@ package graph
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/causeway/causeway/span"
 )
@@ -72,4 +76,55 @@ func TestCardinalityAttackKeepsMemoryFlat(t *testing.T) {
 		}
 	}
 	t.Logf("heap after each %d names: %v", names/chunks, fmt.Sprint(heap))
+}
+
+// A flood of service names and of peer names (100,000 each: a bug that
+// puts a pod id in service.name, a client calling a host per tenant)
+// stays within MaxNodes: further nodes fold into OverflowNode, counted,
+// and the graph and the baselines stop growing.
+func TestCardinalityAttackOnNodeNames(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two hundred thousand traces")
+	}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	bs := NewBaselines(nil)
+	a := New(Config{MaxNodes: 1000}, func(w *Window) { bs.Observe(w) }, m)
+	defer a.Close()
+	const names = 100_000
+	buf := make([]span.Span, 0, 3000)
+	for i := range names {
+		var tid span.TraceID
+		copy(tid[:], strconv.Itoa(i))
+		tid[15] = 2
+		start := epoch + int64(i)*int64(time.Millisecond) // 100 s of event time
+		svc := "svc-" + strconv.Itoa(i)
+		buf = append(buf,
+			span.Span{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer, Start: start, End: start + 10e6},
+			span.Span{TraceID: tid, SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "frontend", Name: "call", Kind: span.KindClient,
+				Start: start + 1e6, End: start + 9e6},
+			span.Span{TraceID: tid, SpanID: span.ID{3}, ParentID: span.ID{2}, Service: svc, Name: "GET", Kind: span.KindServer,
+				Start: start + 2e6, End: start + 8e6},
+			span.Span{TraceID: tid, SpanID: span.ID{4}, ParentID: span.ID{3}, Service: svc, Name: "fetch", Kind: span.KindClient,
+				ServerAddress: "tenant-" + strconv.Itoa(i) + ".example", Start: start + 3e6, End: start + 7e6})
+		if len(buf) == cap(buf) {
+			a.Add(buf)
+			buf = buf[:0]
+		}
+	}
+	a.Add(buf)
+	a.Flush()
+	snap := a.Snapshot()
+	if len(snap.Nodes) > 1001 {
+		t.Errorf("%d nodes, want at most 1,000 and %s", len(snap.Nodes), OverflowNode)
+	}
+	if !slices.ContainsFunc(snap.Nodes, func(n NodeView) bool { return n.Name == OverflowNode }) {
+		t.Errorf("no %s node", OverflowNode)
+	}
+	if edges, ops := bs.Len(); edges > 1001 || ops > 2002 {
+		t.Errorf("baselines for %d edges and %d operations: the flood grew them", edges, ops)
+	}
+	if hits := testutil.ToFloat64(m.capHit.WithLabelValues("nodes")); hits < names {
+		t.Errorf("nodes cap hit %v times, want every folded call and run counted (at least %d)", hits, names)
+	}
 }

@@ -343,15 +343,32 @@ type admission struct {
 	maxEdges int
 	maxOps   int // per service
 	maxAll   int // in all
+	maxNodes int
 	nOps     int
 	m        *Metrics
 	edges    map[EdgeKey]struct{} // every edge tracked
 	opsBySvc map[string]map[string]struct{}
+	nodes    map[string]struct{} // every node name tracked
 }
 
 func newAdmission(cfg Config, m *Metrics) *admission {
-	return &admission{maxEdges: cfg.MaxEdges, maxOps: cfg.MaxOpsPerService, maxAll: cfg.MaxOperations, m: m,
-		edges: make(map[EdgeKey]struct{}), opsBySvc: make(map[string]map[string]struct{})}
+	return &admission{maxEdges: cfg.MaxEdges, maxOps: cfg.MaxOpsPerService, maxAll: cfg.MaxOperations, maxNodes: cfg.MaxNodes, m: m,
+		edges: make(map[EdgeKey]struct{}), opsBySvc: make(map[string]map[string]struct{}), nodes: make(map[string]struct{})}
+}
+
+// node returns name, or OverflowNode once MaxNodes others are tracked.
+func (ad *admission) node(name string) string {
+	ad.mu.Lock()
+	defer ad.mu.Unlock()
+	if _, ok := ad.nodes[name]; ok {
+		return name
+	}
+	if len(ad.nodes) >= ad.maxNodes {
+		ad.m.capHit.WithLabelValues("nodes").Inc()
+		return OverflowNode
+	}
+	ad.nodes[name] = struct{}{}
+	return name
 }
 
 // edge admits k under the MaxEdges cap.
