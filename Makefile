@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # the plugin's own packages.
 PLUGIN  := grafana-plugin
 
-.PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
+.PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench bench-peer eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -114,6 +114,17 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkScale' -benchtime 1x -count 1 -cpu 1 ./bench >> $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
 	OTELCOL_BIN=unused KAFKA_PORT=19192 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-bench scripts/integration.sh -run '^$$' -bench '^BenchmarkKafkaEndToEnd$$' -benchtime 3x -count 1 ./cmd/detector >> $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
 	python3 scripts/bench_summary.py < $(BIN)/bench.txt
+
+## bench-peer: this build's whole `detector replay` against the OpenTelemetry Collector's spanmetrics connector on the same spans, in the same run (../shared/peer, copied with ../shared/eval into PEER_DIR: its README); prints its summary, the median of per-run ratios ours / spanmetrics+decode at P1 and P2. A few minutes cold, then PEER_RUNS runs
+PEER_SRC      ?= ../shared
+PEER_DIR      ?= $${TMPDIR:-/tmp}/cw-bench
+PEER_RUNS     ?= 3
+PEER_DATASETS ?= ob tt
+bench-peer: build
+	@test -d $(PEER_SRC)/peer || { echo "bench-peer: $(PEER_SRC)/peer not found (set PEER_SRC)"; exit 1; }
+	mkdir -p $(PEER_DIR) && cp -r $(PEER_SRC)/peer $(PEER_SRC)/eval $(PEER_DIR)/
+	cd $(PEER_DIR)/peer && RUNS=$(PEER_RUNS) PASSES=1 DATASETS="$(PEER_DATASETS)" NO_COLLECTOR=1 \
+		OURS_CMD='$(CURDIR)/$(BIN)/detector replay --input {lpb} --format otlp_proto --out $(PEER_DIR)/ours.json' ./run.sh
 
 ## profile: CPU and allocation profiles of the pipeline replaying two simulated minutes (622k spans) on one core, and the top of each; files in bin/profile
 profile:
