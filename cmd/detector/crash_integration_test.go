@@ -37,8 +37,9 @@ import (
 // CAUSEWAY_CRASH_SEED, or the clock, and logged) and restarted from the
 // same state directory until it has consumed everything. Both must end
 // with the same incidents (id, state, revision, top suspect) and the same
-// alert events at their webhook receivers; the killed one may deliver an
-// event more than once, always with the same idempotency key. The event
+// alert events at their webhook receivers, and no span may come too late
+// for its window in any life; the killed one may deliver an event more
+// than once, always with the same idempotency key. The event
 // times lie ahead of the wall clock, so windows close on event time alone
 // and the replay runs as fast as the detector reads.
 //
@@ -94,6 +95,7 @@ func TestIntegrationCrashReplay(t *testing.T) {
 	began = time.Now()
 	killed := newCrashRun(t, bin, bs, topic, "killed")
 	var replayed int64
+	late := 0.0 // spans too late, in every life of the killed run
 	for i, at := range points {
 		from := killed.committed()
 		t0 := time.Now()
@@ -101,6 +103,7 @@ func TestIntegrationCrashReplay(t *testing.T) {
 		ready := time.Since(t0)
 		// This process starts at the group's committed offsets.
 		reached := killed.waitRead(p, max(1, at-int(from)))
+		late += scrape(t, p.addr, "causeway_graph_spans_too_late_total")
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		_ = p.cmd.Wait()
 		after := killed.committed()
@@ -111,11 +114,18 @@ func TestIntegrationCrashReplay(t *testing.T) {
 	p = killed.start()
 	killed.waitConsumed(p, total)
 	killedIncs, killedCalls := killed.incidents(p), killed.calls(p)
+	late += scrape(t, p.addr, "causeway_graph_spans_too_late_total")
 	killed.stop(p)
 	t.Logf("killed run: %v, %d kills, %d messages read again in all", time.Since(began).Round(time.Millisecond), kills, replayed)
 
 	if len(straightIncs) == 0 {
 		t.Fatal("the uninterrupted run found no incident")
+	}
+	// Every restart reads its backlog in event time: no span of any life
+	// came after its window had closed (each life's count read just
+	// before its SIGKILL).
+	if late != 0 {
+		t.Errorf("%v spans too late across the killed run's lives, want 0", late)
 	}
 	if !slices.Equal(straightIncs, killedIncs) {
 		t.Errorf("incidents uninterrupted:\n%s\nkilled and restarted:\n%s", strings.Join(straightIncs, "\n"), strings.Join(killedIncs, "\n"))
