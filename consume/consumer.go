@@ -78,6 +78,76 @@ func (c *Consumer) Partitions(ctx context.Context) ([]int, error) {
 	return nil, fmt.Errorf("partitions of %s: %w", c.cfg.Topic, err)
 }
 
+// CaughtUp reports whether every partition of the topic has been read to
+// its end offset: by this consumer (next holds, per partition it read, the
+// offset after its last message) or, for the others, by its group as its
+// committed offsets say (a partition another member reads). An error
+// (brokers away) is not caught up.
+func (c *Consumer) CaughtUp(ctx context.Context, next map[int]int64) (bool, error) {
+	ends, err := c.EndOffsets(ctx)
+	if err != nil {
+		return false, err
+	}
+	tr, err := c.cfg.Transport()
+	if err != nil {
+		return false, err
+	}
+	parts := make([]int, 0, len(ends))
+	for p := range ends {
+		parts = append(parts, p)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: tr}
+	committed, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: c.cfg.GroupID, Topics: map[string][]int{c.cfg.Topic: parts}})
+	if err == nil && committed.Error != nil {
+		err = committed.Error
+	}
+	if err != nil {
+		return false, fmt.Errorf("committed offsets of group %s: %w", c.cfg.GroupID, err)
+	}
+	read := make(map[int]int64, len(ends))
+	for _, po := range committed.Topics[c.cfg.Topic] {
+		if po.Error == nil {
+			read[po.Partition] = po.CommittedOffset
+		}
+	}
+	for p, end := range ends {
+		if max(read[p], next[p]) < end {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// EndOffsets returns the end offset (the next offset to be written) of
+// every partition of the topic.
+func (c *Consumer) EndOffsets(ctx context.Context) (map[int]int64, error) {
+	parts, err := c.Partitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := c.cfg.Transport()
+	if err != nil {
+		return nil, err
+	}
+	reqs := make([]kafka.OffsetRequest, len(parts))
+	for i, p := range parts {
+		reqs[i] = kafka.LastOffsetOf(p)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: tr}
+	resp, err := cl.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: reqs}})
+	if err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", c.cfg.Topic, err)
+	}
+	ends := make(map[int]int64, len(parts))
+	for _, po := range resp.Topics[c.cfg.Topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("end offset of %s/%d: %w", c.cfg.Topic, po.Partition, po.Error)
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	return ends, nil
+}
+
 // LastError returns when the Kafka client last reported an error, the
 // zero time if it never did.
 func (c *Consumer) LastError() time.Time {

@@ -358,8 +358,9 @@ func assertCommittedTo(t *testing.T, bs []string, group, topic string, partition
 // through the outage, counts it in causeway_consume_kafka_errors_total,
 // and consumes every span produced before and after: at least as many
 // spans as were produced (at-least-once: a batch whose commit the outage
-// lost is read again), and the group's offsets reach the end of every
-// partition. The test runs a broker of its own, so the others are not
+// lost is read again), none of them too late for its window though the
+// outage outlasts idle_advance, and the group's offsets reach the end of
+// every partition. The test runs a broker of its own, so the others are not
 // disturbed.
 func TestIntegrationBrokerRestart(t *testing.T) {
 	kb := startOwnBroker(t)
@@ -379,12 +380,17 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	errsBefore := scrape(t, addr, "causeway_consume_kafka_errors_total")
 
 	kb.run(t, "kill")
+	killed := time.Now()
 	// While the broker is down the detector keeps serving, and counts the
 	// client's failed attempts to reach it.
 	wait.Report(t, 60*time.Second, 100*time.Millisecond, "outage counted", func() (bool, string) {
 		n := scrape(t, addr, "causeway_consume_kafka_errors_total")
 		return n > errsBefore, fmt.Sprint(n)
 	})
+	// The outage outlasts idle_advance: event time must not move on with
+	// the wall clock meanwhile, or what is written after it (as a
+	// Collector's buffer would be) comes too late for its windows.
+	time.Sleep(time.Until(killed.Add(cfg.Idle + 5*time.Second)))
 	t0 := time.Now()
 	kb.run(t, "restart")
 	t.Logf("broker restarted in %v", time.Since(t0).Round(time.Millisecond))
@@ -396,8 +402,11 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 		lag := committedLag(t, bs, cfg.Kafka.GroupID, topic, 2)
 		return spans >= produced && lag == 0, fmt.Sprintf("%v of %v spans, %d messages not committed", spans, produced, lag)
 	})
-	t.Logf("spans consumed %v (produced %v), kafka errors counted %v",
-		scrape(t, addr, "causeway_spans_total"), produced, scrape(t, addr, "causeway_consume_kafka_errors_total")-errsBefore)
+	if late := scrape(t, addr, "causeway_graph_spans_too_late_total"); late != 0 {
+		t.Errorf("%v spans too late for their windows after a %v outage, want 0", late, t0.Sub(killed).Round(time.Second))
+	}
+	t.Logf("spans consumed %v (produced %v), kafka errors counted %v, outage %v",
+		scrape(t, addr, "causeway_spans_total"), produced, scrape(t, addr, "causeway_consume_kafka_errors_total")-errsBefore, t0.Sub(killed).Round(time.Second))
 }
 
 // committedLag is how many messages of topic the group has not committed;

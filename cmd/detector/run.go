@@ -454,6 +454,7 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 	quiet := max(idle, quietPartition)
 	heard := map[int]time.Time{}
 	clock := pipeline.NewIdleClock(idle, time.Now())
+	next := map[int]int64{} // per partition heard from, the offset after its last message
 	// Every partition of the topic holds windows back until it has been
 	// heard from, or has been silent for quiet (another member of the
 	// group has it): otherwise the first partitions fetched would close
@@ -473,6 +474,7 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 				return nil
 			}
 			clock.Heard(b.Partition, b.Newest(), time.Now())
+			next[b.Partition] = b.Offset + 1
 			if ck == nil || ck.admit(b) {
 				m.agg.AddFrom(b.Partition, b.Spans)
 				heard[b.Partition] = time.Now()
@@ -485,20 +487,47 @@ func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Dura
 		case <-checkpoints:
 			ck.take()
 		case now := <-t.C:
+			// Whether every partition has been read to its end, asked of
+			// the brokers at most once a tick and only when needed.
+			var up *bool
+			caughtUp := func() bool {
+				if up == nil {
+					v := m.caughtUp(ctx, cons, next)
+					up = &v
+				}
+				return *up
+			}
 			for p, at := range heard {
-				if now.Sub(at) > quiet {
+				// A partition silent for quiet stops holding windows back
+				// when the client has been healthy since (it has nothing to
+				// send, or another member has it), or once every partition
+				// is read to its end; not while a broker was away, when
+				// its backlog is still to come.
+				if now.Sub(at) > quiet && (cons.LastError().Before(at) || caughtUp()) {
 					m.agg.ForgetSource(p)
 					clock.Forget(p)
 					delete(heard, p)
 				}
 			}
-			if clock.Advance(now, cons.LastError()) {
+			if clock.Advance(now, cons.LastError()) && caughtUp() {
 				m.agg.AdvanceTo(now.Add(-idle).UnixNano())
 			}
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// caughtUp asks the brokers whether every partition has been read to its
+// end (next holds the offset after the last message read of each): after
+// an outage, the consumer group may take longer than idle_advance to
+// rejoin without the client reporting anything, while what was written
+// meanwhile waits. A broker that cannot say counts as not caught up.
+func (m *Main) caughtUp(ctx context.Context, cons *consume.Consumer, next map[int]int64) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ok, err := cons.CaughtUp(ctx, next)
+	return err == nil && ok
 }
 
 // withWorkers gives g one graph worker per CPU unless it names a number.
