@@ -22,13 +22,12 @@ type IdleClock struct {
 	idle    time.Duration
 	last    time.Time    // the last message, or the start
 	behind  map[int]bool // partitions whose last message was not their newest
-	enabled bool
 }
 
 // NewIdleClock returns a clock that moves event time on after idle (0:
 // never), counting from start until the first message.
 func NewIdleClock(idle time.Duration, start time.Time) *IdleClock {
-	return &IdleClock{idle: idle, last: start, behind: map[int]bool{}, enabled: idle > 0}
+	return &IdleClock{idle: idle, last: start, behind: map[int]bool{}}
 }
 
 // Heard records a message of partition p; newest: it was p's newest.
@@ -48,7 +47,7 @@ func (c *IdleClock) Forget(p int) { delete(c.behind, p) }
 // Advance reports whether event time may move to now less idle, given
 // when the Kafka client last reported an error.
 func (c *IdleClock) Advance(now, lastError time.Time) bool {
-	if !c.enabled || len(c.behind) > 0 {
+	if c.idle <= 0 || len(c.behind) > 0 {
 		return false
 	}
 	quietSince := c.last
