@@ -19,9 +19,9 @@ import "time"
 //
 // Before any message, it waits idle from its start too.
 type IdleClock struct {
-	idle    time.Duration
-	last    time.Time    // the last message, or the start
-	behind  map[int]bool // partitions whose last message was not their newest
+	idle   time.Duration
+	last   time.Time    // the last message, or the start
+	behind map[int]bool // partitions whose last message was not their newest
 }
 
 // NewIdleClock returns a clock that moves event time on after idle (0:
