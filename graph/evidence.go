@@ -197,9 +197,15 @@ type seqWindow struct {
 	// vetted: the regime baseline judged this window on its own calls
 	// and found it normal (a known regime, a familiar mode, a recurring
 	// job). A busy series has its fast path there; the window may then
-	// only lower the statistic.
+	// only lower the statistic. Its failures are vetted only when there
+	// were enough of them for the regime baseline to judge
+	// (MinErrorEvents): below that it never looked at them.
 	vetted bool
 }
+
+// errorsVetted reports whether the regime baseline's verdict covers the
+// window's failures too.
+func (w seqWindow) errorsVetted() bool { return w.vetted && w.errors >= MinErrorEvents }
 
 // seqWeight is what one window of a series weighs in its tests: the
 // log-likelihood ratios of its latencies and of its failures, and how
@@ -227,7 +233,10 @@ func (s *seqSeries) weigh(w seqWindow) seqWeight {
 	e1 := max(e0*errRel, e0+errAbs)
 	err := evidence.LLR([]float64{w.calls - w.errors, w.errors}, []float64{1 - e0, e0}, []float64{1 - e1, e1}, errRho)
 	if w.vetted {
-		lat, err = min(lat, 0), min(err, 0)
+		lat = min(lat, 0)
+	}
+	if w.errorsVetted() {
+		err = min(err, 0)
 	}
 	return seqWeight{lat: lat, err: err, slow: slow, far: far, ok: true}
 }

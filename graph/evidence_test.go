@@ -262,3 +262,40 @@ func TestEpisodeProfiles(t *testing.T) {
 		t.Errorf("levels at the extremes: %d, %d, %d", logLevel(1e-9), logLevel(1e30), logLevel(math.Inf(1)))
 	}
 }
+
+// TestSequentialErrorsBelowRegimeView: windows of nine calls with one or
+// two failures are normal to the regime baselines, which never judge an
+// error ratio on fewer than MinErrorEvents failures; their verdict must
+// not hide those failures from the sequential check, which adds them up
+// and alarms on a 15% error rate within two minutes. The same windows
+// vetted with MinErrorEvents failures each (a known mode with errors) may
+// only lower the error statistic.
+func TestSequentialErrorsBelowRegimeView(t *testing.T) {
+	const window = int64(10 * time.Second)
+	run := func(errorsPerWindow func(i int) float64) (alarmAt int) {
+		r := rand.New(rand.NewPCG(11, 12))
+		s := newSeqSeries()
+		for i := range 120 + 30 {
+			w := seqWindow{lat: sketch.NewLatency(), calls: 9}
+			for range 9 {
+				w.lat.Add(10 * math.Exp(0.3*r.NormFloat64()))
+			}
+			if i >= 120 {
+				w.errors = errorsPerWindow(i)
+				w.vetted = true
+			}
+			sc, ok := s.observe(w, int64(i)*window, int64(i+1)*window, 0, KindP50)
+			if ok && sc.Active {
+				return i - 120
+			}
+		}
+		return -1
+	}
+	few := run(func(i int) float64 { return float64(1 + i%2) }) // 1.5 of 9 calls
+	if few < 0 || few >= 12 {
+		t.Errorf("one or two failures of nine calls a window, vetted by the regime view: alarm after %d windows, want within 12", few)
+	}
+	if got := run(func(int) float64 { return MinErrorEvents }); got >= 0 {
+		t.Errorf("windows with %d failures each, vetted by the regime view: alarm after %d windows, want none", MinErrorEvents, got)
+	}
+}

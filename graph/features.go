@@ -36,13 +36,19 @@ func tail(f baseline.Feature, minRel float64) baseline.Feature {
 	return f
 }
 
+// MinErrorEvents is the fewest failed calls a window needs before the
+// regime baselines may call its error ratio anomalous: one error in five
+// calls is not an incident on its own. Below it a window says nothing of
+// its errors there, and only the sequential check weighs them.
+const MinErrorEvents = 3
+
 func latencyFeatures() []baseline.Feature {
 	lat := func(kind baseline.Kind, spread float64) baseline.Feature {
 		return baseline.Feature{Name: kindName(kind), Kind: kind, Unit: "ms", Scale: baseline.Log, MinSpread: spread, MinAbs: 2, MinRel: 0.2, Tail: isTail(kind)}
 	}
 	return []baseline.Feature{
 		lat(KindP50, 0.04), tail(lat(KindP90, 0.05), 0.3), tail(lat(KindP99, 0.08), 0.5),
-		{Name: kindName(KindErrors), Kind: KindErrors, Unit: "%", Percent: true, MinSpread: 0.01, MinAbs: 3, MinRel: 0.5, MinEvents: 3},
+		{Name: kindName(KindErrors), Kind: KindErrors, Unit: "%", Percent: true, MinSpread: 0.01, MinAbs: 3, MinRel: 0.5, MinEvents: MinErrorEvents},
 		{Name: kindName(KindRate), Kind: KindRate, Unit: "/s", Scale: baseline.Log, Direction: baseline.Context, MinSpread: 0.05},
 	}
 }
