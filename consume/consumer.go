@@ -28,14 +28,15 @@ type Batch struct {
 	Topic     string
 	Partition int
 	Offset    int64
-
-	msg kafka.Message
+	// HighWaterMark is the partition's end offset when the message was
+	// fetched; 0 when the broker did not say.
+	HighWaterMark int64
 }
 
 // Newest reports whether the message was its partition's newest when it
 // was fetched: the reader had caught up with that partition.
 func (b *Batch) Newest() bool {
-	return b.msg.HighWaterMark > 0 && b.msg.Offset+1 >= b.msg.HighWaterMark
+	return b.HighWaterMark > 0 && b.Offset+1 >= b.HighWaterMark
 }
 
 // Consumer reads span messages from a Kafka consumer group.
@@ -446,7 +447,7 @@ func (c *MessageDecoder) Decode(ctx context.Context, msg kafka.Message) *Batch {
 	c.m.Messages.Inc()
 	c.m.Bytes.Add(float64(len(msg.Value)))
 	c.noteLag(msg)
-	b := &Batch{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, msg: msg}
+	b := &Batch{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, HighWaterMark: msg.HighWaterMark}
 	where := []any{"topic", msg.Topic, "partition", msg.Partition, "offset", msg.Offset}
 
 	c.dec.SetMaxTime(c.now().Add(c.cfg.MaxClockSkew).UnixNano())

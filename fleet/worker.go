@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -54,94 +52,35 @@ func (w *worker) run(ctx context.Context) {
 	gcfg.Workers = 1
 	agg := graph.New(gcfg, func(win *graph.Window) { closed = append(closed, win) }, nil)
 	agg.StartAfter(n.closedTo(w.partition))
-	published := agg.ClosedTo()
-	window := int64(agg.Config().Window)
 
-	// Event time moves with the wall clock by the rule a single detector
-	// follows (pipeline.IdleClock); the partition counts as behind until
-	// its first message says it is caught up, so an empty one waits.
-	var troubled atomic.Int64 // when the client last reported an error
-	clock := pipeline.NewIdleClock(n.opt.Idle, time.Now())
-	clock.Heard(w.partition, false, time.Now())
-	lastError := func() time.Time {
-		if ns := troubled.Load(); ns != 0 {
-			return time.Unix(0, ns)
-		}
-		return time.Time{}
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: w.partition, Dialer: n.dialer,
-		MinBytes: 1, MaxBytes: kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
-		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			troubled.Store(time.Now().UnixNano())
-			n.kafkaErrors().Printf(f, a...)
-		})})
-	defer r.Close()
 	start := w.offset
 	if start < 0 {
 		start = kafka.FirstOffset
 	}
-	if err := r.SetOffset(start); err != nil {
-		log.Error("partition worker: set offset", "offset", start, "err", err)
-		return
-	}
-	log.Info("partition worker started", "offset", start, "watermark", time.Unix(0, published).UTC())
+	src := newPartitionSource(n, w.gen, w.partition, start, md, kcfg.MaxMessageBytes+1<<20, log)
+	defer src.Close()
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	fetched := make(chan error, 1)
+	go func() { fetched <- src.run(rctx) }()
+
+	log.Info("partition worker started", "offset", start, "watermark", time.Unix(0, agg.ClosedTo()).UTC())
 	n.m.workers.Inc()
 	defer n.m.workers.Dec()
-
-	var pending []held
-	for {
-		fctx, cancel := context.WithTimeout(ctx, time.Second)
-		msg, err := r.FetchMessage(fctx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, context.DeadlineExceeded):
-			if now := time.Now(); clock.Advance(now, lastError()) {
-				agg.AdvanceTo(now.Add(-n.opt.Idle).UnixNano())
-			}
-		case err != nil:
-			troubled.Store(time.Now().UnixNano())
-			log.Warn("read span partition", "err", err)
-			if !sleep(ctx, time.Second) {
-				return
-			}
-		default:
-			clock.Heard(w.partition, msg.HighWaterMark > 0 && msg.Offset+1 >= msg.HighWaterMark, time.Now())
-			b := md.Decode(ctx, msg)
-			var maxEnd int64
-			for i := range b.Spans {
-				maxEnd = max(maxEnd, b.Spans[i].End)
-			}
-			agg.Add(b.Spans)
-			md.Release(b)
-			until := int64(0)
-			if len(b.Spans) > 0 {
-				until = maxEnd - maxEnd%window + window
-			}
-			pending = append(pending, held{next: msg.Offset + 1, until: until})
-		}
-		if len(closed) == 0 && agg.ClosedTo() <= published {
-			continue
-		}
-		if !w.publish(ctx, closed, agg.ClosedTo()) {
-			return
-		}
-		clear(closed)
-		closed, published = closed[:0], agg.ClosedTo()
-		commit, i := int64(-1), 0
-		for ; i < len(pending) && pending[i].until <= published; i++ {
-			commit = pending[i].next
-		}
-		pending = pending[i:]
-		if commit >= 0 {
-			if err := w.gen.CommitOffsets(map[string]map[int]int64{n.source: {w.partition: commit}}); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				log.Warn("commit span offset; it will be read again after a restart", "offset", commit, "err", err)
-			}
-		}
+	// Event time and commits follow the rules a single detector follows
+	// (pipeline.Driver); each window closed is published before the
+	// offsets of its spans are committed.
+	d := pipeline.NewDriver(pipeline.Options{Source: src, Graph: agg, Idle: n.opt.Idle, Log: log,
+		Publish: func(ctx context.Context, closedTo int64) bool {
+			ok := w.publish(ctx, closed, closedTo)
+			clear(closed)
+			closed = closed[:0]
+			return ok
+		}})
+	_ = d.Run(ctx)
+	stop()
+	if err := <-fetched; err != nil {
+		log.Error("partition worker", "err", err)
 	}
 }
 

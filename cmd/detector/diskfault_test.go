@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/internal/metrictest"
+	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/statefs"
 )
 
@@ -75,7 +76,7 @@ func TestStateDiskFaults(t *testing.T) {
 	durable := func() {
 		t.Helper()
 		c := commits()
-		cp, err := readCheckpoint(filepath.Join(cfg.StateDir, checkpointFile))
+		cp, err := pipeline.ReadCheckpoint(filepath.Join(cfg.StateDir, pipeline.CheckpointFile))
 		if err != nil || cp == nil {
 			t.Fatalf("checkpoint: %v", err)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/pipeline"
 )
 
 func quietLogger(t *testing.T) *slog.Logger {
@@ -242,7 +243,7 @@ func TestReplayNezhaNormal(t *testing.T) {
 	}
 	// The replay primed baselines a detector run can start from.
 	bs := graph.NewBaselines(nil)
-	if found, err := bs.LoadFile(filepath.Join(state, baselineFile)); !found || err != nil {
+	if found, err := bs.LoadFile(filepath.Join(state, pipeline.BaselineFile)); !found || err != nil {
 		t.Fatalf("primed snapshot: found %v, %v", found, err)
 	}
 	if edges, _ := bs.Len(); edges < 10 {

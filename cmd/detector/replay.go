@@ -19,6 +19,7 @@ import (
 	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/span"
 )
 
@@ -164,8 +165,8 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 	agg, bs := p.Graph, p.Baselines
 	snapshot := ""
 	if a.stateDir != "" {
-		snapshot = filepath.Join(a.stateDir, baselineFile)
-		restoreBaselines(bs, snapshot, log)
+		snapshot = filepath.Join(a.stateDir, pipeline.BaselineFile)
+		pipeline.RestoreBaselines(bs, snapshot, log)
 	}
 
 	progress := time.NewTicker(5 * time.Second)

@@ -283,14 +283,13 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		defer cons.Close()
 	}
-	var ck *checkpointer // keeps the state; nil without a state dir, and in cluster mode
+	var ck *pipeline.Checkpointer // keeps the state; nil without a state dir, and in cluster mode
 	if keepState && cons != nil {
-		ck = newCheckpointer(cfg.StateDir, m.FS, pipelineState{agg: m.agg, bs: m.bs, incidents: m.incidents}, kcfg, m.reg, m.Log)
-		ck.commit = cons.Commit
+		ck = pipeline.NewCheckpointer(cfg.StateDir, m.FS, pipeline.State{Graph: m.agg, Baselines: m.bs, Incidents: m.incidents}, kcfg, m.reg, m.Log)
 		// The demo's in-process broker starts empty each time: its
 		// offsets and event time mean nothing to the next run.
-		if !ck.restore(!cfg.Embedded()) {
-			restoreBaselines(m.bs, filepath.Join(cfg.StateDir, baselineFile), m.Log)
+		if !ck.Restore(!cfg.Embedded()) {
+			pipeline.RestoreBaselines(m.bs, filepath.Join(cfg.StateDir, pipeline.BaselineFile), m.Log)
 		}
 	}
 
@@ -303,7 +302,7 @@ func (m *Main) Run(ctx context.Context) error {
 		afterStop = append(afterStop, removeOutbox)
 		goRun("alerts", m.notifier.Run)
 		if ck != nil {
-			ck.durable = m.notifier.Sync
+			ck.Durable = m.notifier.Sync
 		}
 	}
 	var alerts api.AlertSource
@@ -338,12 +337,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 	m.addr <- ln.Addr().String()
 
-	if ck != nil {
-		goRun("checkpoint writer", func(ctx context.Context) error {
-			ck.run(ctx)
-			return nil
-		})
-	}
 	if m.node != nil {
 		goRun("fleet", m.node.Run)
 	} else {
@@ -377,12 +370,12 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 	if cons != nil {
-		err = m.apply(ctx, cons, idle, ck, cfg.SnapshotInterval)
+		// This goroutine is the graph's; with a checkpointer the driver
+		// writes a last checkpoint before it returns.
+		d := pipeline.NewDriver(pipeline.Options{Source: cons, Graph: m.agg, Idle: idle, Log: m.Log,
+			Checkpoint: ck, CheckpointEvery: cfg.SnapshotInterval})
+		err = d.Run(ctx)
 		stopping()
-		if ck != nil {
-			// Last: the graph's goroutine (this one) has stopped.
-			ck.final(ctx)
-		}
 	} else {
 		<-ctx.Done() // the fleet node's goroutines do the work
 		stopping()
@@ -434,102 +427,6 @@ func (m *Main) startAlerts(cfg Config, apiURL string) (func(), error) {
 	return stop, nil
 }
 
-// apply is the graph's goroutine: it applies each decoded message, and
-// moves event time on with the wall clock when traffic has stopped (see
-// pipeline.IdleClock). Event time follows the slowest partition; one silent for
-// longer than quietPartition (or idle, if longer) stops holding windows
-// back. Without a checkpointer each message's offset may be committed once
-// it is applied; with one, offsets are committed only once a checkpoint
-// holding their effect is written, and a checkpoint is taken every
-// interval.
-func (m *Main) apply(ctx context.Context, cons *consume.Consumer, idle time.Duration, ck *checkpointer, interval time.Duration) error {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	var checkpoints <-chan time.Time
-	if ck != nil {
-		ct := time.NewTicker(interval)
-		defer ct.Stop()
-		checkpoints = ct.C
-	}
-	quiet := max(idle, quietPartition)
-	heard := map[int]time.Time{}
-	clock := pipeline.NewIdleClock(idle, time.Now())
-	next := map[int]int64{} // per partition heard from, the offset after its last message
-	// Every partition of the topic holds windows back until it has been
-	// heard from, or has been silent for quiet (another member of the
-	// group has it): otherwise the first partitions fetched would close
-	// windows the others' backlog still has spans for.
-	if parts, err := cons.Partitions(ctx); err != nil {
-		m.Log.Warn("cannot list the topic's partitions; windows may close before every partition's backlog is read", "err", err)
-	} else {
-		for _, p := range parts {
-			m.agg.ExpectSource(p)
-			heard[p] = time.Now()
-		}
-	}
-	for {
-		select {
-		case b, ok := <-cons.Batches():
-			if !ok {
-				return nil
-			}
-			clock.Heard(b.Partition, b.Newest(), time.Now())
-			next[b.Partition] = b.Offset + 1
-			if ck == nil || ck.admit(b) {
-				m.agg.AddFrom(b.Partition, b.Spans)
-				heard[b.Partition] = time.Now()
-			}
-			if ck != nil {
-				cons.Release(b)
-			} else if err := cons.Done(ctx, b); err != nil && ctx.Err() == nil {
-				m.Log.Warn("mark applied", "err", err)
-			}
-		case <-checkpoints:
-			ck.take()
-		case now := <-t.C:
-			// Whether every partition has been read to its end, asked of
-			// the brokers at most once a tick and only when needed.
-			var up *bool
-			caughtUp := func() bool {
-				if up == nil {
-					v := m.caughtUp(ctx, cons, next)
-					up = &v
-				}
-				return *up
-			}
-			for p, at := range heard {
-				// A partition silent for quiet stops holding windows back
-				// when the client has been healthy since (it has nothing to
-				// send, or another member has it), or once every partition
-				// is read to its end; not while a broker was away, when
-				// its backlog is still to come.
-				if now.Sub(at) > quiet && (cons.LastError().Before(at) || caughtUp()) {
-					m.agg.ForgetSource(p)
-					clock.Forget(p)
-					delete(heard, p)
-				}
-			}
-			if clock.Advance(now, cons.LastError()) && caughtUp() {
-				m.agg.AdvanceTo(now.Add(-idle).UnixNano())
-			}
-		case <-ctx.Done():
-			return nil
-		}
-	}
-}
-
-// caughtUp asks the brokers whether every partition has been read to its
-// end (next holds the offset after the last message read of each): after
-// an outage, the consumer group may take longer than idle_advance to
-// rejoin without the client reporting anything, while what was written
-// meanwhile waits. A broker that cannot say counts as not caught up.
-func (m *Main) caughtUp(ctx context.Context, cons *consume.Consumer, next map[int]int64) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	ok, err := cons.CaughtUp(ctx, next)
-	return err == nil && ok
-}
-
 // withWorkers gives g one graph worker per CPU unless it names a number.
 func withWorkers(g graph.Config) graph.Config {
 	if g.Workers == 0 {
@@ -538,15 +435,8 @@ func withWorkers(g graph.Config) graph.Config {
 	return g
 }
 
-// quietPartition is how long a partition may send nothing before event
-// time stops waiting for it.
-const quietPartition = 30 * time.Second
-
-// Files in the state directory.
-const (
-	baselineFile = "baselines.snap"
-	incidentFile = "incidents.json"
-)
+// incidentFile, in the state directory, holds the incidents alone.
+const incidentFile = "incidents.json"
 
 // logChanges logs incidents as they open, change their top suspect, and
 // resolve.
@@ -559,38 +449,6 @@ func logChanges(log *slog.Logger, changes []incident.Change) {
 		}
 		log.Info("incident "+string(c.Kind), attrs...)
 	}
-}
-
-// restoreBaselines loads the snapshot at path if there is one. A snapshot
-// that cannot be read is set aside (renamed *.unreadable) and learning
-// starts afresh: a detector that will not start is worse than one that
-// relearns normal.
-func restoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
-	found, err := bs.LoadFile(path)
-	var other *graph.OtherWindowError
-	switch {
-	case errors.As(err, &other):
-		aside := setAside(path, other)
-		log.Warn("baseline snapshot learned from windows of another length; relearning", "path", path,
-			"snapshot_window", other.Snapshot, "window", other.Running, "moved_to", aside)
-	case err != nil:
-		aside := path + ".unreadable"
-		_ = os.Rename(path, aside)
-		log.Error("baseline snapshot unreadable; learning afresh", "path", path, "moved_to", aside, "err", err)
-	case found:
-		edges, ops := bs.Len()
-		log.Info("baselines restored", "path", path, "edges", edges, "operations", ops)
-	default:
-		log.Info("no baseline snapshot yet; learning from scratch", "path", path)
-	}
-}
-
-// setAside renames a state file learned from windows of another length
-// out of the way, naming that length, and returns its new path.
-func setAside(path string, other *graph.OtherWindowError) string {
-	aside := fmt.Sprintf("%s.window-%v", path, other.Snapshot)
-	_ = os.Rename(path, aside)
-	return aside
 }
 
 // logFindings logs the episodes that opened or closed in a window.

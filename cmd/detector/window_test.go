@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/pipeline"
 )
 
 // TestRestoreBaselinesOfAnotherWindow: a snapshot learned from windows of
 // another length is not loaded: it is set aside under a name that says
 // its window, one warning says why, and learning starts afresh.
 func TestRestoreBaselinesOfAnotherWindow(t *testing.T) {
-	path := filepath.Join(t.TempDir(), baselineFile)
+	path := filepath.Join(t.TempDir(), pipeline.BaselineFile)
 	ten := graph.NewBaselines(nil)
 	ten.SetWindow(10 * time.Second)
 	if err := ten.SaveFile(path); err != nil {
@@ -25,7 +26,7 @@ func TestRestoreBaselinesOfAnotherWindow(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	twenty := graph.NewBaselines(nil)
 	twenty.SetWindow(20 * time.Second)
-	restoreBaselines(twenty, path, log)
+	pipeline.RestoreBaselines(twenty, path, log)
 	if _, err := os.Stat(path + ".window-10s"); err != nil {
 		t.Errorf("snapshot not set aside as .window-10s: %v", err)
 	}

@@ -1,13 +1,9 @@
-package main
+package pipeline
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,129 +16,8 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
-	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/statefs"
 )
-
-// A checkpoint is everything the detector has derived from the messages
-// before some offset of each partition, in one file written atomically:
-// the baselines, the graph's open windows and pending traces, and the
-// incidents. The protocol (docs/operations.md, "Crash safety"):
-//
-//  1. on the graph's goroutine, between two messages, the state is
-//     serialised together with the next offset of every partition;
-//  2. a writer goroutine makes the alert outbox and ledger durable, writes
-//     the checkpoint file (temporary file, fsync, rename, directory fsync);
-//  3. only then are those offsets committed to Kafka.
-//
-// After a crash the detector loads the checkpoint and reads from the
-// committed offsets; messages below the checkpoint's own offsets (the
-// commit had not happened yet) are skipped, so each message is applied to
-// the state exactly once. The same holds for messages a consumer-group
-// rebalance hands out again while the detector runs: every message below
-// the next offset the state expects of its partition is skipped.
-const (
-	checkpointFile    = "checkpoint.snap"
-	checkpointMagic   = "causeway-checkpoint"
-	checkpointVersion = 1
-)
-
-type checkpointData struct {
-	Magic   string
-	Version int
-	Seq     int64
-	At      time.Time // wall clock
-	Topic   string
-	Group   string
-	// Next is, per partition, the offset of the first message the state
-	// has not seen.
-	Next      map[int]int64
-	Baselines []byte // graph.Baselines.Save
-	Graph     []byte // graph.Aggregator.SaveState
-	Incidents []byte // incident.Manager.SaveState
-}
-
-// pipelineState is what a checkpoint captures and restores.
-type pipelineState struct {
-	agg       *graph.Aggregator
-	bs        *graph.Baselines
-	incidents *incident.Manager
-}
-
-// capture serialises the state; call it on the graph's goroutine.
-func (p pipelineState) capture(cp *checkpointData) error {
-	// The graph first: with several workers it waits until every window
-	// closed so far has been scored and its incidents updated.
-	var b, g, i bytes.Buffer
-	if err := p.agg.SaveState(&g); err != nil {
-		return err
-	}
-	if err := p.bs.Save(&b); err != nil {
-		return err
-	}
-	if err := p.incidents.SaveState(&i); err != nil {
-		return err
-	}
-	cp.Baselines, cp.Graph, cp.Incidents = b.Bytes(), g.Bytes(), i.Bytes()
-	return nil
-}
-
-// restore loads a checkpoint's state, without the graph's unless
-// withGraph; it changes nothing on error, except that the baselines may be
-// loaded when a later part fails.
-func (p pipelineState) restore(cp *checkpointData, withGraph bool) error {
-	if err := p.bs.Load(bytes.NewReader(cp.Baselines)); err != nil {
-		return err
-	}
-	if withGraph {
-		if err := p.agg.LoadState(bytes.NewReader(cp.Graph)); err != nil {
-			return err
-		}
-	}
-	return p.incidents.LoadState(bytes.NewReader(cp.Incidents))
-}
-
-func encodeCheckpoint(cp *checkpointData) ([]byte, error) {
-	var buf bytes.Buffer
-	z, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err := gob.NewEncoder(z).Encode(cp); err != nil {
-		return nil, fmt.Errorf("encode checkpoint: %w", err)
-	}
-	if err := z.Close(); err != nil {
-		return nil, fmt.Errorf("encode checkpoint: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// readCheckpoint reads the checkpoint at path; nil, nil when there is none.
-func readCheckpoint(path string) (*checkpointData, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint: %w", err)
-	}
-	defer f.Close()
-	z, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
-	}
-	var cp checkpointData
-	if err := gob.NewDecoder(z).Decode(&cp); err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
-	}
-	if _, err := io.Copy(io.Discard, z); err != nil { // checks the gzip trailer
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
-	}
-	switch {
-	case cp.Magic != checkpointMagic:
-		return nil, fmt.Errorf("read checkpoint %s: not a checkpoint", path)
-	case cp.Version != checkpointVersion:
-		return nil, fmt.Errorf("read checkpoint %s: version %d, this build reads %d", path, cp.Version, checkpointVersion)
-	}
-	return &cp, nil
-}
 
 // checkpointMetrics show whether state is being saved.
 type checkpointMetrics struct {
@@ -179,23 +54,25 @@ func newCheckpointMetrics(reg prometheus.Registerer) *checkpointMetrics {
 	return m
 }
 
-// checkpointer takes checkpoints of the pipeline and commits the offsets
-// they cover. take runs on the graph's goroutine; run writes in the
-// background, so a slow disk does not hold up consumption.
-type checkpointer struct {
+// Checkpointer takes checkpoints of the pipeline and commits the offsets
+// they cover (the protocol above). A Driver takes them on the graph's
+// goroutine and runs the writer in the background, so a slow disk does not
+// hold up consumption.
+type Checkpointer struct {
 	dir   string
 	fs    statefs.FS
-	state pipelineState
+	state State
 	topic string
 	group string
 	m     *checkpointMetrics
 	flog  *statefs.FaultLog
 	log   *slog.Logger
-	// commit commits offsets (the Kafka consumer's Commit).
+	// commit commits offsets: the Driver's, set when it takes the
+	// checkpointer.
 	commit func(ctx context.Context, messages int, ps ...consume.Position) error
-	// durable makes the alert outbox and ledger durable; nil when there
-	// are no receivers.
-	durable func() error
+	// Durable makes the alert outbox and ledger durable before each
+	// checkpoint is written; nil when there are no receivers.
+	Durable func() error
 
 	// graph goroutine only
 	seq     int64
@@ -211,26 +88,28 @@ type checkpointer struct {
 }
 
 type pendingCheckpoint struct {
-	data     checkpointData
+	data     CheckpointData
 	pos      []consume.Position
 	messages int
 }
 
-func newCheckpointer(dir string, fs statefs.FS, st pipelineState, kc consume.Config, reg prometheus.Registerer, log *slog.Logger) *checkpointer {
+// NewCheckpointer returns a checkpointer of st into dir (on fs; nil: the
+// real file system) for the topic and group of kc.
+func NewCheckpointer(dir string, fs statefs.FS, st State, kc consume.Config, reg prometheus.Registerer, log *slog.Logger) *Checkpointer {
 	kc = kc.WithDefaults()
-	return &checkpointer{dir: dir, fs: statefs.Or(fs), state: st, topic: kc.Topic, group: kc.GroupID, m: newCheckpointMetrics(reg),
+	return &Checkpointer{dir: dir, fs: statefs.Or(fs), state: st, topic: kc.Topic, group: kc.GroupID, m: newCheckpointMetrics(reg),
 		flog: &statefs.FaultLog{Log: log, What: "write checkpoint"}, log: log,
 		next: map[int]int64{}, resumed: map[int]bool{}, work: make(chan *pendingCheckpoint, 1)}
 }
 
-// restore loads the checkpoint in dir, if any, into the pipeline. A
+// Restore loads the checkpoint in dir, if any, into the pipeline. A
 // checkpoint that cannot be read is set aside and false returned: the
 // caller falls back to the baseline snapshot. Without stream (a source
 // whose offsets and event time start afresh, as the embedded demo's), only
 // baselines and incidents are restored.
-func (c *checkpointer) restore(stream bool) bool {
-	path := filepath.Join(c.dir, checkpointFile)
-	cp, err := readCheckpoint(path)
+func (c *Checkpointer) Restore(stream bool) bool {
+	path := filepath.Join(c.dir, CheckpointFile)
+	cp, err := ReadCheckpoint(path)
 	if err == nil && cp != nil && stream && (cp.Topic != c.topic || cp.Group != c.group) {
 		c.log.Warn("checkpoint is of another topic or group; not restored", "path", path, "topic", cp.Topic, "group", cp.Group)
 		return false
@@ -241,7 +120,7 @@ func (c *checkpointer) restore(stream bool) bool {
 	var other *graph.OtherWindowError
 	switch {
 	case errors.As(err, &other):
-		aside := setAside(path, other)
+		aside := SetAside(path, other)
 		c.log.Warn("checkpoint learned from windows of another length; relearning", "path", path,
 			"checkpoint_window", other.Snapshot, "window", other.Running, "moved_to", aside)
 		return false
@@ -259,9 +138,9 @@ func (c *checkpointer) restore(stream bool) bool {
 			c.next[p], c.resumed[p] = next, true
 		}
 	}
-	edges, ops := c.state.bs.Len()
+	edges, ops := c.state.Baselines.Len()
 	c.log.Info("checkpoint restored", "path", path, "seq", cp.Seq, "taken", cp.At, "next_offsets", cp.Next,
-		"edges", edges, "operations", ops, "incidents", len(c.state.incidents.List("", time.Time{}, time.Time{})))
+		"edges", edges, "operations", ops, "incidents", len(c.state.Incidents.List("", time.Time{}, time.Time{})))
 	return true
 }
 
@@ -269,7 +148,7 @@ func (c *checkpointer) restore(stream bool) bool {
 // or was already in it (then it is skipped): read again after a restart
 // from a checkpoint the commit had not followed yet, or after a rebalance.
 // Either way its offset is committed with the next checkpoint.
-func (c *checkpointer) admit(b *consume.Batch) bool {
+func (c *Checkpointer) admit(b *consume.Batch) bool {
 	c.applied++
 	c.m.uncommitted.Set(float64(int64(c.applied) + c.owed.Load()))
 	next, known := c.next[b.Partition]
@@ -293,7 +172,7 @@ func (c *checkpointer) admit(b *consume.Batch) bool {
 // take captures the state and hands it to the writer. When the previous
 // checkpoint is still being written it skips this one (counted): the next
 // tick tries again. Call it on the graph's goroutine.
-func (c *checkpointer) take() {
+func (c *Checkpointer) take() {
 	if len(c.work) > 0 {
 		c.m.results.WithLabelValues("busy").Inc()
 		return
@@ -311,9 +190,9 @@ func (c *checkpointer) take() {
 	}
 }
 
-func (c *checkpointer) capture() (*pendingCheckpoint, error) {
+func (c *Checkpointer) capture() (*pendingCheckpoint, error) {
 	c.seq++
-	pc := &pendingCheckpoint{data: checkpointData{Magic: checkpointMagic, Version: checkpointVersion, Seq: c.seq, At: time.Now().UTC(),
+	pc := &pendingCheckpoint{data: CheckpointData{Magic: checkpointMagic, Version: checkpointVersion, Seq: c.seq, At: time.Now().UTC(),
 		Topic: c.topic, Group: c.group, Next: map[int]int64{}}, messages: c.applied}
 	parts := make([]int, 0, len(c.next))
 	for p := range c.next {
@@ -334,7 +213,7 @@ func (c *checkpointer) capture() (*pendingCheckpoint, error) {
 }
 
 // run writes the checkpoints take hands over until ctx ends.
-func (c *checkpointer) run(ctx context.Context) {
+func (c *Checkpointer) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -347,7 +226,7 @@ func (c *checkpointer) run(ctx context.Context) {
 
 // final takes and writes a last checkpoint synchronously, once run has
 // returned and nothing feeds the graph any more.
-func (c *checkpointer) final(ctx context.Context) {
+func (c *Checkpointer) final(ctx context.Context) {
 	select {
 	case pc := <-c.work: // taken, never written: superseded by this one
 		c.applied += pc.messages
@@ -365,7 +244,7 @@ func (c *checkpointer) final(ctx context.Context) {
 // write makes the alert outbox durable, writes the checkpoint, and then
 // commits the offsets it covers. A failure leaves the offsets uncommitted:
 // a crash before the next good checkpoint reads those messages again.
-func (c *checkpointer) write(ctx context.Context, pc *pendingCheckpoint) {
+func (c *Checkpointer) write(ctx context.Context, pc *pendingCheckpoint) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	owed := c.owed.Add(int64(pc.messages))
@@ -373,7 +252,7 @@ func (c *checkpointer) write(ctx context.Context, pc *pendingCheckpoint) {
 	err := c.persist(pc)
 	if err != nil {
 		c.m.results.WithLabelValues("failed").Inc()
-		c.flog.Failed(err, "path", filepath.Join(c.dir, checkpointFile), "uncommitted_messages", owed)
+		c.flog.Failed(err, "path", filepath.Join(c.dir, CheckpointFile), "uncommitted_messages", owed)
 		return
 	}
 	c.m.duration.Set(time.Since(start).Seconds())
@@ -395,9 +274,9 @@ func (c *checkpointer) write(ctx context.Context, pc *pendingCheckpoint) {
 	c.log.Debug("checkpoint written", "seq", pc.data.Seq, "next_offsets", pc.data.Next, "took", time.Since(start))
 }
 
-func (c *checkpointer) persist(pc *pendingCheckpoint) error {
-	if c.durable != nil {
-		if err := c.durable(); err != nil {
+func (c *Checkpointer) persist(pc *pendingCheckpoint) error {
+	if c.Durable != nil {
+		if err := c.Durable(); err != nil {
 			return fmt.Errorf("alert outbox: %w", err)
 		}
 	}
@@ -405,12 +284,12 @@ func (c *checkpointer) persist(pc *pendingCheckpoint) error {
 	if err != nil {
 		return err
 	}
-	if err := c.fs.WriteFile(filepath.Join(c.dir, checkpointFile), b); err != nil {
+	if err := c.fs.WriteFile(filepath.Join(c.dir, CheckpointFile), b); err != nil {
 		return err
 	}
 	c.m.size.Set(float64(len(b)))
 	// The baselines alone as well, as older builds and `replay` read them.
-	if err := c.fs.WriteFile(filepath.Join(c.dir, baselineFile), pc.data.Baselines); err != nil {
+	if err := c.fs.WriteFile(filepath.Join(c.dir, BaselineFile), pc.data.Baselines); err != nil {
 		return err
 	}
 	return nil

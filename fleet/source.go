@@ -1,0 +1,125 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/consume"
+)
+
+// partitionSource is one span partition a member owns, read from a given
+// offset, as a pipeline.Source: its offsets are committed to the group's
+// current generation.
+type partitionSource struct {
+	n         *Node
+	gen       *kafka.Generation
+	topic     string
+	partition int
+	start     int64 // where reading starts; kafka.FirstOffset for the oldest
+	r         *kafka.Reader
+	md        *consume.MessageDecoder
+	log       *slog.Logger
+	out       chan *consume.Batch
+	// troubled is when the client last reported an error (unix ns).
+	troubled atomic.Int64
+}
+
+func newPartitionSource(n *Node, gen *kafka.Generation, partition int, start int64, md *consume.MessageDecoder, maxBytes int, log *slog.Logger) *partitionSource {
+	s := &partitionSource{n: n, gen: gen, topic: n.source, partition: partition, start: start, md: md, log: log,
+		out: make(chan *consume.Batch, 16)}
+	s.r = kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: partition, Dialer: n.dialer,
+		MinBytes: 1, MaxBytes: maxBytes, MaxWait: 500 * time.Millisecond,
+		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
+			s.troubled.Store(time.Now().UnixNano())
+			n.kafkaErrors().Printf(f, a...)
+		})})
+	return s
+}
+
+// run fetches and decodes messages until ctx ends, then closes Batches.
+func (s *partitionSource) run(ctx context.Context) error {
+	defer close(s.out)
+	if err := s.r.SetOffset(s.start); err != nil {
+		return fmt.Errorf("set offset %d: %w", s.start, err)
+	}
+	for {
+		msg, err := s.r.FetchMessage(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			s.troubled.Store(time.Now().UnixNano())
+			s.log.Warn("read span partition", "err", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+			continue
+		}
+		select {
+		case s.out <- s.md.Decode(ctx, msg):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (s *partitionSource) Close() error { return s.r.Close() }
+
+func (s *partitionSource) Batches() <-chan *consume.Batch { return s.out }
+
+func (s *partitionSource) Release(b *consume.Batch) { s.md.Release(b) }
+
+func (s *partitionSource) Partitions(context.Context) ([]int, error) { return []int{s.partition}, nil }
+
+func (s *partitionSource) LastError() time.Time {
+	if ns := s.troubled.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// CaughtUp asks the partition's leader for its end offset: the partition
+// is caught up once the messages applied (next), or the start when none
+// was, reach it.
+func (s *partitionSource) CaughtUp(ctx context.Context, next map[int]int64) (bool, error) {
+	var err error
+	for _, b := range s.n.kcfg.Brokers {
+		var conn *kafka.Conn
+		if conn, err = s.n.dialer.DialLeader(ctx, "tcp", b, s.topic, s.partition); err != nil {
+			continue
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
+		first, last, rerr := conn.ReadOffsets()
+		conn.Close()
+		if err = rerr; err != nil {
+			continue
+		}
+		read, ok := next[s.partition]
+		if !ok {
+			read = s.start
+			if read < 0 {
+				read = first
+			}
+		}
+		return read >= last, nil
+	}
+	return false, fmt.Errorf("end offset of %s/%d: %w", s.topic, s.partition, err)
+}
+
+// Commit commits to the generation that assigned the partition: once it
+// has ended, the commit fails and the next owner reads those messages
+// again.
+func (s *partitionSource) Commit(_ context.Context, _ int, ps ...consume.Position) error {
+	offsets := map[int]int64{}
+	for _, p := range ps {
+		offsets[p.Partition] = p.Offset + 1
+	}
+	return s.gen.CommitOffsets(map[string]map[int]int64{s.topic: offsets})
+}

@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+)
+
+// Source is where a Driver's span batches come from, in offset order
+// within each partition: a consumer group's share of a topic
+// (consume.Consumer), or one partition a fleet member owns.
+type Source interface {
+	// Batches delivers the decoded messages; it is closed when the
+	// source stops.
+	Batches() <-chan *consume.Batch
+	// Release returns a batch's spans for reuse once they are applied.
+	Release(*consume.Batch)
+	// Partitions lists the partitions the source may deliver.
+	Partitions(ctx context.Context) ([]int, error)
+	// LastError returns when the Kafka client last reported an error; the
+	// zero time if it never did.
+	LastError() time.Time
+	// CaughtUp reports whether every partition the source may deliver has
+	// been read to its end offset; next holds, per partition, the offset
+	// after the last message applied.
+	CaughtUp(ctx context.Context, next map[int]int64) (bool, error)
+	// Commit marks the messages at ps, and every earlier one of their
+	// partitions, as done with; messages is how many that covers.
+	Commit(ctx context.Context, messages int, ps ...consume.Position) error
+}
+
+// QuietPartition is how long a partition may send nothing before event
+// time stops waiting for it (at least Options.Idle).
+const QuietPartition = 30 * time.Second
+
+// Options configure a Driver.
+type Options struct {
+	Source Source
+	Graph  *graph.Aggregator
+	// Idle is how long the stream must be quiet, with every partition read
+	// to its end, before the wall clock moves event time on (IdleClock);
+	// 0: never.
+	Idle time.Duration
+	Log  *slog.Logger
+	// Checkpoint, when set, keeps the state: a checkpoint is taken every
+	// CheckpointEvery, and offsets are committed only once a checkpoint
+	// holding their effect is written. Messages the state already holds
+	// (read again after a restart or a rebalance) are skipped.
+	Checkpoint      *Checkpointer
+	CheckpointEvery time.Duration
+	// Publish, when set, hands on the windows closed so far, up to
+	// closedTo (unix ns), and reports false when ctx ended first. A
+	// message's offset is committed once every window its spans fell in
+	// is published (a fleet partition's windows go to the other members).
+	Publish func(ctx context.Context, closedTo int64) bool
+	// Tick is how often idle partitions and the wall clock are looked at;
+	// 0: a second.
+	Tick time.Duration
+}
+
+// A Driver moves one stream of spans through the graph: it applies each
+// batch, moves event time on (by the slowest partition, and by the wall
+// clock only once every partition is read to its end), and commits each
+// message's offset once its effect is kept: at once without state, with
+// the checkpoint that holds it, or once its windows are published.
+//
+// Run is the graph's goroutine: the aggregator is used from it alone.
+type Driver struct {
+	opt  Options
+	src  Source
+	agg  *graph.Aggregator
+	log  *slog.Logger
+	next map[int]int64 // per partition, the offset after the last message applied
+
+	// Publish mode: messages applied and not yet committed, in order.
+	held      []held
+	published int64
+}
+
+// held is an applied message whose offset may be committed once windows
+// up to until (unix ns) are published.
+type held struct {
+	pos   consume.Position
+	until int64
+}
+
+// NewDriver returns a driver of opt.Graph fed by opt.Source. With a
+// Checkpointer, the driver commits what it covers.
+func NewDriver(opt Options) *Driver {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.Tick <= 0 {
+		opt.Tick = time.Second
+	}
+	d := &Driver{opt: opt, src: opt.Source, agg: opt.Graph, log: opt.Log, next: map[int]int64{}}
+	if opt.Checkpoint != nil {
+		opt.Checkpoint.commit = d.commit
+	}
+	return d
+}
+
+// Run drives the stream until ctx ends or the source stops. With a
+// Checkpointer it writes checkpoints in the background, and a last one,
+// synchronously, before it returns.
+func (d *Driver) Run(ctx context.Context) error {
+	if ck := d.opt.Checkpoint; ck != nil {
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ck.run(wctx)
+		}()
+		defer func() {
+			stop()
+			<-done
+			ck.final(ctx) // nothing feeds the graph any more
+		}()
+	}
+	d.loop(ctx)
+	return nil
+}
+
+func (d *Driver) loop(ctx context.Context) {
+	t := time.NewTicker(d.opt.Tick)
+	defer t.Stop()
+	var checkpoints <-chan time.Time
+	if d.opt.Checkpoint != nil {
+		ct := time.NewTicker(d.opt.CheckpointEvery)
+		defer ct.Stop()
+		checkpoints = ct.C
+	}
+	clock := NewIdleClock(d.opt.Idle, time.Now())
+	// Every partition holds windows back until it has been heard from, or
+	// has been silent for QuietPartition (another member of the group has
+	// it): otherwise the first partitions fetched would close windows the
+	// others' backlog still has spans for.
+	heard := map[int]time.Time{}
+	if parts, err := d.src.Partitions(ctx); err != nil {
+		d.log.Warn("cannot list the topic's partitions; windows may close before every partition's backlog is read", "err", err)
+	} else {
+		for _, p := range parts {
+			d.agg.ExpectSource(p)
+			heard[p] = time.Now()
+		}
+	}
+	d.published = d.agg.ClosedTo()
+	for {
+		select {
+		case b, ok := <-d.src.Batches():
+			if !ok {
+				return
+			}
+			now := time.Now()
+			clock.Heard(b.Partition, b.Newest(), now)
+			if d.apply(ctx, b) {
+				heard[b.Partition] = now
+			}
+		case <-checkpoints:
+			d.opt.Checkpoint.take()
+		case now := <-t.C:
+			d.idle(ctx, now, clock, heard)
+		case <-ctx.Done():
+			return
+		}
+		if d.opt.Publish != nil && d.agg.ClosedTo() > d.published && !d.publish(ctx) {
+			return
+		}
+	}
+}
+
+// apply adds one batch to the graph (unless the state already holds it)
+// and settles its offset; it reports whether the batch was applied.
+func (d *Driver) apply(ctx context.Context, b *consume.Batch) bool {
+	defer d.src.Release(b)
+	d.next[b.Partition] = b.Offset + 1
+	ck := d.opt.Checkpoint
+	if ck != nil && !ck.admit(b) {
+		return false // its offset is committed with the next checkpoint
+	}
+	d.agg.AddFrom(b.Partition, b.Spans)
+	switch {
+	case ck != nil: // committed with the checkpoint that holds it
+	case d.opt.Publish != nil:
+		d.held = append(d.held, held{pos: b.Position(), until: d.windowsEnd(b)})
+	default:
+		if err := d.commit(ctx, 1, b.Position()); err != nil && ctx.Err() == nil {
+			d.log.Warn("commit span offset", "partition", b.Partition, "offset", b.Offset, "err", err)
+		}
+	}
+	return true
+}
+
+// windowsEnd is the end of the latest window b's spans fall in; 0 when
+// it has none (a skipped message).
+func (d *Driver) windowsEnd(b *consume.Batch) int64 {
+	var end int64
+	for i := range b.Spans {
+		end = max(end, b.Spans[i].End)
+	}
+	if end == 0 {
+		return 0
+	}
+	window := int64(d.agg.Config().Window)
+	return end - end%window + window
+}
+
+// publish hands on the windows closed so far, then commits the offsets of
+// the messages whose windows are all published; false when ctx ended.
+func (d *Driver) publish(ctx context.Context) bool {
+	closedTo := d.agg.ClosedTo()
+	if !d.opt.Publish(ctx, closedTo) {
+		return false
+	}
+	d.published = closedTo
+	last := map[int]consume.Position{}
+	n := 0
+	for ; n < len(d.held) && d.held[n].until <= closedTo; n++ {
+		last[d.held[n].pos.Partition] = d.held[n].pos
+	}
+	d.held = d.held[n:]
+	for _, pos := range last {
+		if err := d.commit(ctx, n, pos); err != nil {
+			if ctx.Err() != nil {
+				return false
+			}
+			d.log.Warn("commit span offset; it will be read again after a restart", "partition", pos.Partition, "offset", pos.Offset+1, "err", err)
+		}
+		n = 0 // counted once
+	}
+	return true
+}
+
+// commit is where every offset is committed: at once, by the
+// checkpointer's writer, or after publishing. Safe from any goroutine.
+func (d *Driver) commit(ctx context.Context, messages int, ps ...consume.Position) error {
+	return d.src.Commit(ctx, messages, ps...)
+}
+
+// idle runs once a tick: partitions silent for long stop holding windows
+// back, and event time follows the wall clock once the stream is quiet and
+// read to its end.
+func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, heard map[int]time.Time) {
+	// Whether every partition has been read to its end, asked of the
+	// brokers at most once a tick and only when needed.
+	var up *bool
+	caughtUp := func() bool {
+		if up == nil {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ok, err := d.src.CaughtUp(cctx, d.next)
+			cancel()
+			v := err == nil && ok // a broker that cannot say: not caught up
+			up = &v
+		}
+		return *up
+	}
+	quiet := max(d.opt.Idle, QuietPartition)
+	for p, at := range heard {
+		// A partition silent for quiet stops holding windows back when the
+		// client has been healthy since (it has nothing to send, or
+		// another member has it), or once every partition is read to its
+		// end; not while a broker was away, when its backlog is still to
+		// come.
+		if now.Sub(at) > quiet && (d.src.LastError().Before(at) || caughtUp()) {
+			d.agg.ForgetSource(p)
+			clock.Forget(p)
+			delete(heard, p)
+		}
+	}
+	if clock.Advance(now, d.src.LastError()) && caughtUp() {
+		d.agg.AdvanceTo(now.Add(-d.opt.Idle).UnixNano())
+	}
+}

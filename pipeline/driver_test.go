@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/wait"
+	"github.com/causeway/causeway/span"
+)
+
+// fakeSource is a pipeline.Source of batches handed in by the test, on
+// one partition, that records commits.
+type fakeSource struct {
+	out      chan *consume.Batch
+	caughtUp atomic.Bool
+
+	mu        sync.Mutex
+	committed []int64 // offsets committed (of the next message to read)
+}
+
+func newFakeSource() *fakeSource { return &fakeSource{out: make(chan *consume.Batch)} }
+
+func (s *fakeSource) Batches() <-chan *consume.Batch            { return s.out }
+func (s *fakeSource) Release(*consume.Batch)                    {}
+func (s *fakeSource) Partitions(context.Context) ([]int, error) { return []int{0}, nil }
+func (s *fakeSource) LastError() time.Time                      { return time.Time{} }
+func (s *fakeSource) CaughtUp(context.Context, map[int]int64) (bool, error) {
+	return s.caughtUp.Load(), nil
+}
+
+func (s *fakeSource) Commit(_ context.Context, _ int, ps ...consume.Position) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range ps {
+		s.committed = append(s.committed, p.Offset+1)
+	}
+	return nil
+}
+
+func (s *fakeSource) commits() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.committed...)
+}
+
+// call is one message: a client call from frontend to cart ending at end
+// (unix ns), both spans.
+func call(offset int64, trace byte, end int64) *consume.Batch {
+	id := span.TraceID{trace}
+	return &consume.Batch{Partition: 0, Offset: offset, HighWaterMark: offset + 1, Spans: []span.Span{
+		{TraceID: id, SpanID: span.ID{1}, Service: "frontend", Name: "GET /", Kind: span.KindServer, Start: end - 3e6, End: end},
+		{TraceID: id, SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "frontend", Name: "GetCart", Kind: span.KindClient, Start: end - 2e6, End: end - 1e6},
+		{TraceID: id, SpanID: span.ID{3}, ParentID: span.ID{2}, Service: "cart", Name: "GetCart", Kind: span.KindServer, Start: end - 2e6 + 1e5, End: end - 1e6 - 1e5},
+	}}
+}
+
+func testGraph(onWindow func(*graph.Window)) *graph.Aggregator {
+	return graph.New(graph.Config{Window: 10 * time.Second, TraceIdle: time.Second, Lateness: time.Second, Workers: 1}, onWindow, nil)
+}
+
+// TestDriverCommitsPublishedWindows: with Publish, a message's offset is
+// committed only once every window its spans fell in has been handed on,
+// never before; the windows are published before the commit.
+func TestDriverCommitsPublishedWindows(t *testing.T) {
+	src := newFakeSource()
+	src.caughtUp.Store(false) // no idle advance: event time moves by spans alone
+	var mu sync.Mutex
+	var published []int64 // closedTo of each publish, with the commits seen before it
+	var commitsAtPublish []int
+	agg := testGraph(nil)
+	d := NewDriver(Options{Source: src, Graph: agg, Idle: time.Hour, Tick: 10 * time.Millisecond,
+		Publish: func(_ context.Context, closedTo int64) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			published = append(published, closedTo)
+			commitsAtPublish = append(commitsAtPublish, len(src.commits()))
+			return true
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	const s = int64(time.Second)
+	base := int64(1_700_000_000) * s // a window boundary
+	src.out <- call(0, 1, base+2*s)  // window [base, base+10s)
+	src.out <- call(1, 2, base+12*s) // window [base+10s, base+20s): the first cannot close yet
+	if got := src.commits(); len(got) != 0 {
+		t.Fatalf("committed %v before any window was published", got)
+	}
+	src.out <- call(2, 3, base+25*s) // the watermark passes base+10s, plus trace idle and lateness
+	wait.For(t, 5*time.Second, 5*time.Millisecond, "offset 1 committed", func() bool {
+		c := src.commits()
+		return len(c) > 0 && c[len(c)-1] >= 1
+	})
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for i, to := range published {
+		if to < base+10*s && commitsAtPublish[i] != 0 {
+			t.Errorf("%d commits before the publish of closedTo %d, which holds no window of any message", commitsAtPublish[i], to)
+		}
+	}
+	for _, off := range src.commits() {
+		if off > 2 {
+			t.Errorf("committed offset %d: message 2's window (ending %d) is not published (closedTo %d)", off, base+30*s, published[len(published)-1])
+		}
+	}
+}
+
+// TestDriverCommitsAppliedWithoutState: without a checkpointer or a
+// publisher, each message's offset is committed once it is applied.
+func TestDriverCommitsAppliedWithoutState(t *testing.T) {
+	src := newFakeSource()
+	d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	for i := range int64(3) {
+		src.out <- call(i, byte(i+1), int64(1_700_000_000+i)*int64(time.Second))
+	}
+	wait.For(t, 5*time.Second, 5*time.Millisecond, "three commits", func() bool { return len(src.commits()) == 3 })
+	cancel()
+	<-done
+	if got := src.commits(); got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Errorf("commits %v, want [1 2 3]", got)
+	}
+}
+
+// TestDriverIdleWaitsForCaughtUp: when the stream goes quiet, event time
+// follows the wall clock only once the source says every partition is
+// read to its end; while a backlog is still to be read, no window closes.
+func TestDriverIdleWaitsForCaughtUp(t *testing.T) {
+	src := newFakeSource()
+	var closed atomic.Int64
+	agg := testGraph(func(*graph.Window) { closed.Add(1) })
+	d := NewDriver(Options{Source: src, Graph: agg, Idle: 50 * time.Millisecond, Tick: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	src.out <- call(0, 1, time.Now().Add(-time.Minute).UnixNano())
+	time.Sleep(300 * time.Millisecond) // six times idle, thirty ticks
+	if n := closed.Load(); n != 0 {
+		t.Fatalf("%d windows closed while the source was not caught up", n)
+	}
+	src.caughtUp.Store(true)
+	wait.For(t, 5*time.Second, 5*time.Millisecond, "the window closed by the wall clock", func() bool { return closed.Load() > 0 })
+	cancel()
+	<-done
+}
