@@ -60,6 +60,10 @@ type Options struct {
 	// Tick is how often idle partitions and the wall clock are looked at;
 	// 0: a second.
 	Tick time.Duration
+	// Applied, when set, sees each batch once the graph has it, with how
+	// many of its spans came too late for their window (on the graph's
+	// goroutine, before the batch is released).
+	Applied func(b *consume.Batch, late int)
 }
 
 // A Driver moves one stream of spans through the graph: it applies each
@@ -182,7 +186,10 @@ func (d *Driver) apply(ctx context.Context, b *consume.Batch) bool {
 	if ck != nil && !ck.admit(b) {
 		return false // its offset is committed with the next checkpoint
 	}
-	d.agg.AddFrom(b.Partition, b.Spans)
+	late := d.agg.AddFrom(b.Partition, b.Spans)
+	if d.opt.Applied != nil {
+		d.opt.Applied(b, late)
+	}
 	switch {
 	case ck != nil: // committed with the checkpoint that holds it
 	case d.opt.Publish != nil:

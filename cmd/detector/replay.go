@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -127,57 +128,31 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 		pipeline.RestoreBaselines(bs, snapshot, log)
 	}
 
+	// Files are read and decoded on their own goroutine; the driver
+	// applies them on this one, the graph's.
+	src := newFileSource(a.inputs, a.format, log)
+	go src.run()
 	progress := time.NewTicker(5 * time.Second)
 	defer progress.Stop()
-	for _, path := range a.inputs {
-		enc := consume.Encoding(a.format)
-		if enc == "" {
-			enc = consume.GuessEncoding(path)
-		}
-		dec := consume.NewDecoder(enc, span.Limits{}, 0)
-		var messages, good int
-		var firstErr error
-		err := consume.ReadFile(path, enc, func(msg []byte) error {
-			stats.Messages++
-			messages++
-			res, err := dec.Decode(msg)
-			if err != nil {
-				firstErr = cmp.Or(firstErr, err)
-				reason := string(reasonOf(err))
-				stats.BadMessages[reason]++
-				if stats.BadMessages[reason] == 1 { // once per reason; the summary has the counts
-					log.Warn("skipping bad message", "file", path, "message", stats.Messages, "err", err)
-				}
-				return nil
-			}
-			good++
-			for r, n := range res.Rejected {
-				stats.RejectedSpans[string(r)] += n
-			}
-			stats.Spans += int64(len(res.Spans))
-			if late := agg.Add(res.Spans); late > 0 {
-				stats.RejectedSpans[string(span.ReasonTooLate)] += late
-			}
+	late := 0
+	d := pipeline.NewDriver(pipeline.Options{Source: src, Graph: agg, Log: log,
+		Applied: func(b *consume.Batch, tooLate int) {
+			stats.Spans += int64(len(b.Spans))
+			late += tooLate
 			select {
 			case <-progress.C:
-				log.Info("replaying", "file", filepath.Base(path), "spans", stats.Spans,
+				log.Info("replaying", "messages", src.messages, "spans", stats.Spans,
 					"spans_per_s", int(float64(stats.Spans)/time.Since(start).Seconds()))
 			default:
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("replay: %w", err)
-		}
-		// A file none of whose messages decode is not the spans it was
-		// meant to be (another format, another file): say so, do not
-		// report an empty replay as a success.
-		switch {
-		case messages == 0:
-			return fmt.Errorf("replay: %s holds no messages", path)
-		case good == 0:
-			return fmt.Errorf("replay: %s: none of its %d messages is %s (first error: %v); --format names the encoding", path, messages, enc, firstErr)
-		}
+		}})
+	_ = d.Run(context.Background())
+	stats.Messages, stats.BadMessages, stats.RejectedSpans = src.messages, src.badMessages, src.rejected
+	if late > 0 {
+		stats.RejectedSpans[string(span.ReasonTooLate)] += late
+	}
+	if src.err != nil {
+		return src.err
 	}
 	agg.Flush()
 	stats.ElapsedSeconds = time.Since(start).Seconds()
