@@ -130,8 +130,8 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 
 	// Files are read and decoded on their own goroutine; the driver
 	// applies them on this one, the graph's.
-	src := newFileSource(a.inputs, a.format, log)
-	go src.run()
+	files := newReplayFiles(a.inputs, a.format, log)
+	src := pipeline.NewFeed(files.read)
 	progress := time.NewTicker(5 * time.Second)
 	defer progress.Stop()
 	late := 0
@@ -141,18 +141,18 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 			late += tooLate
 			select {
 			case <-progress.C:
-				log.Info("replaying", "messages", src.messages, "spans", stats.Spans,
+				log.Info("replaying", "spans", stats.Spans,
 					"spans_per_s", int(float64(stats.Spans)/time.Since(start).Seconds()))
 			default:
 			}
 		}})
 	_ = d.Run(context.Background())
-	stats.Messages, stats.BadMessages, stats.RejectedSpans = src.messages, src.badMessages, src.rejected
+	stats.Messages, stats.BadMessages, stats.RejectedSpans = files.messages, files.badMessages, files.rejected
 	if late > 0 {
 		stats.RejectedSpans[string(span.ReasonTooLate)] += late
 	}
-	if src.err != nil {
-		return src.err
+	if err := src.Err(); err != nil {
+		return err
 	}
 	agg.Flush()
 	stats.ElapsedSeconds = time.Since(start).Seconds()

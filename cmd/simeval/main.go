@@ -17,6 +17,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -151,14 +153,21 @@ func run(sc scenario, history, after time.Duration, rate float64) (result, error
 	}
 	agg, incs := p.Graph, p.Incidents
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
-	for range int((history + after + time.Minute) / time.Second) {
-		for _, m := range s.Messages(time.Second) {
-			res, err := dec.Decode(m.Value)
-			if err != nil {
-				return result{}, err
+	feed := pipeline.NewFeed(func(emit func([]span.Span)) error {
+		for range int((history + after + time.Minute) / time.Second) {
+			for _, m := range s.Messages(time.Second) {
+				res, err := dec.Decode(m.Value)
+				if err != nil {
+					return err
+				}
+				emit(res.Spans)
 			}
-			agg.Add(res.Spans)
 		}
+		return nil
+	})
+	_ = pipeline.NewDriver(pipeline.Options{Source: feed, Graph: agg}).Run(context.Background())
+	if err := feed.Err(); err != nil {
+		return result{}, err
 	}
 	agg.Flush()
 
