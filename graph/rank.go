@@ -33,7 +33,8 @@ const (
 
 // Evidence is one observation that points at a suspect.
 type Evidence struct {
-	Series   string  `json:"series"`  // "edge a->b:op" or "op service/op"
+	Series   string  `json:"series"`    // "edge a->b:op" or "op service/op", for people
+	SeriesID Series  `json:"series_id"` // the same, typed, for programs
 	Feature  string  `json:"feature"` // "self time", "p50", "client-server gap", "error ratio"
 	Current  float64 `json:"current"`
 	Baseline float64 `json:"baseline"`
@@ -176,9 +177,9 @@ func (r *ranking) get(name string, kind SuspectKind, nk NodeKind) *candidate {
 
 // weigh records evidence for c, its strength scaled by w; op names the
 // operation most to blame should this evidence be c's strongest.
-func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit, series, op string, w float64) {
+func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series Series, op string, w float64) {
 	z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
-	ev := Evidence{Series: series, Feature: fs.Name, Current: fs.Current,
+	ev := Evidence{Series: series.String(), SeriesID: series, Feature: fs.Name, Current: fs.Current,
 		Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
 		Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds(), kind: fs.Kind}
 	c.s.Evidence = append(c.s.Evidence, ev)
@@ -193,7 +194,7 @@ func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, 
 	}
 }
 
-func (r *ranking) add(c *candidate, o *Observation, fs baseline.FeatureScore, unit, series, op string) {
+func (r *ranking) add(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series Series, op string) {
 	r.weigh(c, o, fs, unit, series, op, 1)
 }
 
@@ -205,7 +206,7 @@ func (r *ranking) ownTime() {
 		if o.Op == nil || o.ClientOp { // a client call is judged through its edge
 			continue
 		}
-		series := "op " + o.Op.Service + "/" + o.Op.Operation
+		series := OpSeries(*o.Op)
 		for _, fs := range o.Score.Features {
 			if !fs.Counts || fs.Kind != KindSelfTime && !isLatency(fs.Kind) {
 				continue
@@ -239,7 +240,7 @@ func (r *ranking) calls() {
 		if e == nil {
 			continue
 		}
-		series := "edge " + e.String()
+		series := EdgeSeries(*e)
 		r.pairs[[2]string{e.Source, e.Target}] = true
 		virtual := o.NodeKind != NodeService && o.NodeKind != ""
 		for _, fs := range o.Score.Features {
@@ -294,7 +295,7 @@ func (r *ranking) clientWaits() {
 		for _, fs := range o.Score.Features {
 			if fs.Counts && fs.Kind == KindSelfTime {
 				fs.Name, fs.Kind = kindName(KindGap), KindGap
-				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: "op " + o.Op.Service + "/" + o.Op.Operation, w: 1})
+				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: OpSeries(*o.Op), w: 1})
 			}
 		}
 	}
@@ -389,7 +390,7 @@ func (r *ranking) errorOrigins() {
 		}
 		for _, fs := range o.Score.Features {
 			if fs.Kind == KindErrors && fs.Counts {
-				r.add(r.get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", "op "+o.Op.Service+"/"+o.Op.Operation, o.Op.Operation)
+				r.add(r.get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", OpSeries(*o.Op), o.Op.Operation)
 			}
 		}
 	}
@@ -492,7 +493,7 @@ func failing(o *Observation) bool {
 type gapEvidence struct {
 	o      *Observation
 	fs     baseline.FeatureScore
-	series string
+	series Series
 	w      float64 // weight: 1, or less for weaker kinds of evidence
 }
 

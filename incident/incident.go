@@ -79,7 +79,8 @@ type Incident struct {
 
 // Anomaly is one series that was anomalous in the incident, at its worst.
 type Anomaly struct {
-	Series      string    `json:"series"`
+	Series      string       `json:"series"`    // for people: "edge a->b:op", "op service/op"
+	SeriesID    graph.Series `json:"series_id"` // the same, typed, for programs
 	Score       float64   `json:"score"`
 	Windows     int       `json:"windows"`
 	FirstAt     time.Time `json:"first_at"`
@@ -151,12 +152,7 @@ const (
 	ChangeResolved ChangeKind = "resolved"
 )
 
-func seriesName(f graph.Finding) string {
-	if f.Edge != nil {
-		return "edge " + f.Edge.String()
-	}
-	return "op " + f.Op.Service + "/" + f.Op.Operation
-}
+func seriesName(f graph.Finding) string { return graph.SeriesOf(f).String() }
 
 func touches(f graph.Finding) []string {
 	if f.Edge != nil {
@@ -357,7 +353,7 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 		}
 		return
 	}
-	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, Score: f.Score.Value, Windows: 1, FirstAt: w.End,
+	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, SeriesID: graph.SeriesOf(f), Score: f.Score.Value, Windows: 1, FirstAt: w.End,
 		LastAt: w.End, Explanation: f.Score.Explanation,
 		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}})
 }

@@ -95,6 +95,11 @@ func (m *Manager) LoadState(r io.Reader) error {
 				}
 			}
 			inc.Anomalies[j].obs = in.Obs[j]
+			// Checkpoints written before anomalies carried their series
+			// typed: it is that of the observation.
+			if f := in.Obs[j].Finding; inc.Anomalies[j].SeriesID.Kind == "" && (f.Edge != nil || f.Op != nil) {
+				inc.Anomalies[j].SeriesID = graph.SeriesOf(f)
+			}
 		}
 		if inc.Services == nil {
 			inc.Services = []string{}

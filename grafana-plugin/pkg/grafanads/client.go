@@ -59,6 +59,7 @@ type Graph struct {
 // Evidence is one measured reason behind a suspect.
 type Evidence struct {
 	Series   string  `json:"series"`
+	SeriesID Series  `json:"series_id"`
 	Feature  string  `json:"feature"`
 	Current  float64 `json:"current"`
 	Baseline float64 `json:"baseline"`
@@ -89,10 +90,22 @@ type Suspect struct {
 	Evidence  []Evidence `json:"evidence"`
 }
 
-// Anomaly is one anomalous series grouped into an incident. Series reads
-// "op SERVICE/OPERATION" or "edge SOURCE->TARGET:OPERATION".
+// Series names a series typed: an edge (Source, Target, Operation) or an
+// operation of a Service.
+type Series struct {
+	Kind      string `json:"kind"` // "edge" or "operation"
+	Source    string `json:"source"`
+	Target    string `json:"target"`
+	Service   string `json:"service"`
+	Operation string `json:"operation"`
+}
+
+// Anomaly is one anomalous series grouped into an incident: Series is its
+// name for people ("op SERVICE/OPERATION", "edge SOURCE->TARGET:OPERATION"),
+// SeriesID the same typed, which is what the plugin reads.
 type Anomaly struct {
 	Series      string    `json:"series"`
+	SeriesID    Series    `json:"series_id"`
 	Score       float64   `json:"score"`
 	Windows     int64     `json:"windows"`
 	FirstAt     time.Time `json:"first_at"`

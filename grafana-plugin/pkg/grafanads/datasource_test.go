@@ -368,22 +368,6 @@ func TestLoadSettings(t *testing.T) {
 	}
 }
 
-func TestSplitEdgeSeries(t *testing.T) {
-	known := map[string]bool{"checkoutservice": true, "api.payments.example:443": true}
-	for in, want := range map[string][3]string{
-		"frontend->checkoutservice:hipstershop.CheckoutService/PlaceOrder": {"frontend", "checkoutservice", "hipstershop.CheckoutService/PlaceOrder"},
-		"paymentservice->api.payments.example:443:POST /v1/charges":        {"paymentservice", "api.payments.example:443", "POST /v1/charges"},
-		"a->unknown:op":           {"a", "unknown", "op"},
-		"a->checkoutservice":      {"a", "checkoutservice", ""},
-		"a->checkoutservice:x:y:": {"a", "checkoutservice", "x:y:"},
-	} {
-		src, dst, op, ok := splitEdgeSeries(in, known)
-		if !ok || [3]string{src, dst, op} != want {
-			t.Errorf("%s: %q %q %q %v, want %q", in, src, dst, op, ok, want)
-		}
-	}
-}
-
 // logRecorder is a log.Logger keeping every line as text.
 type logRecorder struct {
 	mu     sync.Mutex
@@ -436,5 +420,34 @@ func checkGolden(t *testing.T, name string, dr *backend.DataResponse) {
 	json.Unmarshal(got, &g)
 	if !reflect.DeepEqual(g, w) {
 		t.Errorf("%s differs from the response (-update rewrites it); got:\n%s", path, got)
+	}
+}
+
+// TestTypedSeries: anomalies are attributed to nodes and edges by their
+// typed series_id, whatever their names hold: a target with ':' in it
+// (host:port) and an operation with '/' and ':' in it land where they
+// belong, and the suspect's edge is found by its target.
+func TestTypedSeries(t *testing.T) {
+	g := &Graph{Nodes: []Node{{ID: "paymentservice"}, {ID: "api.payments.example:443"}}}
+	inc := &Incident{
+		Anomalies: []Anomaly{
+			{Series: "edge paymentservice->api.payments.example:443:POST /v1/charges:capture", Score: 8,
+				SeriesID: Series{Kind: "edge", Source: "paymentservice", Target: "api.payments.example:443", Operation: "POST /v1/charges:capture"}},
+			{Series: "op paymentservice/a/b:c", Score: 4,
+				SeriesID: Series{Kind: "operation", Service: "paymentservice", Operation: "a/b:c"}},
+		},
+		Suspects: []Suspect{{Service: "api.payments.example:443", Kind: "dependency"}},
+	}
+	s := scoreIncident(g, inc)
+	const edge = "paymentservice->api.payments.example:443"
+	if s.edge[edge] != 8 || s.edgeOp[edge] != "POST /v1/charges:capture" {
+		t.Errorf("edge scores %v, operations %v", s.edge, s.edgeOp)
+	}
+	if s.node["paymentservice"] != 4 || len(s.node) != 1 {
+		t.Errorf("node scores %v, want paymentservice 4 only", s.node)
+	}
+	want := []SuspectEdge{{"paymentservice", "api.payments.example:443", "POST /v1/charges:capture"}}
+	if got := SuspectEdges(inc, 3); len(got) != 1 || got[0] != want[0] {
+		t.Errorf("suspect edges %v, want %v", got, want)
 	}
 }

@@ -337,7 +337,6 @@ type incidentScores struct {
 }
 
 // scoreIncident attributes inc's anomalies to the nodes and edges of g.
-// Series read "op SERVICE/OPERATION" or "edge SOURCE->TARGET:OPERATION".
 func scoreIncident(g *Graph, inc *Incident) incidentScores {
 	s := incidentScores{
 		node: map[string]float64{}, edge: map[string]float64{}, edgeOp: map[string]string{},
@@ -350,18 +349,13 @@ func scoreIncident(g *Graph, inc *Incident) incidentScores {
 		return s
 	}
 	for _, a := range inc.Anomalies {
-		switch {
-		case strings.HasPrefix(a.Series, "op "):
-			svc, _, _ := strings.Cut(strings.TrimPrefix(a.Series, "op "), "/")
-			s.node[svc] = max(s.node[svc], a.Score)
-		case strings.HasPrefix(a.Series, "edge "):
-			src, dst, op, ok := splitEdgeSeries(strings.TrimPrefix(a.Series, "edge "), s.known)
-			if !ok {
-				continue
-			}
-			id := src + "->" + dst
-			if a.Score > s.edge[id] {
-				s.edge[id], s.edgeOp[id] = a.Score, op
+		switch id := a.SeriesID; id.Kind {
+		case "operation":
+			s.node[id.Service] = max(s.node[id.Service], a.Score)
+		case "edge":
+			e := id.Source + "->" + id.Target
+			if a.Score > s.edge[e] {
+				s.edge[e], s.edgeOp[e] = a.Score, id.Operation
 			}
 		}
 	}
@@ -390,23 +384,6 @@ func (s incidentScores) nodeFraction(id string) float64 {
 	return round3(f)
 }
 
-// splitEdgeSeries splits "SOURCE->TARGET:OPERATION", choosing the target
-// among known node ids so that a target holding ':' (host:port) still
-// splits right.
-func splitEdgeSeries(s string, known map[string]bool) (src, dst, op string, ok bool) {
-	src, rest, ok := strings.Cut(s, "->")
-	if !ok {
-		return "", "", "", false
-	}
-	for i := len(rest); i > 0; i-- {
-		if (i == len(rest) || rest[i] == ':') && known[rest[:i]] {
-			return src, rest[:i], strings.TrimPrefix(rest[i:], ":"), true
-		}
-	}
-	dst, op, _ = strings.Cut(rest, ":")
-	return src, dst, op, dst != ""
-}
-
 // SuspectEdge is a call edge into a suspect, with the operation that was
 // anomalous on it.
 type SuspectEdge struct{ Source, Target, Operation string }
@@ -422,13 +399,8 @@ func SuspectEdges(inc *Incident, limit int) []SuspectEdge {
 		}
 		best, bestScore := SuspectEdge{}, -1.0
 		for _, a := range inc.Anomalies {
-			rest, ok := strings.CutPrefix(a.Series, "edge ")
-			if !ok {
-				continue
-			}
-			src, dst, op, ok := splitEdgeSeries(rest, map[string]bool{sus.Service: true})
-			if ok && dst == sus.Service && a.Score > bestScore {
-				best, bestScore = SuspectEdge{src, dst, op}, a.Score
+			if id := a.SeriesID; id.Kind == "edge" && id.Target == sus.Service && a.Score > bestScore {
+				best, bestScore = SuspectEdge{id.Source, id.Target, id.Operation}, a.Score
 			}
 		}
 		if bestScore < 0 && sus.Caller != "" {
