@@ -35,7 +35,7 @@ const (
 type Evidence struct {
 	Series   string  `json:"series"`    // "edge a->b:op" or "op service/op", for people
 	SeriesID Series  `json:"series_id"` // the same, typed, for programs
-	Feature  string  `json:"feature"` // "self time", "p50", "client-server gap", "error ratio"
+	Feature  string  `json:"feature"`   // "self time", "p50", "client-server gap", "error ratio"
 	Current  float64 `json:"current"`
 	Baseline float64 `json:"baseline"`
 	Unit     string  `json:"unit"`

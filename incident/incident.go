@@ -81,11 +81,11 @@ type Incident struct {
 type Anomaly struct {
 	Series      string       `json:"series"`    // for people: "edge a->b:op", "op service/op"
 	SeriesID    graph.Series `json:"series_id"` // the same, typed, for programs
-	Score       float64   `json:"score"`
-	Windows     int       `json:"windows"`
-	FirstAt     time.Time `json:"first_at"`
-	LastAt      time.Time `json:"last_at"`
-	Explanation string    `json:"explanation"`
+	Score       float64      `json:"score"`
+	Windows     int          `json:"windows"`
+	FirstAt     time.Time    `json:"first_at"`
+	LastAt      time.Time    `json:"last_at"`
+	Explanation string       `json:"explanation"`
 
 	obs graph.Observation
 }
