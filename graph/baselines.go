@@ -129,14 +129,41 @@ type Baselines struct {
 	window time.Duration
 }
 
-// SetWindow records the length of the windows the baselines will observe:
-// a snapshot learned from windows of another length is then refused
-// (OtherWindowError) instead of being read as if nothing had changed.
+// SetWindow records the length of the windows the baselines will observe,
+// before the first: the regime baselines' horizons (regimeFill,
+// regimeMemory, regimeRecluster) become that many windows, and a snapshot
+// learned from windows of another length is refused (OtherWindowError)
+// instead of being read as if nothing had changed. Without it the
+// horizons are those of 10 s windows.
 func (bs *Baselines) SetWindow(d time.Duration) {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	bs.window = d
+	if d <= 0 {
+		return
+	}
+	windows := func(h time.Duration) int { return max(1, int(h/d)) }
+	for _, cfg := range []*baseline.Config{bs.edgeCfg, bs.opCfg} {
+		cfg.Fill, cfg.Horizon, cfg.Recluster = windows(regimeFill), windows(regimeMemory), windows(regimeRecluster)
+	}
 }
+
+// Horizons of the regime baselines in event time, whatever the window
+// length. Counts that are sample sizes, not time (the windows a regime
+// needs to start, the run that opens or closes an episode, the sample
+// kept for clustering), stay counts of windows.
+const (
+	// regimeFill: until the sample holds this much history, every window
+	// is learned and the threshold is half as high again (at most the
+	// sample's size in windows).
+	regimeFill = 8 * time.Minute
+	// regimeMemory is how much history the sample represents: past it,
+	// new windows replace random old ones.
+	regimeMemory = 6 * time.Hour
+	// regimeRecluster is how much learned history passes between two
+	// re-clusterings; in between, regimes follow the data online.
+	regimeRecluster = 5 * time.Minute
+)
 
 // series is one learned baseline and its latest verdict.
 type series struct {

@@ -216,3 +216,34 @@ func BenchmarkBaselineObserve(b *testing.B) {
 	}
 	b.ReportMetric(bytesPerEdge(500), "bytes/edge")
 }
+
+// TestHorizonsInEventTime: the baselines' horizons are event time, so a
+// detector with longer windows remembers as long and fills as long in
+// fewer windows; without SetWindow they are those of 10 s windows.
+func TestHorizonsInEventTime(t *testing.T) {
+	for _, tc := range []struct {
+		window                    time.Duration
+		fill, horizon, recluster int
+	}{
+		{0, 0, 0, 0}, // the model's defaults, which are 10 s windows'
+		{10 * time.Second, 48, 2160, 30},
+		{time.Minute, 8, 360, 5},
+	} {
+		bs := NewBaselines(nil)
+		bs.SetWindow(tc.window)
+		for _, cfg := range []*baseline.Config{bs.edgeCfg, bs.opCfg} {
+			if cfg.Fill != tc.fill || cfg.Horizon != tc.horizon || cfg.Recluster != tc.recluster {
+				t.Errorf("window %v: fill %d, horizon %d, recluster %d windows; want %d, %d, %d",
+					tc.window, cfg.Fill, cfg.Horizon, cfg.Recluster, tc.fill, tc.horizon, tc.recluster)
+			}
+		}
+	}
+	// The sequential check's reference keeps the same share of its counts
+	// over six hours whatever the window.
+	keep := func(window time.Duration) float64 {
+		return math.Pow(seqDecay(int64(window)), float64(seqMemory/window))
+	}
+	if a, b := keep(10*time.Second), keep(time.Minute); math.Abs(a-b) > 0.01 {
+		t.Errorf("over %v, counts keep %.3f with 10 s windows and %.3f with 1 min ones", seqMemory, a, b)
+	}
+}

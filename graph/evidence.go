@@ -57,10 +57,10 @@ const (
 	// wrong, and a quiet series may have had too few calls to be sure on
 	// its own.
 	seqSupport = 0.5
-	// seqHorizon is the reference's memory in windows: its call and
-	// error counts decay by 1/seqHorizon per window (6 hours of 10 s
-	// windows), so a slowly changing error rate is followed.
-	seqHorizon = 2160
+	// seqMemory is the reference's memory in event time: its call and
+	// error counts decay by a window's share of it per window, so a
+	// slowly changing error rate is followed.
+	seqMemory = 6 * time.Hour
 )
 
 // Categories of the latency test: within the usual p90, up to the usual
@@ -291,10 +291,10 @@ func (s *seqSeries) step(w seqWindow, wt seqWeight, start, end, first int64, fea
 	}
 	if !running {
 		if s.Pending != nil {
-			s.learn(float64(s.Pending.Requests), float64(s.Pending.Errors), s.Pending.Latency)
+			s.learn(float64(s.Pending.Requests), float64(s.Pending.Errors), s.Pending.Latency, end-start)
 			s.Pending = nil
 		}
-		s.learn(w.calls, w.errors, w.lat)
+		s.learn(w.calls, w.errors, w.lat, end-start)
 	}
 	switch {
 	case s.reported():
@@ -333,11 +333,17 @@ func supports(c *evidence.CUSUM) bool {
 func (s *seqSeries) reported() bool { return s.Alarm && !s.Silent }
 
 // learn adds normal calls to the reference.
-func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency) {
-	const decay = 1 - 1.0/seqHorizon
+func (s *seqSeries) learn(calls, errors float64, lat *sketch.Latency, window int64) {
+	decay := float32(seqDecay(window))
 	s.Calls = s.Calls*decay + float32(calls)
 	s.Errors = s.Errors*decay + float32(errors)
 	s.Ref.Merge(lat)
+}
+
+// seqDecay is what the reference's counts keep of themselves over one
+// window of the given length (unix ns).
+func seqDecay(window int64) float64 {
+	return max(0, 1-float64(window)/float64(seqMemory))
 }
 
 // profile describes the current run.
