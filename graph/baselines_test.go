@@ -222,7 +222,7 @@ func BenchmarkBaselineObserve(b *testing.B) {
 // fewer windows; without SetWindow they are those of 10 s windows.
 func TestHorizonsInEventTime(t *testing.T) {
 	for _, tc := range []struct {
-		window                    time.Duration
+		window                   time.Duration
 		fill, horizon, recluster int
 	}{
 		{0, 0, 0, 0}, // the model's defaults, which are 10 s windows'
