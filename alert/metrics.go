@@ -14,6 +14,7 @@ type metrics struct {
 	resent    *prometheus.CounterVec // receiver, result: ok, error
 	held      prometheus.Counter
 	outboxErr prometheus.Counter
+	inboxFull prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -32,11 +33,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Firing alerts re-posted to Alertmanager receivers, by result (ok, error)."}, []string{"receiver", "result"}),
 		held: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_alert_updates_held_total",
 			Help: "Incident updates held back by update_interval (sent together later)."}),
+		inboxFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_alert_inbox_full_total",
+			Help: "Windows whose incident changes waited for the notifier: its queue of windows was full because the outbox disk is slow."}),
 		outboxErr: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_alert_outbox_errors_total",
 			Help: "Outbox or ledger writes that failed; the event is still sent but would not survive a crash."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.sent, m.failed, m.retried, m.resent, m.held, m.outboxErr)
+		reg.MustRegister(m.events, m.sent, m.failed, m.retried, m.resent, m.held, m.outboxErr, m.inboxFull)
 	}
 	return m
 }

@@ -77,6 +77,8 @@ type Notifier struct {
 	ackMu    sync.Mutex
 	acked    map[string]bool // receiver + "\x00" + event id, delivered by another member
 	ackOrder []string
+
+	in *inbox // Offer's queue
 }
 
 // New opens the outbox in opt.Dir, taking up the deliveries an earlier run
@@ -95,7 +97,7 @@ func New(cfg Config, opt Options) (*Notifier, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{}), acked: map[string]bool{},
+	n := &Notifier{cfg: cfg, opt: opt, log: opt.Log, m: newMetrics(opt.Registerer), progress: make(chan struct{}), acked: map[string]bool{}, in: newInbox(),
 		flog: &statefs.FaultLog{Log: opt.Log, What: "write alert outbox", Now: opt.Now}}
 	n.active.Store(!opt.Standby)
 	var secrets []string
@@ -279,11 +281,13 @@ func (n *Notifier) saveLedger() error {
 	return nil
 }
 
-// Sync makes durable what earlier writes could not (the disk was full or
-// failing): the ledger and events queued in memory only. It returns nil
-// once everything queued so far is on disk. The detector calls it before
+// Sync turns what Offer queued into events, then makes durable what
+// earlier writes could not (the disk was full or failing): the ledger and
+// events queued in memory only. It returns nil once everything offered or
+// queued so far is on disk. The detector calls it before
 // each checkpoint, which commits Kafka offsets only when it succeeds.
 func (n *Notifier) Sync() error {
+	n.drain() // what Offer queued first
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.ledgerDirty {
@@ -302,9 +306,22 @@ func (n *Notifier) Sync() error {
 	return nil
 }
 
-// Run runs one send loop per receiver until ctx ends.
+// Run runs one send loop per receiver, and turns what Offer queues into
+// events, until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-n.in.wake:
+				n.drain()
+			}
+		}
+	}()
 	for _, s := range n.senders {
 		wg.Add(1)
 		go func() {

@@ -24,7 +24,8 @@ func keepsState(cfg Config) bool { return cfg.StateDir != "" && !cfg.Cluster.Ena
 
 // newDetection builds the graph, baselines and incidents, and what each
 // closed window does next: its findings and incident changes are logged,
-// the changes go to the alert notifier, and tests see the window.
+// the changes go to the alert notifier over its bounded queue, and tests
+// see the window.
 func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 	var store *incident.Store
 	if keepsState(cfg) {
@@ -52,7 +53,7 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 			}
 			logChanges(m.Log, changes)
 			if m.notifier != nil {
-				m.notifier.Observe(w.End, changes)
+				m.notifier.Offer(w.End, changes) // events are made and written on the notifier's goroutine
 			}
 			if m.OnWindow != nil {
 				m.OnWindow(w)
