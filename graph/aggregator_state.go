@@ -93,7 +93,7 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 		}
 	}
 	a.adm.mu.Lock()
-	st.Edges = sortedKeys(a.adm.edges, compareEdge)
+	st.Edges = SortedKeys(a.adm.edges, CompareEdge)
 	for svc, ops := range a.adm.opsBySvc {
 		names := make([]string, 0, len(ops))
 		for op := range ops {

@@ -1,10 +1,8 @@
 package graph
 
 import (
-	"cmp"
 	"hash/fnv"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -258,7 +256,7 @@ func pick(regime *baseline.Score, seq baseline.Score, seqOK bool) (baseline.Scor
 // idleSequential reports, for a window w, the series in a reported
 // episode that had no calls in it (absent from seen).
 func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *Window, feature baseline.Kind, cmp func(a, b K) int, found func(K, baseline.Score)) {
-	for _, k := range sortedKeys(alarmed, cmp) {
+	for _, k := range SortedKeys(alarmed, cmp) {
 		if _, ok := seen[k]; ok {
 			continue
 		}
@@ -278,10 +276,10 @@ func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]boo
 // add up; ok is false while they do not.
 func pool[K comparable, S interface {
 	Merge(S)
-	calls() int64
+	Calls() int64
 }](pending map[K]*sparse[S], k K, cur S, fresh func() S, w *Window) (st S, start time.Time, ok bool) {
 	acc, pooling := pending[k]
-	if !pooling && cur.calls() >= MinRequests {
+	if !pooling && cur.Calls() >= MinRequests {
 		return cur, w.Start, true
 	}
 	if !pooling {
@@ -290,7 +288,7 @@ func pool[K comparable, S interface {
 	}
 	acc.stats.Merge(cur)
 	acc.windows++
-	if acc.stats.calls() < MinRequests {
+	if acc.stats.Calls() < MinRequests {
 		if acc.windows >= MaxSparseWindows {
 			delete(pending, k)
 		}
@@ -299,9 +297,6 @@ func pool[K comparable, S interface {
 	delete(pending, k)
 	return acc.stats, acc.start, true
 }
-
-func (e *EdgeStats) calls() int64 { return e.Requests }
-func (o *OpStats) calls() int64   { return o.Requests }
 
 func seed(s string) uint64 {
 	h := fnv.New64a()
@@ -320,11 +315,11 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	if bs.first == 0 {
 		bs.first = w.Start.UnixNano()
 	}
-	for _, k := range sortedKeys(w.Edges, compareEdge) {
+	for _, k := range SortedKeys(w.Edges, CompareEdge) {
 		raw := w.Edges[k]
 		var regime *baseline.Score
 		vetted := false
-		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
+		if e, from, ok := pool(bs.sparseEdges, k, raw, NewEdgeStats, w); ok {
 			sc := judge(bs, bs.edges, k, bs.edgeCfg, k.String(), w, from, edgeVector(e, w.End.Sub(from).Seconds()), e.Requests)
 			regime = &sc
 			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
@@ -336,11 +331,11 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	}
 	served := map[string][]opWeight{} // server operations' weights by service
 	opAt := map[OpKey]int{}           // where out holds each operation's finding
-	for _, k := range sortedKeys(w.Ops, compareOp) {
+	for _, k := range SortedKeys(w.Ops, CompareOp) {
 		raw := w.Ops[k]
 		var regime *baseline.Score
 		vetted := false
-		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
+		if o, from, ok := pool(bs.sparseOps, k, raw, NewOpStats, w); ok {
 			sc := judge(bs, bs.ops, k, bs.opCfg, k.Service+"\x00"+k.Operation, w, from, opVector(o, w.End.Sub(from).Seconds()), o.Requests)
 			regime = &sc
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
@@ -360,15 +355,15 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			out = append(out, Finding{Op: &k, Score: sc})
 		}
 	}
-	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, KindP50, compareEdge, func(k EdgeKey, sc baseline.Score) {
+	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, KindP50, CompareEdge, func(k EdgeKey, sc baseline.Score) {
 		out = append(out, Finding{Edge: &k, Score: sc})
 	})
 	idle := map[OpKey]baseline.Score{}
-	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, KindSelfTime, compareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
-	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, KindP50, compareOp, func(k OpKey, sc baseline.Score) {
+	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, KindSelfTime, CompareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
+	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, KindP50, CompareOp, func(k OpKey, sc baseline.Score) {
 		idle[k], _ = merge(idle[k], len(idle[k].Features) > 0, sc, true)
 	})
-	for _, k := range sortedKeys(idle, compareOp) {
+	for _, k := range SortedKeys(idle, CompareOp) {
 		opAt[k] = len(out)
 		out = append(out, Finding{Op: &k, Score: idle[k]})
 	}
@@ -396,23 +391,6 @@ func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Co
 		s.last.Features = nil
 	}
 	return sc
-}
-
-func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmp)
-	return keys
-}
-
-func compareEdge(a, b EdgeKey) int {
-	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Operation, b.Operation))
-}
-
-func compareOp(a, b OpKey) int {
-	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
 }
 
 // BaselineMetrics are the baselines' Prometheus collectors. Scores are

@@ -90,7 +90,7 @@ type seqState[K comparable] struct {
 
 func saveSeq[K comparable](m map[K]*seqSeries, cmp func(a, b K) int) []seqState[K] {
 	out := make([]seqState[K], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range SortedKeys(m, cmp) {
 		out = append(out, seqState[K]{Key: k, Series: m[k]})
 	}
 	return out
@@ -103,7 +103,7 @@ type svcState struct {
 
 func saveServices(m map[string]*seqService) []svcState {
 	out := make([]svcState, 0, len(m))
-	for _, k := range sortedKeys(m, strings.Compare) {
+	for _, k := range SortedKeys(m, strings.Compare) {
 		out = append(out, svcState{Key: k, Series: m[k]})
 	}
 	return out
@@ -153,7 +153,7 @@ type sparseState[K comparable, S any] struct {
 
 func saveRefs[K comparable](m map[K]*sketch.Latency, cmp func(a, b K) int) []refState[K] {
 	out := make([]refState[K], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range SortedKeys(m, cmp) {
 		out = append(out, refState[K]{Key: k, Sketch: m[k]})
 	}
 	return out
@@ -161,7 +161,7 @@ func saveRefs[K comparable](m map[K]*sketch.Latency, cmp func(a, b K) int) []ref
 
 func saveSparse[K comparable, S any](m map[K]*sparse[S], cmp func(a, b K) int) []sparseState[K, S] {
 	out := make([]sparseState[K, S], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range SortedKeys(m, cmp) {
 		sp := m[k]
 		out = append(out, sparseState[K, S]{Key: k, Stats: sp.stats, Start: sp.start, Windows: sp.windows})
 	}
@@ -187,18 +187,18 @@ func (bs *Baselines) Save(w io.Writer) error {
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
-	for _, k := range sortedKeys(bs.edges, compareEdge) {
+	for _, k := range SortedKeys(bs.edges, CompareEdge) {
 		if err := enc.Encode(edgeState{Key: k, State: bs.edges[k].b.State()}); err != nil {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	for _, k := range sortedKeys(bs.ops, compareOp) {
+	for _, k := range SortedKeys(bs.ops, CompareOp) {
 		if err := enc.Encode(opState{Key: k, State: bs.ops[k].b.State()}); err != nil {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp), SeqOpDur: saveSeq(bs.seqOpDur, compareOp), SeqServices: saveServices(bs.seqSvc),
-		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
+	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, CompareEdge), SeqOps: saveSeq(bs.seqOps, CompareOp), SeqOpDur: saveSeq(bs.seqOpDur, CompareOp), SeqServices: saveServices(bs.seqSvc),
+		SparseEdges: saveSparse(bs.sparseEdges, CompareEdge), SparseOps: saveSparse(bs.sparseOps, CompareOp)}
 	if err := enc.Encode(scratch); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
@@ -264,7 +264,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	for _, sp := range scratch.SparseEdges {
 		st := sp.Stats
 		if st == nil {
-			st = newEdgeStats()
+			st = NewEdgeStats()
 		}
 		st.Latency = orEmpty(st.Latency)
 		sparseEdges[sp.Key] = &sparse[*EdgeStats]{stats: st, start: sp.Start, windows: sp.Windows}
@@ -272,7 +272,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	for _, sp := range scratch.SparseOps {
 		st := sp.Stats
 		if st == nil {
-			st = newOpStats()
+			st = NewOpStats()
 		}
 		st.Duration, st.SelfTime = orEmpty(st.Duration), orEmpty(st.SelfTime)
 		sparseOps[sp.Key] = &sparse[*OpStats]{stats: st, start: sp.Start, windows: sp.Windows}

@@ -112,7 +112,7 @@ func (bs *Baselines) EdgeBaselines(source, target, operation string) []SeriesVie
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
 	var out []SeriesView
-	for _, k := range sortedKeys(bs.edges, compareEdge) {
+	for _, k := range SortedKeys(bs.edges, CompareEdge) {
 		if k.Source != source || k.Target != target || operation != "" && k.Operation != operation {
 			continue
 		}
@@ -128,7 +128,7 @@ func (bs *Baselines) OpBaselines(service string) []SeriesView {
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
 	var out []SeriesView
-	for _, k := range sortedKeys(bs.ops, compareOp) {
+	for _, k := range SortedKeys(bs.ops, CompareOp) {
 		if k.Service != service {
 			continue
 		}

@@ -382,18 +382,18 @@ func (s *seqSeries) score(feature baseline.Kind, end int64, threshold float64) b
 		if s.Lat.Far*2 >= s.Lat.Hits { // most slow calls are beyond the p99
 			over, hits = "p99", s.Lat.Far
 		}
-		fs := baseline.FeatureScore{Name: kindName(feature), Kind: feature, Current: round(cur), Expected: round(s.Ref.Quantile(0.5)), Over: over}
+		fs := baseline.FeatureScore{Name: KindName(feature), Kind: feature, Current: Round(cur), Expected: Round(s.Ref.Quantile(0.5)), Over: over}
 		c := s.Lat
 		c.Hits = hits
 		add(fs, &c)
 	}
 	if s.Err.S > 0 {
-		fs := baseline.FeatureScore{Name: kindName(KindErrors), Kind: KindErrors, Current: round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: round(100 * s.errorRate())}
+		fs := baseline.FeatureScore{Name: KindName(KindErrors), Kind: KindErrors, Current: Round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: Round(100 * s.errorRate())}
 		add(fs, &s.Err)
 	}
 	sc.P = 0.5 * math.Erfc(sc.Value/math.Sqrt2)
 	if sc.Explanation == "" {
-		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", kindName(feature))
+		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", KindName(feature))
 	}
 	return sc
 }

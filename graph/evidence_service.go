@@ -52,7 +52,7 @@ func (s *seqService) reported() bool { return s.Alarm && !s.Silent }
 func (bs *Baselines) observeServices(w *Window, weights map[string][]opWeight, out []Finding, opAt map[OpKey]int) []Finding {
 	start, end := w.Start.UnixNano(), w.End.UnixNano()
 	armed := end-bs.first >= int64(SeqWarmUp)
-	for _, svc := range sortedKeys(weights, strings.Compare) {
+	for _, svc := range SortedKeys(weights, strings.Compare) {
 		s := bs.seqSvc[svc]
 		if s == nil {
 			s = &seqService{}
@@ -94,7 +94,7 @@ func (bs *Baselines) observeServices(w *Window, weights map[string][]opWeight, o
 	}
 	// Episodes of services without calls in w: still reported until the
 	// service has had none for seqIdle, as a quiet series' are.
-	for _, svc := range sortedKeys(bs.seqSvc, strings.Compare) {
+	for _, svc := range SortedKeys(bs.seqSvc, strings.Compare) {
 		s := bs.seqSvc[svc]
 		if _, seen := weights[svc]; seen || !s.reported() {
 			continue
@@ -118,7 +118,7 @@ func (bs *Baselines) serviceOps(svc string) []OpKey {
 			ops = append(ops, k)
 		}
 	}
-	slices.SortFunc(ops, compareOp)
+	slices.SortFunc(ops, CompareOp)
 	return ops
 }
 

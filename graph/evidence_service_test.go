@@ -27,7 +27,7 @@ func serviceRun(t *testing.T, ops int, slow map[int]bool, factor float64, seed u
 				continue
 			}
 			k := OpKey{Service: "quiet", Operation: "op" + string(rune('a'+op))}
-			st := newOpStats()
+			st := NewOpStats()
 			v := 10 * math.Exp(0.3*r.NormFloat64())
 			if fault && slow[op] {
 				v *= factor

@@ -180,7 +180,7 @@ func (r *ranking) get(name string, kind SuspectKind, nk NodeKind) *candidate {
 func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series Series, op string, w float64) {
 	z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
 	ev := Evidence{Series: series.String(), SeriesID: series, Feature: fs.Name, Current: fs.Current,
-		Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
+		Baseline: fs.Expected, Unit: unit, Spreads: Round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
 		Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds(), kind: fs.Kind}
 	c.s.Evidence = append(c.s.Evidence, ev)
 	if z > c.strength || c.best.Series == "" {
@@ -208,7 +208,7 @@ func (r *ranking) ownTime() {
 		}
 		series := OpSeries(*o.Op)
 		for _, fs := range o.Score.Features {
-			if !fs.Counts || fs.Kind != KindSelfTime && !isLatency(fs.Kind) {
+			if !fs.Counts || fs.Kind != KindSelfTime && !IsLatency(fs.Kind) {
 				continue
 			}
 			c := r.get(o.Op.Service, SuspectLatency, NodeService)
@@ -294,7 +294,7 @@ func (r *ranking) clientWaits() {
 		r.pairs[[2]string{o.Op.Service, o.Callee}] = true
 		for _, fs := range o.Score.Features {
 			if fs.Counts && fs.Kind == KindSelfTime {
-				fs.Name, fs.Kind = kindName(KindGap), KindGap
+				fs.Name, fs.Kind = KindName(KindGap), KindGap
 				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: OpSeries(*o.Op), w: 1})
 			}
 		}
@@ -412,7 +412,7 @@ func (r *ranking) order() []Suspect {
 
 	out := make([]Suspect, 0, len(r.cands))
 	for _, c := range r.cands {
-		c.s.Score = round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
+		c.s.Score = Round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
 		// The evidence the suspect rests on first, then the rest by
 		// how far each is from normal.
 		slices.SortFunc(c.s.Evidence, func(a, b Evidence) int {
