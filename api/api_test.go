@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -68,7 +69,7 @@ func TestHandler(t *testing.T) {
 		{Source: "frontend", Target: "cartservice", Operation: "AddItem"},
 	}}
 	incs := fixedIncidents{
-		{ID: "inc-1", State: incident.Open, Suspects: []graph.Suspect{{Service: "paymentservice", Kind: graph.SuspectLatency, Score: 3}}},
+		{ID: "inc-1", State: incident.Open, Suspects: []rank.Suspect{{Service: "paymentservice", Kind: rank.SuspectLatency, Score: 3}}},
 		{ID: "inc-0", State: incident.Resolved},
 	}
 	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Baselines: bl, Incidents: incs, Gatherer: reg, Ready: func() error {

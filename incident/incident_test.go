@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/model/baseline"
 	"github.com/causeway/causeway/span"
 )
@@ -226,7 +227,7 @@ func TestLoadStateWithoutKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := again.List(Open, time.Time{}, time.Time{})
-	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" || open[0].Suspects[0].Kind != graph.SuspectLatency {
+	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" || open[0].Suspects[0].Kind != rank.SuspectLatency {
 		t.Fatalf("after loading a checkpoint without kinds: %+v", open)
 	}
 	if s := open[0].Suspects[0].Summary; !strings.Contains(s, "in its own code") {
@@ -260,7 +261,7 @@ func TestClientCallsNameTheirCallee(t *testing.T) {
 		}
 		sus := ch[0].Incident.Suspects
 		switch {
-		case answered && (len(sus) == 0 || sus[0].Service != "checkoutservice" || sus[0].Kind != graph.SuspectNetwork || sus[0].Caller != "frontend"):
+		case answered && (len(sus) == 0 || sus[0].Service != "checkoutservice" || sus[0].Kind != rank.SuspectNetwork || sus[0].Caller != "frontend"):
 			t.Errorf("answered calls: suspects %+v, want the network between frontend and checkoutservice first", sus)
 		case !answered && len(sus) != 0:
 			t.Errorf("%+v: suspects %+v, want none from a client call's wait", tc, sus)

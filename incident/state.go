@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 )
 
 // The manager's state as a checkpoint holds it: the incidents and what
@@ -24,9 +25,9 @@ type managerState struct {
 
 type incidentInternal struct {
 	Quiet    int
-	Topology *graph.Topology
+	Topology *rank.Topology
 	Pairs    [][2]string
-	Obs      []graph.Observation // parallel to Anomalies
+	Obs      []rank.Observation // parallel to Anomalies
 }
 
 // SaveState writes every incident with the state behind it. It may be
@@ -105,7 +106,7 @@ func (m *Manager) LoadState(r io.Reader) error {
 			inc.Services = []string{}
 		}
 		if inc.Suspects == nil {
-			inc.Suspects = []graph.Suspect{}
+			inc.Suspects = []rank.Suspect{}
 		}
 		byID[inc.ID] = inc
 	}
