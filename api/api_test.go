@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/incident"
 )
@@ -42,10 +43,10 @@ func (f fixedIncidents) Get(id string) (incident.Incident, bool) {
 	return incident.Incident{}, false
 }
 
-type fixedBaselines map[string][]graph.SeriesView
+type fixedBaselines map[string][]baselines.SeriesView
 
-func (f fixedBaselines) EdgeBaselines(source, target, operation string) []graph.SeriesView {
-	var out []graph.SeriesView
+func (f fixedBaselines) EdgeBaselines(source, target, operation string) []baselines.SeriesView {
+	var out []baselines.SeriesView
 	for _, v := range f[source+"->"+target] {
 		if operation == "" || v.Operation == operation {
 			out = append(out, v)
@@ -65,7 +66,7 @@ func TestHandler(t *testing.T) {
 		Edges: []graph.EdgeView{{Source: "frontend", Target: "cartservice", TargetKind: graph.NodeService}}}
 	var ready atomic.Bool
 	bl := fixedBaselines{"frontend->cartservice": {
-		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []graph.RegimeView{{Name: "peak"}}},
+		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []baselines.RegimeView{{Name: "peak"}}},
 		{Source: "frontend", Target: "cartservice", Operation: "AddItem"},
 	}}
 	incs := fixedIncidents{

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/causeway/causeway/model/sketch"
 	"github.com/causeway/causeway/span"
 )
 
@@ -252,10 +253,20 @@ func fillWindow(w *Window) *Window {
 		w.Unanswered = make(map[OpKey]bool)
 	}
 	for _, e := range w.Edges {
-		e.Latency = orEmpty(e.Latency)
+		e.Latency = OrEmpty(e.Latency)
 	}
 	for _, o := range w.Ops {
-		o.Duration, o.SelfTime = orEmpty(o.Duration), orEmpty(o.SelfTime)
+		o.Duration, o.SelfTime = OrEmpty(o.Duration), OrEmpty(o.SelfTime)
 	}
 	return w
+}
+
+// OrEmpty is l, or an empty sketch for one gob left out (an empty sketch
+// encodes as nothing): decoded windows and baselines fill their stats
+// with it.
+func OrEmpty(l *sketch.Latency) *sketch.Latency {
+	if l == nil {
+		return sketch.NewLatency()
+	}
+	return l
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/graph/rank"
 )
 
@@ -153,9 +154,9 @@ const (
 	ChangeResolved ChangeKind = "resolved"
 )
 
-func seriesName(f graph.Finding) string { return graph.SeriesOf(f).String() }
+func seriesName(f baselines.Finding) string { return baselines.SeriesOf(f).String() }
 
-func touches(f graph.Finding) []string {
+func touches(f baselines.Finding) []string {
 	if f.Edge != nil {
 		return []string{f.Edge.Source, f.Edge.Target}
 	}
@@ -163,7 +164,7 @@ func touches(f graph.Finding) []string {
 }
 
 // Observe takes the findings of a closed window and returns what changed.
-func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, error) {
+func (m *Manager) Observe(w *graph.Window, findings []baselines.Finding) ([]Change, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range w.Ops {
@@ -196,7 +197,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 			uf.union(k.Source, k.Target)
 		}
 	}
-	groups := map[string][]graph.Finding{}
+	groups := map[string][]baselines.Finding{}
 	for _, f := range active {
 		root := uf.find(touches(f)[0])
 		groups[root] = append(groups[root], f)
@@ -310,7 +311,7 @@ func (m *Manager) joins(w *graph.Window, uf unionFind, anomalous map[string]bool
 }
 
 // absorb records a finding in the incident, keeping each series at its worst.
-func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]bool) {
+func (inc *Incident) absorb(w *graph.Window, f baselines.Finding, known map[string]bool) {
 	name := seriesName(f)
 	var exemplars []string
 	nk := graph.NodeService
@@ -354,7 +355,7 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 		}
 		return
 	}
-	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, SeriesID: graph.SeriesOf(f), Score: f.Score.Value, Windows: 1, FirstAt: w.End,
+	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, SeriesID: baselines.SeriesOf(f), Score: f.Score.Value, Windows: 1, FirstAt: w.End,
 		LastAt: w.End, Explanation: f.Score.Explanation,
 		obs: rank.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}})
 }
@@ -432,7 +433,7 @@ func (m *Manager) matchOpen(services map[string]bool) (match *Incident, merged [
 	return match, merged
 }
 
-func (m *Manager) newID(at time.Time, g []graph.Finding) string {
+func (m *Manager) newID(at time.Time, g []baselines.Finding) string {
 	h := fnv.New32a()
 	for _, f := range g {
 		h.Write([]byte(seriesName(f)))
@@ -497,7 +498,7 @@ func (m *Manager) Get(id string) (Incident, bool) {
 	return inc.copy(), true
 }
 
-func sortedRoots(g map[string][]graph.Finding) []string {
+func sortedRoots(g map[string][]baselines.Finding) []string {
 	roots := make([]string, 0, len(g))
 	for r := range g {
 		roots = append(roots, r)

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/graph/rank"
 )
 
@@ -99,7 +100,7 @@ func (m *Manager) LoadState(r io.Reader) error {
 			// Checkpoints written before anomalies carried their series
 			// typed: it is that of the observation.
 			if f := in.Obs[j].Finding; inc.Anomalies[j].SeriesID.Kind == "" && (f.Edge != nil || f.Op != nil) {
-				inc.Anomalies[j].SeriesID = graph.SeriesOf(f)
+				inc.Anomalies[j].SeriesID = baselines.SeriesOf(f)
 			}
 		}
 		if inc.Services == nil {

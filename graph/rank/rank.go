@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/model/baseline"
 )
 
@@ -80,7 +81,7 @@ type Suspect struct {
 // Observation is what the ranking is given for one anomalous series: its
 // latest verdict and how many anomalous windows it had in the incident.
 type Observation struct {
-	graph.Finding
+	baselines.Finding
 	Windows   int
 	Exemplars []string
 	NodeKind  graph.NodeKind // kind of the edge's target
@@ -475,7 +476,7 @@ func NewTopology() *Topology {
 func (t *Topology) Add(w *graph.Window, seen map[[2]string]bool) {
 	for k, st := range w.Edges {
 		p := [2]string{k.Source, k.Target}
-		if seen[p] || st.Requests < graph.MinRequests {
+		if seen[p] || st.Requests < baselines.MinRequests {
 			continue
 		}
 		seen[p] = true
@@ -518,7 +519,7 @@ func confidence(o *Observation) float64 {
 	if !o.Score.Supporting {
 		return 1
 	}
-	return min(1, o.Score.Value*o.Score.Value/2/graph.SeqThreshold)
+	return min(1, o.Score.Value*o.Score.Value/2/baselines.SeqThreshold)
 }
 
 // weightOf favours evidence that persisted: one window counts half, three

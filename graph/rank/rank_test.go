@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/model/baseline"
 )
 
@@ -15,12 +16,12 @@ func fs(name string, cur, exp, z float64) baseline.FeatureScore {
 
 func edgeObs(src, dst, op string, nk graph.NodeKind, feats ...baseline.FeatureScore) Observation {
 	k := graph.EdgeKey{Source: src, Target: dst, Operation: op}
-	return Observation{Finding: graph.Finding{Edge: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3, NodeKind: nk}
+	return Observation{Finding: baselines.Finding{Edge: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3, NodeKind: nk}
 }
 
 func opObs(svc, op string, feats ...baseline.FeatureScore) Observation {
 	k := graph.OpKey{Service: svc, Operation: op}
-	return Observation{Finding: graph.Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
+	return Observation{Finding: baselines.Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
 }
 
 // clientObs is a client operation of svc whose calls callee answered.
@@ -131,9 +132,9 @@ func TestNetworkSuspectNamesTheEdge(t *testing.T) {
 // significance names a suspect nothing else points at, but does not
 // outweigh significant evidence of the same size.
 func TestSupportingEvidenceWeighsLess(t *testing.T) {
-	support := opObs("emailservice", "Send", fs("self time", 200, 10, math.Sqrt(2*graph.SeqThreshold*0.6)))
+	support := opObs("emailservice", "Send", fs("self time", 200, 10, math.Sqrt(2*baselines.SeqThreshold*0.6)))
 	support.Score.Supporting, support.Score.Active = true, false
-	support.Score.Value = math.Sqrt(2 * graph.SeqThreshold * 0.6)
+	support.Score.Value = math.Sqrt(2 * baselines.SeqThreshold * 0.6)
 	alone := Rank([]Observation{support}, nil)
 	if len(alone) == 0 || alone[0].Service != "emailservice" {
 		t.Fatalf("alone: %+v", alone)
