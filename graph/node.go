@@ -8,6 +8,11 @@
 // named from its attributes. Observations land in event-time tumbling
 // windows that a watermark closes; each closed window is handed on, and a
 // snapshot of the graph is published for readers.
+//
+// It also holds the vocabulary its subpackages share: the keys of edges
+// and operations (EdgeKey, OpKey), the series they make (Series) and the
+// kinds of their features (KindP50...). Judging the closed windows is
+// graph/baselines' job, ranking the suspects graph/rank's.
 package graph
 
 import (
