@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -28,13 +29,13 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func inc(id string, rev int, state incident.State, top string, at time.Time) incident.Incident {
 	i := incident.Incident{ID: id, State: state, OpenedAt: t0, UpdatedAt: at, Services: []string{"checkoutservice", top},
 		Severity: incident.Warning, Revision: rev,
-		Suspects: []graph.Suspect{{Service: top, Operation: "Charge", Kind: graph.SuspectLatency, Score: 0.8,
+		Suspects: []rank.Suspect{{Service: top, Operation: "Charge", Kind: rank.SuspectLatency, Score: 0.8,
 			Summary: top + " got slower itself: Charge self time 210 ms vs 8 ms normally",
-			Evidence: []graph.Evidence{{Series: "op " + top + "/Charge", Feature: "self time", Current: 210, Baseline: 8, Unit: "ms",
+			Evidence: []rank.Evidence{{Series: "op " + top + "/Charge", Feature: "self time", Current: 210, Baseline: 8, Unit: "ms",
 				Spreads: 31, Windows: 3, Exemplars: []string{"4bf92f3577b34da6a3ce929d0e0e4736"}},
 				{Series: "edge checkoutservice->" + top + ":Charge", Feature: "p50", Current: 240, Baseline: 30, Unit: "ms",
 					Spreads: 9, Windows: 1, Calls: 6, Hits: 5, Over: "p99", HorizonS: 120}}},
-			{Service: "checkoutservice", Kind: graph.SuspectLatency, Score: 0.2, Summary: "checkoutservice is slow"}}}
+			{Service: "checkoutservice", Kind: rank.SuspectLatency, Score: 0.2, Summary: "checkoutservice is slow"}}}
 	if state == incident.Resolved {
 		r := at
 		i.ResolvedAt = &r
@@ -459,12 +460,12 @@ func TestTitles(t *testing.T) {
 		s    Suspect
 		want string
 	}{
-		{Suspect{Service: "paymentservice", Kind: graph.SuspectLatency}, "paymentservice is slow (3 services affected)"},
-		{Suspect{Service: "cartservice", Kind: graph.SuspectErrors}, "cartservice is failing (3 services affected)"},
-		{Suspect{Service: "catalog-db", Kind: graph.SuspectDependency, NodeKind: graph.NodeDatabase}, "database catalog-db is slow or failing (3 services affected)"},
-		{Suspect{Service: "paymentservice", Kind: graph.SuspectNetwork, Caller: "checkoutservice"}, "the network between checkoutservice and paymentservice is slow (3 services affected)"},
-		{Suspect{Service: "cartservice", Kind: graph.SuspectNetwork}, "the network in front of cartservice is slow (3 services affected)"},
-		{Suspect{Service: "inventory-service", Kind: graph.SuspectDown}, "inventory-service does not answer (3 services affected)"},
+		{Suspect{Service: "paymentservice", Kind: rank.SuspectLatency}, "paymentservice is slow (3 services affected)"},
+		{Suspect{Service: "cartservice", Kind: rank.SuspectErrors}, "cartservice is failing (3 services affected)"},
+		{Suspect{Service: "catalog-db", Kind: rank.SuspectDependency, NodeKind: graph.NodeDatabase}, "database catalog-db is slow or failing (3 services affected)"},
+		{Suspect{Service: "paymentservice", Kind: rank.SuspectNetwork, Caller: "checkoutservice"}, "the network between checkoutservice and paymentservice is slow (3 services affected)"},
+		{Suspect{Service: "cartservice", Kind: rank.SuspectNetwork}, "the network in front of cartservice is slow (3 services affected)"},
+		{Suspect{Service: "inventory-service", Kind: rank.SuspectDown}, "inventory-service does not answer (3 services affected)"},
 	} {
 		e := Event{Kind: Opened, Services: []string{"a", "b", "c"}, Suspects: []Suspect{tc.s}}
 		if got := title(&e); got != tc.want {

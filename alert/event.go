@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -63,16 +64,16 @@ const MaxSuspects = 3
 
 // Suspect is a ranked root-cause candidate with its evidence in sentences.
 type Suspect struct {
-	Rank      int               `json:"rank"`
-	Service   string            `json:"service"`
-	Operation string            `json:"operation,omitempty"`
-	Kind      graph.SuspectKind `json:"kind"`
-	NodeKind  graph.NodeKind    `json:"node_kind,omitempty"`
-	Caller    string            `json:"caller,omitempty"` // a network suspect's other end, when one caller's calls show it
-	Score     float64           `json:"score"`
-	Summary   string            `json:"summary"`
-	Evidence  []string          `json:"evidence"`
-	Exemplars []string          `json:"exemplar_trace_ids,omitempty"`
+	Rank      int              `json:"rank"`
+	Service   string           `json:"service"`
+	Operation string           `json:"operation,omitempty"`
+	Kind      rank.SuspectKind `json:"kind"`
+	NodeKind  graph.NodeKind   `json:"node_kind,omitempty"`
+	Caller    string           `json:"caller,omitempty"` // a network suspect's other end, when one caller's calls show it
+	Score     float64          `json:"score"`
+	Summary   string           `json:"summary"`
+	Evidence  []string         `json:"evidence"`
+	Exemplars []string         `json:"exemplar_trace_ids,omitempty"`
 }
 
 // Previous is the earlier top suspect and severity of an updated incident.
@@ -175,18 +176,18 @@ func title(e *Event) string {
 // headline says what a suspect is blamed for, in a few words.
 func (s Suspect) headline() string {
 	switch s.Kind {
-	case graph.SuspectLatency:
+	case rank.SuspectLatency:
 		return s.Service + " is slow"
-	case graph.SuspectErrors:
+	case rank.SuspectErrors:
 		return s.Service + " is failing"
-	case graph.SuspectNetwork:
+	case rank.SuspectNetwork:
 		if s.Caller != "" {
 			return "the network between " + s.Caller + " and " + s.Service + " is slow"
 		}
 		return "the network in front of " + s.Service + " is slow"
-	case graph.SuspectDependency:
+	case rank.SuspectDependency:
 		return fmt.Sprintf("%s %s is slow or failing", cmp.Or(string(s.NodeKind), "dependency"), s.Service)
-	case graph.SuspectDown:
+	case rank.SuspectDown:
 		return s.Service + " does not answer"
 	}
 	return s.Service + " is " + string(s.Kind)
@@ -195,7 +196,7 @@ func (s Suspect) headline() string {
 // evidenceSentence is one evidence as on-call reads it: "op
 // paymentservice/Charge: 5 of 6 calls over 2m0s above the usual p99 (self
 // time 212 ms vs 8.1 ms normally), 31.0 spreads over 3 windows".
-func evidenceSentence(ev graph.Evidence) string {
+func evidenceSentence(ev rank.Evidence) string {
 	return fmt.Sprintf("%s: %s, %.1f spreads over %d %s", ev.Series, ev.Describe(), ev.Spreads, ev.Windows, plural(ev.Windows, "window"))
 }
 

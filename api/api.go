@@ -18,6 +18,7 @@ import (
 
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -35,7 +36,7 @@ type GraphSource interface {
 // BaselineSource is what the API reads learned baselines from; safe for
 // concurrent use.
 type BaselineSource interface {
-	EdgeBaselines(source, target, operation string) []graph.SeriesView
+	EdgeBaselines(source, target, operation string) []baselines.SeriesView
 }
 
 // IncidentSource is what the API reads incidents from; safe for concurrent
@@ -151,12 +152,12 @@ func routes(o Options) []route {
 			writeJSON(w, o.Log, http.StatusBadRequest, map[string]string{"error": "edge must be SOURCE->TARGET, e.g. frontend->cartservice (URL-encode > as %3E if your client needs)"})
 			return
 		}
-		var views []graph.SeriesView
+		var views []baselines.SeriesView
 		if o.Baselines != nil {
 			views = o.Baselines.EdgeBaselines(source, target, r.URL.Query().Get("operation"))
 		}
 		if len(views) == 0 {
-			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no baseline for edge " + source + "->" + target + " (yet: an edge needs " + strconv.Itoa(graph.MinRequests) + " calls in a window to be learned)"})
+			writeJSON(w, o.Log, http.StatusNotFound, map[string]string{"error": "no baseline for edge " + source + "->" + target + " (yet: an edge needs " + strconv.Itoa(baselines.MinRequests) + " calls in a window to be learned)"})
 			return
 		}
 		writeJSON(w, o.Log, http.StatusOK, map[string]any{"source": source, "target": target, "operations": views})

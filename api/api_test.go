@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -41,10 +43,10 @@ func (f fixedIncidents) Get(id string) (incident.Incident, bool) {
 	return incident.Incident{}, false
 }
 
-type fixedBaselines map[string][]graph.SeriesView
+type fixedBaselines map[string][]baselines.SeriesView
 
-func (f fixedBaselines) EdgeBaselines(source, target, operation string) []graph.SeriesView {
-	var out []graph.SeriesView
+func (f fixedBaselines) EdgeBaselines(source, target, operation string) []baselines.SeriesView {
+	var out []baselines.SeriesView
 	for _, v := range f[source+"->"+target] {
 		if operation == "" || v.Operation == operation {
 			out = append(out, v)
@@ -64,11 +66,11 @@ func TestHandler(t *testing.T) {
 		Edges: []graph.EdgeView{{Source: "frontend", Target: "cartservice", TargetKind: graph.NodeService}}}
 	var ready atomic.Bool
 	bl := fixedBaselines{"frontend->cartservice": {
-		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []graph.RegimeView{{Name: "peak"}}},
+		{Source: "frontend", Target: "cartservice", Operation: "GetCart", Regimes: []baselines.RegimeView{{Name: "peak"}}},
 		{Source: "frontend", Target: "cartservice", Operation: "AddItem"},
 	}}
 	incs := fixedIncidents{
-		{ID: "inc-1", State: incident.Open, Suspects: []graph.Suspect{{Service: "paymentservice", Kind: graph.SuspectLatency, Score: 3}}},
+		{ID: "inc-1", State: incident.Open, Suspects: []rank.Suspect{{Service: "paymentservice", Kind: rank.SuspectLatency, Score: 3}}},
 		{ID: "inc-0", State: incident.Resolved},
 	}
 	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}, Baselines: bl, Incidents: incs, Gatherer: reg, Ready: func() error {

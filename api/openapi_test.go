@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/rank"
 )
 
 // TestOpenAPIMatchesHandlers: the document lists exactly the endpoints the
@@ -107,7 +107,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	if err := json.Unmarshal(openAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range map[string]any{"Evidence": graph.Evidence{}, "Suspect": graph.Suspect{}} {
+	for name, v := range map[string]any{"Evidence": rank.Evidence{}, "Suspect": rank.Suspect{}} {
 		typ := reflect.TypeOf(v)
 		for i := range typ.NumField() {
 			f := typ.Field(i)

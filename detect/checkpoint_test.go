@@ -11,6 +11,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/sim"
@@ -54,7 +55,7 @@ func checkpointRestore(t *testing.T, workers []int) {
 		windows []string // one line per closed window: its end and findings
 	}
 	newRun := func(r *run, workers int) {
-		p, err := New(Options{Graph: graph.Config{Workers: workers}, OnWindow: func(w *graph.Window, fs []graph.Finding, ch []incident.Change, err error) {
+		p, err := New(Options{Graph: graph.Config{Workers: workers}, OnWindow: func(w *graph.Window, fs []baselines.Finding, ch []incident.Change, err error) {
 			if err != nil {
 				t.Error(err)
 			}

@@ -5,6 +5,7 @@ package detect
 
 import (
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -12,14 +13,14 @@ import (
 // metrics, incidents in memory.
 type Options struct {
 	Graph           graph.Config
-	GraphMetrics    *graph.Metrics         // nil: not exported
-	BaselineMetrics *graph.BaselineMetrics // nil: not exported
+	GraphMetrics    *graph.Metrics     // nil: not exported
+	BaselineMetrics *baselines.Metrics // nil: not exported
 	Incidents       incident.Options
 	// OnWindow, when set, is called after each window has been scored and
 	// the incidents updated, one window at a time in event-time order (on
 	// the graph's goroutine, or its merge goroutine with several workers);
 	// err is the incident store's, if saving failed.
-	OnWindow func(w *graph.Window, findings []graph.Finding, changes []incident.Change, err error)
+	OnWindow func(w *graph.Window, findings []baselines.Finding, changes []incident.Change, err error)
 }
 
 // Pipeline is the graph, the baselines and the incidents, connected. Feed
@@ -27,9 +28,9 @@ type Options struct {
 // Incidents may be read from any. Close stops the graph's workers.
 type Pipeline struct {
 	Graph     *graph.Aggregator
-	Baselines *graph.Baselines
+	Baselines *baselines.Baselines
 	Incidents *incident.Manager
-	onWindow  func(w *graph.Window, findings []graph.Finding, changes []incident.Change, err error)
+	onWindow  func(w *graph.Window, findings []baselines.Finding, changes []incident.Change, err error)
 }
 
 // New builds a pipeline; it fails only when the incident store cannot be
@@ -39,7 +40,7 @@ func New(o Options) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{Baselines: graph.NewBaselines(o.BaselineMetrics), Incidents: incs, onWindow: o.OnWindow}
+	p := &Pipeline{Baselines: baselines.New(o.BaselineMetrics), Incidents: incs, onWindow: o.OnWindow}
 	p.Graph = graph.New(o.Graph, p.Window, o.GraphMetrics)
 	p.Baselines.SetWindow(p.Graph.Config().Window)
 	return p, nil

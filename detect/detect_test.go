@@ -6,6 +6,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/internal/simtest"
 	"github.com/causeway/causeway/sim"
@@ -20,7 +21,7 @@ func TestPipelineOpensAnIncidentNamingTheFault(t *testing.T) {
 	cfg.Rate, cfg.ByTrace = 30, false
 	s := simtest.New(t, cfg, "latency:cartservice:+40ms@15m/5m")
 	var opened []incident.Change
-	p, err := New(Options{OnWindow: func(_ *graph.Window, _ []graph.Finding, ch []incident.Change, err error) {
+	p, err := New(Options{OnWindow: func(_ *graph.Window, _ []baselines.Finding, ch []incident.Change, err error) {
 		if err != nil {
 			t.Error(err)
 		}

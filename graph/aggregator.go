@@ -420,7 +420,7 @@ func (a *Aggregator) finish(t *pendingTrace) {
 				if !a.track(sl.key) {
 					continue
 				}
-				st = newEdgeStats()
+				st = NewEdgeStats()
 				w.Edges[sl.key] = st
 				if _, ok := w.Nodes[sl.key.Source]; !ok {
 					src := o.source
@@ -455,7 +455,7 @@ func (a *Aggregator) finish(t *pendingTrace) {
 		if sl.win != w {
 			var ok bool
 			if st, ok = w.Ops[key]; !ok {
-				st = newOpStats()
+				st = NewOpStats()
 				w.Ops[key] = st
 				if _, ok := w.Nodes[key.Service]; !ok {
 					w.Nodes[key.Service] = Node{Name: key.Service, Kind: NodeService}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/causeway/causeway/model/sketch"
 	"github.com/causeway/causeway/span"
 )
 
@@ -93,7 +94,7 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 		}
 	}
 	a.adm.mu.Lock()
-	st.Edges = sortedKeys(a.adm.edges, compareEdge)
+	st.Edges = SortedKeys(a.adm.edges, CompareEdge)
 	for svc, ops := range a.adm.opsBySvc {
 		names := make([]string, 0, len(ops))
 		for op := range ops {
@@ -252,10 +253,20 @@ func fillWindow(w *Window) *Window {
 		w.Unanswered = make(map[OpKey]bool)
 	}
 	for _, e := range w.Edges {
-		e.Latency = orEmpty(e.Latency)
+		e.Latency = OrEmpty(e.Latency)
 	}
 	for _, o := range w.Ops {
-		o.Duration, o.SelfTime = orEmpty(o.Duration), orEmpty(o.SelfTime)
+		o.Duration, o.SelfTime = OrEmpty(o.Duration), OrEmpty(o.SelfTime)
 	}
 	return w
+}
+
+// OrEmpty is l, or an empty sketch for one gob left out (an empty sketch
+// encodes as nothing): decoded windows and baselines fill their stats
+// with it.
+func OrEmpty(l *sketch.Latency) *sketch.Latency {
+	if l == nil {
+		return sketch.NewLatency()
+	}
+	return l
 }

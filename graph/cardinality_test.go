@@ -1,4 +1,4 @@
-package graph
+package graph_test
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/span"
 )
 
@@ -22,9 +24,9 @@ func TestCardinalityAttackKeepsMemoryFlat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a million traces")
 	}
-	m := NewMetrics(nil)
-	bs := NewBaselines(nil)
-	a := New(Config{}, func(w *Window) { bs.Observe(w) }, m)
+	m := graph.NewMetrics(nil)
+	bs := baselines.New(nil)
+	a := graph.New(graph.Config{}, func(w *graph.Window) { bs.Observe(w) }, m)
 	defer a.Close()
 	const names, chunks = 1_000_000, 5
 	buf := make([]span.Span, 0, 2000)
@@ -34,7 +36,7 @@ func TestCardinalityAttackKeepsMemoryFlat(t *testing.T) {
 			var tid span.TraceID
 			copy(tid[:], strconv.Itoa(i))
 			tid[15] = 1
-			start := epoch + int64(i)*int64(200*time.Microsecond) // 200 s of event time
+			start := graph.Epoch + int64(i)*int64(200*time.Microsecond) // 200 s of event time
 			buf = append(buf,
 				span.Span{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer,
 					Start: start, End: start + 10e6},
@@ -68,11 +70,11 @@ func TestCardinalityAttackKeepsMemoryFlat(t *testing.T) {
 		}
 	}
 	if cartOps != 1001 {
-		t.Errorf("cart shows %d operations, want 1,000 and %s", cartOps, OverflowOperation)
+		t.Errorf("cart shows %d operations, want 1,000 and %s", cartOps, graph.OverflowOperation)
 	}
 	for _, e := range a.Snapshot().Edges {
 		if len(e.Operations) != 1001 {
-			t.Errorf("%s->%s has %d operations, want 1,000 and %s", e.Source, e.Target, len(e.Operations), OverflowOperation)
+			t.Errorf("%s->%s has %d operations, want 1,000 and %s", e.Source, e.Target, len(e.Operations), graph.OverflowOperation)
 		}
 	}
 	t.Logf("heap after each %d names: %v", names/chunks, fmt.Sprint(heap))
@@ -87,9 +89,9 @@ func TestCardinalityAttackOnNodeNames(t *testing.T) {
 		t.Skip("two hundred thousand traces")
 	}
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	bs := NewBaselines(nil)
-	a := New(Config{MaxNodes: 1000}, func(w *Window) { bs.Observe(w) }, m)
+	m := graph.NewMetrics(reg)
+	bs := baselines.New(nil)
+	a := graph.New(graph.Config{MaxNodes: 1000}, func(w *graph.Window) { bs.Observe(w) }, m)
 	defer a.Close()
 	const names = 100_000
 	buf := make([]span.Span, 0, 3000)
@@ -97,7 +99,7 @@ func TestCardinalityAttackOnNodeNames(t *testing.T) {
 		var tid span.TraceID
 		copy(tid[:], strconv.Itoa(i))
 		tid[15] = 2
-		start := epoch + int64(i)*int64(time.Millisecond) // 100 s of event time
+		start := graph.Epoch + int64(i)*int64(time.Millisecond) // 100 s of event time
 		svc := "svc-" + strconv.Itoa(i)
 		buf = append(buf,
 			span.Span{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer, Start: start, End: start + 10e6},
@@ -116,15 +118,15 @@ func TestCardinalityAttackOnNodeNames(t *testing.T) {
 	a.Flush()
 	snap := a.Snapshot()
 	if len(snap.Nodes) > 1001 {
-		t.Errorf("%d nodes, want at most 1,000 and %s", len(snap.Nodes), OverflowNode)
+		t.Errorf("%d nodes, want at most 1,000 and %s", len(snap.Nodes), graph.OverflowNode)
 	}
-	if !slices.ContainsFunc(snap.Nodes, func(n NodeView) bool { return n.Name == OverflowNode }) {
-		t.Errorf("no %s node", OverflowNode)
+	if !slices.ContainsFunc(snap.Nodes, func(n graph.NodeView) bool { return n.Name == graph.OverflowNode }) {
+		t.Errorf("no %s node", graph.OverflowNode)
 	}
 	if edges, ops := bs.Len(); edges > 1001 || ops > 2002 {
 		t.Errorf("baselines for %d edges and %d operations: the flood grew them", edges, ops)
 	}
-	if hits := testutil.ToFloat64(m.capHit.WithLabelValues("nodes")); hits < names {
+	if hits := testutil.ToFloat64(graph.CapHits(m).WithLabelValues("nodes")); hits < names {
 		t.Errorf("nodes cap hit %v times, want every folded call and run counted (at least %d)", hits, names)
 	}
 }

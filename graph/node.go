@@ -8,9 +8,16 @@
 // named from its attributes. Observations land in event-time tumbling
 // windows that a watermark closes; each closed window is handed on, and a
 // snapshot of the graph is published for readers.
+//
+// It also holds the vocabulary its subpackages share: the keys of edges
+// and operations (EdgeKey, OpKey), the series they make (Series) and the
+// kinds of their features (KindP50...). Judging the closed windows is
+// graph/baselines' job, ranking the suspects graph/rank's.
 package graph
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/causeway/causeway/span"
@@ -88,4 +95,25 @@ func (k EdgeKey) String() string { return k.Source + "->" + k.Target + ":" + k.O
 type OpKey struct {
 	Service   string
 	Operation string
+}
+
+// SortedKeys returns the keys of m sorted by cmp: windows are scored and
+// state is saved in that order, so that both are deterministic.
+func SortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, cmp)
+	return keys
+}
+
+// CompareEdge orders edge keys by source, target, then operation.
+func CompareEdge(a, b EdgeKey) int {
+	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Operation, b.Operation))
+}
+
+// CompareOp orders operation keys by service, then operation.
+func CompareOp(a, b OpKey) int {
+	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
 }

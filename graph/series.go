@@ -35,14 +35,6 @@ func OpSeries(k OpKey) Series {
 	return Series{Kind: SeriesOperation, Service: k.Service, Operation: k.Operation}
 }
 
-// SeriesOf is the series a finding is about.
-func SeriesOf(f Finding) Series {
-	if f.Edge != nil {
-		return EdgeSeries(*f.Edge)
-	}
-	return OpSeries(*f.Op)
-}
-
 func (s Series) String() string {
 	if s.Kind == SeriesEdge {
 		return "edge " + EdgeKey{Source: s.Source, Target: s.Target, Operation: s.Operation}.String()

@@ -150,16 +150,16 @@ func callsView(requests, errors int64, lat *sketch.Latency, seconds float64) Sta
 	v := StatsView{
 		Requests: requests,
 		Errors:   errors,
-		P50:      round(lat.Quantile(0.5)),
-		P90:      round(lat.Quantile(0.9)),
-		P99:      round(lat.Quantile(0.99)),
-		Mean:     round(lat.Mean()),
+		P50:      Round(lat.Quantile(0.5)),
+		P90:      Round(lat.Quantile(0.9)),
+		P99:      Round(lat.Quantile(0.99)),
+		Mean:     Round(lat.Mean()),
 	}
 	if requests > 0 {
-		v.ErrorRate = round(float64(errors) / float64(requests))
+		v.ErrorRate = Round(float64(errors) / float64(requests))
 	}
 	if seconds > 0 {
-		v.Rate = round(float64(requests) / seconds)
+		v.Rate = Round(float64(requests) / seconds)
 	}
 	return v
 }
@@ -167,7 +167,7 @@ func callsView(requests, errors int64, lat *sketch.Latency, seconds float64) Sta
 func edgeView(e *EdgeStats, seconds float64) StatsView {
 	v := callsView(e.Requests, e.Errors, e.Latency, seconds)
 	if e.GapCount > 0 {
-		g := round(e.MeanGapMS())
+		g := Round(e.MeanGapMS())
 		v.GapMS = &g
 	}
 	ex := slices.Clone(e.Exemplars)
@@ -188,14 +188,14 @@ func edgeView(e *EdgeStats, seconds float64) StatsView {
 
 func opView(o *OpStats, seconds float64) StatsView {
 	v := callsView(o.Requests, o.Errors, o.Duration, seconds)
-	sp, sm := round(o.SelfTime.Quantile(0.5)), round(o.SelfTime.Mean())
+	sp, sm := Round(o.SelfTime.Quantile(0.5)), Round(o.SelfTime.Mean())
 	v.SelfP50, v.SelfMean = &sp, &sm
 	return v
 }
 
-// round keeps three decimals, so JSON stays readable and stable; NaN (an
+// Round keeps three decimals, so JSON stays readable and stable; NaN (an
 // empty sketch) becomes 0.
-func round(x float64) float64 {
+func Round(x float64) float64 {
 	if math.IsNaN(x) || math.IsInf(x, 0) {
 		return 0
 	}
@@ -233,7 +233,7 @@ func newSnapshot(cur, total *Window, firstStart time.Time) *Snapshot {
 		if !ok {
 			ev = &EdgeView{Source: k.Source, Target: k.Target, TargetKind: total.Nodes[k.Target].Kind}
 			edges[p] = ev
-			totalEdge[p] = newEdgeStats()
+			totalEdge[p] = NewEdgeStats()
 		}
 		totalEdge[p].Merge(st)
 		op := EdgeOperation{Name: k.Operation, Total: edgeView(st, totSec)}
@@ -241,7 +241,7 @@ func newSnapshot(cur, total *Window, firstStart time.Time) *Snapshot {
 			cv := edgeView(c, curSec)
 			op.Current = &cv
 			if curEdge[p] == nil {
-				curEdge[p] = newEdgeStats()
+				curEdge[p] = NewEdgeStats()
 			}
 			curEdge[p].Merge(c)
 		}
@@ -272,7 +272,7 @@ func newSnapshot(cur, total *Window, firstStart time.Time) *Snapshot {
 			nodes[k.Service] = nv
 		}
 		if svcTotal[k.Service] == nil {
-			svcTotal[k.Service] = newOpStats()
+			svcTotal[k.Service] = NewOpStats()
 		}
 		svcTotal[k.Service].Merge(st)
 		op := OpView{Name: k.Operation, Total: opView(st, totSec)}
@@ -280,7 +280,7 @@ func newSnapshot(cur, total *Window, firstStart time.Time) *Snapshot {
 			cv := opView(c, curSec)
 			op.Current = &cv
 			if svcCur[k.Service] == nil {
-				svcCur[k.Service] = newOpStats()
+				svcCur[k.Service] = NewOpStats()
 			}
 			svcCur[k.Service].Merge(c)
 		}

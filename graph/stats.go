@@ -32,7 +32,8 @@ type Exemplar struct {
 	Error     bool
 }
 
-func newEdgeStats() *EdgeStats { return &EdgeStats{Latency: sketch.NewLatency()} }
+// NewEdgeStats returns empty stats of one window's edge.
+func NewEdgeStats() *EdgeStats { return &EdgeStats{Latency: sketch.NewLatency()} }
 
 // totalAccuracy is the relative accuracy of the service graph's totals
 // (every closed window merged): they are kept for as long as the edge is,
@@ -91,6 +92,9 @@ func (e *EdgeStats) offerExemplar(x Exemplar) {
 	}
 }
 
+// Calls is how many calls the edge carried: its Requests.
+func (e *EdgeStats) Calls() int64 { return e.Requests }
+
 // Merge adds o into e.
 func (e *EdgeStats) Merge(o *EdgeStats) {
 	e.Requests += o.Requests
@@ -105,7 +109,7 @@ func (e *EdgeStats) Merge(o *EdgeStats) {
 
 // Clone returns an independent copy of e.
 func (e *EdgeStats) Clone() *EdgeStats {
-	c := newEdgeStats()
+	c := NewEdgeStats()
 	c.Merge(e)
 	return c
 }
@@ -128,7 +132,8 @@ type OpStats struct {
 	SelfTime *sketch.Latency // ms
 }
 
-func newOpStats() *OpStats {
+// NewOpStats returns empty stats of one window's operation.
+func NewOpStats() *OpStats {
 	return &OpStats{Duration: sketch.NewLatency(), SelfTime: sketch.NewLatency()}
 }
 
@@ -146,6 +151,9 @@ func (o *OpStats) observe(durationMS, selfMS float64, failed bool) {
 	o.SelfTime.Add(selfMS)
 }
 
+// Calls is how many calls the operation ran: its Requests.
+func (o *OpStats) Calls() int64 { return o.Requests }
+
 // Merge adds p into o.
 func (o *OpStats) Merge(p *OpStats) {
 	o.Requests += p.Requests
@@ -156,7 +164,7 @@ func (o *OpStats) Merge(p *OpStats) {
 
 // Clone returns an independent copy of o.
 func (o *OpStats) Clone() *OpStats {
-	c := newOpStats()
+	c := NewOpStats()
 	c.Merge(o)
 	return c
 }

@@ -11,13 +11,13 @@ import (
 func testWindow(start time.Time, calls int, slow float64) *Window {
 	w := NewWindow(start, start.Add(10*time.Second))
 	k := EdgeKey{Source: "checkoutservice", Target: "paymentservice", Operation: "Charge"}
-	e := newEdgeStats()
+	e := NewEdgeStats()
 	for i := range calls {
 		e.observe(span.TraceID{byte(i), 1}, 5+slow*float64(i%3), i%10 == 0)
 		e.observeGap(0.4)
 	}
 	w.Edges[k] = e
-	o := newOpStats()
+	o := NewOpStats()
 	o.observe(12, 7, false)
 	w.Ops[OpKey{Service: "paymentservice", Operation: "Charge"}] = o
 	w.Nodes["paymentservice"] = Node{Name: "paymentservice", Kind: NodeService}

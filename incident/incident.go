@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
+	"github.com/causeway/causeway/graph/rank"
 )
 
 // State of an incident.
@@ -55,14 +57,14 @@ func (s Severity) Rank() int {
 
 // Incident is one problem as on-call sees it.
 type Incident struct {
-	ID         string          `json:"id"`
-	State      State           `json:"state"`
-	OpenedAt   time.Time       `json:"opened_at"`
-	UpdatedAt  time.Time       `json:"updated_at"`
-	ResolvedAt *time.Time      `json:"resolved_at"`
-	Services   []string        `json:"services"` // every node an anomalous series touches
-	Anomalies  []Anomaly       `json:"anomalies"`
-	Suspects   []graph.Suspect `json:"suspects"` // best first
+	ID         string         `json:"id"`
+	State      State          `json:"state"`
+	OpenedAt   time.Time      `json:"opened_at"`
+	UpdatedAt  time.Time      `json:"updated_at"`
+	ResolvedAt *time.Time     `json:"resolved_at"`
+	Services   []string       `json:"services"` // every node an anomalous series touches
+	Anomalies  []Anomaly      `json:"anomalies"`
+	Suspects   []rank.Suspect `json:"suspects"` // best first
 	// MergedInto names the incident this one was folded into when the two
 	// turned out to be one problem; such an incident is resolved.
 	MergedInto string `json:"merged_into,omitempty"`
@@ -73,7 +75,7 @@ type Incident struct {
 	// top suspect, a higher severity. Alerts are sent per revision.
 	Revision int `json:"revision"`
 	quiet    int
-	topo     *graph.Topology
+	topo     *rank.Topology
 	pairs    map[[2]string]bool
 }
 
@@ -87,7 +89,7 @@ type Anomaly struct {
 	LastAt      time.Time    `json:"last_at"`
 	Explanation string       `json:"explanation"`
 
-	obs graph.Observation
+	obs rank.Observation
 }
 
 // Options configure a Manager. The zero value works.
@@ -152,9 +154,9 @@ const (
 	ChangeResolved ChangeKind = "resolved"
 )
 
-func seriesName(f graph.Finding) string { return graph.SeriesOf(f).String() }
+func seriesName(f baselines.Finding) string { return baselines.SeriesOf(f).String() }
 
-func touches(f graph.Finding) []string {
+func touches(f baselines.Finding) []string {
 	if f.Edge != nil {
 		return []string{f.Edge.Source, f.Edge.Target}
 	}
@@ -162,7 +164,7 @@ func touches(f graph.Finding) []string {
 }
 
 // Observe takes the findings of a closed window and returns what changed.
-func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, error) {
+func (m *Manager) Observe(w *graph.Window, findings []baselines.Finding) ([]Change, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for k := range w.Ops {
@@ -195,7 +197,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 			uf.union(k.Source, k.Target)
 		}
 	}
-	groups := map[string][]graph.Finding{}
+	groups := map[string][]baselines.Finding{}
 	for _, f := range active {
 		root := uf.find(touches(f)[0])
 		groups[root] = append(groups[root], f)
@@ -234,7 +236,7 @@ func (m *Manager) Observe(w *graph.Window, findings []graph.Finding) ([]Change, 
 		touched[inc] = true
 		inc.quiet = 0
 		if inc.topo == nil {
-			inc.topo, inc.pairs = graph.NewTopology(), map[[2]string]bool{}
+			inc.topo, inc.pairs = rank.NewTopology(), map[[2]string]bool{}
 		}
 		inc.topo.Add(w, inc.pairs)
 		inc.UpdatedAt = w.End
@@ -309,7 +311,7 @@ func (m *Manager) joins(w *graph.Window, uf unionFind, anomalous map[string]bool
 }
 
 // absorb records a finding in the incident, keeping each series at its worst.
-func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]bool) {
+func (inc *Incident) absorb(w *graph.Window, f baselines.Finding, known map[string]bool) {
 	name := seriesName(f)
 	var exemplars []string
 	nk := graph.NodeService
@@ -349,13 +351,13 @@ func (inc *Incident) absorb(w *graph.Window, f graph.Finding, known map[string]b
 			client = client || a.obs.ClientOp
 			callee = cmp.Or(callee, a.obs.Callee)
 			a.Score, a.Explanation = f.Score.Value, f.Score.Explanation
-			a.obs = graph.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}
+			a.obs = rank.Observation{Finding: f, Windows: a.Windows, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}
 		}
 		return
 	}
-	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, SeriesID: graph.SeriesOf(f), Score: f.Score.Value, Windows: 1, FirstAt: w.End,
+	inc.Anomalies = append(inc.Anomalies, Anomaly{Series: name, SeriesID: baselines.SeriesOf(f), Score: f.Score.Value, Windows: 1, FirstAt: w.End,
 		LastAt: w.End, Explanation: f.Score.Explanation,
-		obs: graph.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}})
+		obs: rank.Observation{Finding: f, Windows: 1, Exemplars: exemplars, NodeKind: nk, ClientOp: client, Callee: callee}})
 }
 
 // top names the top suspect and its kind, "" when there is none.
@@ -369,7 +371,7 @@ func (inc *Incident) top() string {
 // severity is what the incident's anomalies and suspects say now.
 func (inc *Incident) severity() Severity {
 	for _, s := range inc.Suspects {
-		if s.Kind == graph.SuspectErrors || s.Kind == graph.SuspectDown {
+		if s.Kind == rank.SuspectErrors || s.Kind == rank.SuspectDown {
 			return Critical
 		}
 	}
@@ -382,13 +384,13 @@ func (inc *Incident) severity() Severity {
 }
 
 func (inc *Incident) rank() {
-	obs := make([]graph.Observation, 0, len(inc.Anomalies))
+	obs := make([]rank.Observation, 0, len(inc.Anomalies))
 	for _, a := range inc.Anomalies {
 		obs = append(obs, a.obs)
 	}
-	inc.Suspects = graph.Rank(obs, inc.topo)
+	inc.Suspects = rank.Rank(obs, inc.topo)
 	if inc.Suspects == nil {
-		inc.Suspects = []graph.Suspect{} // an empty list, not null, in JSON
+		inc.Suspects = []rank.Suspect{} // an empty list, not null, in JSON
 	}
 	slices.SortFunc(inc.Anomalies, func(a, b Anomaly) int { return cmp.Compare(b.Score, a.Score) })
 }
@@ -431,7 +433,7 @@ func (m *Manager) matchOpen(services map[string]bool) (match *Incident, merged [
 	return match, merged
 }
 
-func (m *Manager) newID(at time.Time, g []graph.Finding) string {
+func (m *Manager) newID(at time.Time, g []baselines.Finding) string {
 	h := fnv.New32a()
 	for _, f := range g {
 		h.Write([]byte(seriesName(f)))
@@ -496,7 +498,7 @@ func (m *Manager) Get(id string) (Incident, bool) {
 	return inc.copy(), true
 }
 
-func sortedRoots(g map[string][]graph.Finding) []string {
+func sortedRoots(g map[string][]baselines.Finding) []string {
 	roots := make([]string, 0, len(g))
 	for r := range g {
 		roots = append(roots, r)

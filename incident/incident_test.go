@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
+	"github.com/causeway/causeway/graph/rank"
 	"github.com/causeway/causeway/model/baseline"
 	"github.com/causeway/causeway/span"
 )
@@ -20,14 +22,14 @@ func window(i int) *graph.Window {
 	return graph.NewWindow(t0.Add(time.Duration(i)*10*time.Second), t0.Add(time.Duration(i+1)*10*time.Second))
 }
 
-func edgeFinding(src, dst string, feats ...baseline.FeatureScore) graph.Finding {
+func edgeFinding(src, dst string, feats ...baseline.FeatureScore) baselines.Finding {
 	k := graph.EdgeKey{Source: src, Target: dst, Operation: "op"}
-	return graph.Finding{Edge: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
+	return baselines.Finding{Edge: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
 }
 
-func opFinding(svc string, feats ...baseline.FeatureScore) graph.Finding {
+func opFinding(svc string, feats ...baseline.FeatureScore) baselines.Finding {
 	k := graph.OpKey{Service: svc, Operation: "op"}
-	return graph.Finding{Op: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
+	return baselines.Finding{Op: &k, Score: baseline.Score{Active: true, Value: 9, Features: feats}}
 }
 
 func self(cur, exp float64) baseline.FeatureScore {
@@ -40,7 +42,7 @@ func TestIncidentLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	observe := func(i int, fs ...graph.Finding) []Change {
+	observe := func(i int, fs ...baselines.Finding) []Change {
 		t.Helper()
 		ch, err := m.Observe(window(i), fs)
 		if err != nil {
@@ -108,7 +110,7 @@ func TestCallersOfASlowServiceJoinItsIncident(t *testing.T) {
 		w.Edges[k] = &graph.EdgeStats{}
 	}
 	p50 := baseline.FeatureScore{Name: "p50", Kind: graph.KindP50, Current: 250, Expected: 50, Z: 12, Counts: true}
-	ch, err := m.Observe(w, []graph.Finding{opFinding("frontend", p50), opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))})
+	ch, err := m.Observe(w, []baselines.Finding{opFinding("frontend", p50), opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +127,7 @@ func TestSeverityAndMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, err := m.Observe(window(0), []graph.Finding{opFinding("paymentservice", self(200, 20)), opFinding("adservice", self(50, 5))})
+	ch, err := m.Observe(window(0), []baselines.Finding{opFinding("paymentservice", self(200, 20)), opFinding("adservice", self(50, 5))})
 	if err != nil || len(ch) != 2 {
 		t.Fatalf("window 0: %+v, %v", ch, err)
 	}
@@ -138,12 +140,12 @@ func TestSeverityAndMerge(t *testing.T) {
 	}
 	worse := opFinding("paymentservice", self(900, 20))
 	worse.Score.Value = CriticalScore + 1
-	ch, _ = m.Observe(window(1), []graph.Finding{worse, opFinding("adservice", self(50, 5))})
+	ch, _ = m.Observe(window(1), []baselines.Finding{worse, opFinding("adservice", self(50, 5))})
 	if len(ch) != 1 || ch[0].Kind != "updated" || ch[0].Incident.Severity != Critical || ch[0].Incident.Revision != 2 {
 		t.Fatalf("window 1 changes %+v: want payment updated to critical, revision 2", ch)
 	}
 	// checkout calls both and is anomalous: one problem now.
-	ch, _ = m.Observe(window(2), []graph.Finding{edgeFinding("paymentservice", "adservice")})
+	ch, _ = m.Observe(window(2), []baselines.Finding{edgeFinding("paymentservice", "adservice")})
 	// The older of the two (in list order) absorbs the other.
 	kept, folded := ad, pay
 	if len(ch) != 2 || ch[0].Kind != "resolved" || ch[1].Kind != "updated" {
@@ -166,12 +168,12 @@ func TestSupportingEvidence(t *testing.T) {
 	}
 	support := opFinding("emailservice", self(300, 8))
 	support.Score.Active, support.Score.Supporting = false, true
-	if ch, _ := m.Observe(window(0), []graph.Finding{support}); len(ch) != 0 {
+	if ch, _ := m.Observe(window(0), []baselines.Finding{support}); len(ch) != 0 {
 		t.Fatalf("supporting evidence alone: %+v, want nothing", ch)
 	}
 	w := window(1)
 	w.Edges[graph.EdgeKey{Source: "checkoutservice", Target: "emailservice", Operation: "Send"}] = &graph.EdgeStats{Requests: 1}
-	ch, _ := m.Observe(w, []graph.Finding{opFinding("checkoutservice", self(90, 30)), support})
+	ch, _ := m.Observe(w, []baselines.Finding{opFinding("checkoutservice", self(90, 30)), support})
 	if len(ch) != 1 || ch[0].Kind != "opened" {
 		t.Fatalf("changes %+v, want one incident opened", ch)
 	}
@@ -190,7 +192,7 @@ func TestLoadStateWithoutKinds(t *testing.T) {
 	w := window(0)
 	w.Edges[graph.EdgeKey{Source: "checkoutservice", Target: "paymentservice", Operation: "op"}] = &graph.EdgeStats{}
 	p50 := baseline.FeatureScore{Name: "p50", Kind: graph.KindP50, Current: 250, Expected: 50, Z: 12, Counts: true}
-	if _, err := m.Observe(w, []graph.Finding{opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))}); err != nil {
+	if _, err := m.Observe(w, []baselines.Finding{opFinding("checkoutservice", p50), opFinding("paymentservice", self(200, 1))}); err != nil {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
@@ -222,11 +224,11 @@ func TestLoadStateWithoutKinds(t *testing.T) {
 	}
 	// A new window of checkoutservice re-ranks the incident, paymentservice
 	// from its loaded observation.
-	if _, err := again.Observe(window(1), []graph.Finding{opFinding("checkoutservice", p50)}); err != nil {
+	if _, err := again.Observe(window(1), []baselines.Finding{opFinding("checkoutservice", p50)}); err != nil {
 		t.Fatal(err)
 	}
 	open := again.List(Open, time.Time{}, time.Time{})
-	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" || open[0].Suspects[0].Kind != graph.SuspectLatency {
+	if len(open) != 1 || len(open[0].Suspects) == 0 || open[0].Suspects[0].Service != "paymentservice" || open[0].Suspects[0].Kind != rank.SuspectLatency {
 		t.Fatalf("after loading a checkpoint without kinds: %+v", open)
 	}
 	if s := open[0].Suspects[0].Summary; !strings.Contains(s, "in its own code") {
@@ -251,7 +253,7 @@ func TestClientCallsNameTheirCallee(t *testing.T) {
 			w.Callees[op] = "checkoutservice"
 		}
 		w.Unanswered[op] = tc.unanswered
-		ch, err := m.Observe(w, []graph.Finding{opFinding("frontend", self(426, 4))})
+		ch, err := m.Observe(w, []baselines.Finding{opFinding("frontend", self(426, 4))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +262,7 @@ func TestClientCallsNameTheirCallee(t *testing.T) {
 		}
 		sus := ch[0].Incident.Suspects
 		switch {
-		case answered && (len(sus) == 0 || sus[0].Service != "checkoutservice" || sus[0].Kind != graph.SuspectNetwork || sus[0].Caller != "frontend"):
+		case answered && (len(sus) == 0 || sus[0].Service != "checkoutservice" || sus[0].Kind != rank.SuspectNetwork || sus[0].Caller != "frontend"):
 			t.Errorf("answered calls: suspects %+v, want the network between frontend and checkoutservice first", sus)
 		case !answered && len(sus) != 0:
 			t.Errorf("%+v: suspects %+v, want none from a client call's wait", tc, sus)
@@ -280,7 +282,7 @@ func TestOperationEvidenceHasExemplars(t *testing.T) {
 		w.Edges[graph.EdgeKey{Source: caller, Target: "paymentservice", Operation: "op"}] = &graph.EdgeStats{
 			Exemplars: []graph.Exemplar{{TraceID: span.TraceID{byte(i + 1)}}, {TraceID: span.TraceID{byte(i + 1), 1}}}}
 	}
-	ch, err := m.Observe(w, []graph.Finding{opFinding("paymentservice", self(200, 1))})
+	ch, err := m.Observe(w, []baselines.Finding{opFinding("paymentservice", self(200, 1))})
 	if err != nil || len(ch) != 1 || len(ch[0].Incident.Suspects) == 0 {
 		t.Fatalf("changes %+v, %v", ch, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
+	"github.com/causeway/causeway/graph/rank"
 )
 
 // The manager's state as a checkpoint holds it: the incidents and what
@@ -24,9 +26,9 @@ type managerState struct {
 
 type incidentInternal struct {
 	Quiet    int
-	Topology *graph.Topology
+	Topology *rank.Topology
 	Pairs    [][2]string
-	Obs      []graph.Observation // parallel to Anomalies
+	Obs      []rank.Observation // parallel to Anomalies
 }
 
 // SaveState writes every incident with the state behind it. It may be
@@ -98,14 +100,14 @@ func (m *Manager) LoadState(r io.Reader) error {
 			// Checkpoints written before anomalies carried their series
 			// typed: it is that of the observation.
 			if f := in.Obs[j].Finding; inc.Anomalies[j].SeriesID.Kind == "" && (f.Edge != nil || f.Op != nil) {
-				inc.Anomalies[j].SeriesID = graph.SeriesOf(f)
+				inc.Anomalies[j].SeriesID = baselines.SeriesOf(f)
 			}
 		}
 		if inc.Services == nil {
 			inc.Services = []string{}
 		}
 		if inc.Suspects == nil {
-			inc.Suspects = []graph.Suspect{}
+			inc.Suspects = []rank.Suspect{}
 		}
 		byID[inc.ID] = inc
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/causeway/causeway/consume"
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/statefs"
 )
 
@@ -117,7 +117,7 @@ func (c *Checkpointer) Restore(stream bool) bool {
 	if err == nil && cp != nil {
 		err = c.state.restore(cp, stream)
 	}
-	var other *graph.OtherWindowError
+	var other *baselines.OtherWindowError
 	switch {
 	case errors.As(err, &other):
 		aside := SetAside(path, other)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -56,7 +57,7 @@ type CheckpointData struct {
 	// Next is, per partition, the offset of the first message the state
 	// has not seen.
 	Next      map[int]int64
-	Baselines []byte // graph.Baselines.Save
+	Baselines []byte // baselines.Baselines.Save
 	Graph     []byte // graph.Aggregator.SaveState
 	Incidents []byte // incident.Manager.SaveState
 }
@@ -65,7 +66,7 @@ type CheckpointData struct {
 // from the stream.
 type State struct {
 	Graph     *graph.Aggregator
-	Baselines *graph.Baselines
+	Baselines *baselines.Baselines
 	Incidents *incident.Manager
 }
 

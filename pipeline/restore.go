@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 )
 
 // RestoreBaselines loads the snapshot at path if there is one. A snapshot
@@ -14,9 +14,9 @@ import (
 // from windows of another length too (renamed *.window-LENGTH), and
 // learning starts afresh: a detector that will not start is worse than one
 // that relearns normal.
-func RestoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
+func RestoreBaselines(bs *baselines.Baselines, path string, log *slog.Logger) {
 	found, err := bs.LoadFile(path)
-	var other *graph.OtherWindowError
+	var other *baselines.OtherWindowError
 	switch {
 	case errors.As(err, &other):
 		aside := SetAside(path, other)
@@ -36,7 +36,7 @@ func RestoreBaselines(bs *graph.Baselines, path string, log *slog.Logger) {
 
 // SetAside renames a state file learned from windows of another length
 // out of the way, naming that length, and returns its new path.
-func SetAside(path string, other *graph.OtherWindowError) string {
+func SetAside(path string, other *baselines.OtherWindowError) string {
 	aside := fmt.Sprintf("%s.window-%v", path, other.Snapshot)
 	_ = os.Rename(path, aside)
 	return aside

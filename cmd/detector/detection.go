@@ -10,6 +10,7 @@ import (
 
 	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/statefs"
 )
@@ -40,9 +41,9 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 		gcfg.Workers = 1 // the fleet node's workers feed it windows, not spans
 	}
 	p, err := detect.New(detect.Options{
-		Graph: gcfg, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: graph.NewBaselineMetrics(m.reg),
+		Graph: gcfg, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: baselines.NewMetrics(m.reg),
 		Incidents: incident.Options{Store: store},
-		OnWindow: func(w *graph.Window, fs []graph.Finding, changes []incident.Change, err error) {
+		OnWindow: func(w *graph.Window, fs []baselines.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
 			switch {
 			case err != nil:
@@ -89,7 +90,7 @@ func logChanges(log *slog.Logger, changes []incident.Change) {
 }
 
 // logFindings logs the episodes that opened or closed in a window.
-func logFindings(log *slog.Logger, fs []graph.Finding) {
+func logFindings(log *slog.Logger, fs []baselines.Finding) {
 	for _, f := range fs {
 		if !f.Score.Opened && !f.Score.Closed {
 			continue

@@ -16,6 +16,7 @@ import (
 
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -104,7 +105,7 @@ ready:
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var bl struct{ Operations []graph.SeriesView }
+	var bl struct{ Operations []baselines.SeriesView }
 	if err := json.NewDecoder(resp.Body).Decode(&bl); err != nil || len(bl.Operations) == 0 {
 		t.Fatalf("baseline of checkoutservice->paymentservice: %v %+v", err, bl)
 	}

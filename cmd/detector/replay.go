@@ -19,6 +19,7 @@ import (
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/detect"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/span"
@@ -104,7 +105,7 @@ func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 	start := time.Now()
 	stats := ReplayStats{Files: len(a.inputs), BadMessages: map[string]int{}, RejectedSpans: map[string]int{}, Episodes: []Episode{}}
 	p, err := detect.New(detect.Options{Graph: withWorkers(a.graph),
-		OnWindow: func(w *graph.Window, fs []graph.Finding, _ []incident.Change, _ error) { // no store: no error
+		OnWindow: func(w *graph.Window, fs []baselines.Finding, _ []incident.Change, _ error) { // no store: no error
 			if stats.Windows == 0 {
 				stats.FirstWindow = w.Start
 			}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 )
 
@@ -40,7 +41,7 @@ type Episode struct {
 	Explanation string    `json:"explanation"`
 }
 
-func episodeOf(w *graph.Window, f graph.Finding) Episode {
+func episodeOf(w *graph.Window, f baselines.Finding) Episode {
 	e := Episode{Opened: w.End, Score: f.Score.Value, Explanation: f.Score.Explanation}
 	if f.Edge != nil {
 		e.Edge = f.Edge.String()

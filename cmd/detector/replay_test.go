@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/pipeline"
 )
 
@@ -64,7 +65,7 @@ func TestReplayNezhaNormal(t *testing.T) {
 		t.Errorf("incidents %v on fault-free traffic", res.Incidents)
 	}
 	// The replay primed baselines a detector run can start from.
-	bs := graph.NewBaselines(nil)
+	bs := baselines.New(nil)
 	if found, err := bs.LoadFile(filepath.Join(state, pipeline.BaselineFile)); !found || err != nil {
 		t.Fatalf("primed snapshot: found %v, %v", found, err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/causeway/causeway/alert"
 	"github.com/causeway/causeway/fleet"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
 	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/statefs"
@@ -50,7 +51,7 @@ type Main struct {
 
 	reg       *prometheus.Registry
 	agg       *graph.Aggregator
-	bs        *graph.Baselines
+	bs        *baselines.Baselines
 	incidents *incident.Manager
 	notifier  *alert.Notifier // nil without receivers
 	node      *fleet.Node     // cluster mode only

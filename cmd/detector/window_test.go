@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/pipeline"
 )
 
@@ -17,14 +17,14 @@ import (
 // its window, one warning says why, and learning starts afresh.
 func TestRestoreBaselinesOfAnotherWindow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), pipeline.BaselineFile)
-	ten := graph.NewBaselines(nil)
+	ten := baselines.New(nil)
 	ten.SetWindow(10 * time.Second)
 	if err := ten.SaveFile(path); err != nil {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	twenty := graph.NewBaselines(nil)
+	twenty := baselines.New(nil)
 	twenty.SetWindow(20 * time.Second)
 	pipeline.RestoreBaselines(twenty, path, log)
 	if _, err := os.Stat(path + ".window-10s"); err != nil {

@@ -1,25 +1,27 @@
-package graph
+package rank
 
 import (
 	"math"
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/model/baseline"
 )
 
 func fs(name string, cur, exp, z float64) baseline.FeatureScore {
-	return baseline.FeatureScore{Name: name, Kind: KindNamed(name), Current: cur, Expected: exp, Z: z, Counts: true}
+	return baseline.FeatureScore{Name: name, Kind: graph.KindNamed(name), Current: cur, Expected: exp, Z: z, Counts: true}
 }
 
-func edgeObs(src, dst, op string, nk NodeKind, feats ...baseline.FeatureScore) Observation {
-	k := EdgeKey{Source: src, Target: dst, Operation: op}
-	return Observation{Finding: Finding{Edge: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3, NodeKind: nk}
+func edgeObs(src, dst, op string, nk graph.NodeKind, feats ...baseline.FeatureScore) Observation {
+	k := graph.EdgeKey{Source: src, Target: dst, Operation: op}
+	return Observation{Finding: baselines.Finding{Edge: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3, NodeKind: nk}
 }
 
 func opObs(svc, op string, feats ...baseline.FeatureScore) Observation {
-	k := OpKey{Service: svc, Operation: op}
-	return Observation{Finding: Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
+	k := graph.OpKey{Service: svc, Operation: op}
+	return Observation{Finding: baselines.Finding{Op: &k, Score: baseline.Score{Active: true, Features: feats}}, Windows: 3}
 }
 
 // clientObs is a client operation of svc whose calls callee answered.
@@ -39,26 +41,26 @@ func TestRank(t *testing.T) {
 		{"self time beats its victims", []Observation{
 			opObs("frontend", "GET /checkout", fs("p50", 260, 60, 20)),
 			opObs("checkoutservice", "PlaceOrder", fs("p50", 230, 30, 20)),
-			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("p50", 232, 32, 20)),
-			edgeObs("checkoutservice", "paymentservice", "Charge", NodeService, fs("p50", 228, 28, 20)),
+			edgeObs("frontend", "checkoutservice", "PlaceOrder", graph.NodeService, fs("p50", 232, 32, 20)),
+			edgeObs("checkoutservice", "paymentservice", "Charge", graph.NodeService, fs("p50", 228, 28, 20)),
 			opObs("paymentservice", "Charge", fs("p50", 226, 26, 20), fs("self time", 220, 20, 25)),
 		}, "paymentservice", SuspectLatency},
 		{"gap towards one callee from many callers: its network", []Observation{
-			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 40, 1, 30)),
-			edgeObs("checkoutservice", "cartservice", "GetCart", NodeService, fs("client-server gap", 41, 1, 30)),
+			edgeObs("frontend", "cartservice", "GetCart", graph.NodeService, fs("client-server gap", 40, 1, 30)),
+			edgeObs("checkoutservice", "cartservice", "GetCart", graph.NodeService, fs("client-server gap", 41, 1, 30)),
 		}, "cartservice", SuspectNetwork},
 		{"gap from one caller to many callees: the caller", []Observation{
-			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 90, 1, 30)),
-			edgeObs("frontend", "adservice", "GetAds", NodeService, fs("client-server gap", 80, 1, 30)),
-			edgeObs("frontend", "currencyservice", "Convert", NodeService, fs("client-server gap", 85, 1, 30)),
+			edgeObs("frontend", "cartservice", "GetCart", graph.NodeService, fs("client-server gap", 90, 1, 30)),
+			edgeObs("frontend", "adservice", "GetAds", graph.NodeService, fs("client-server gap", 80, 1, 30)),
+			edgeObs("frontend", "currencyservice", "Convert", graph.NodeService, fs("client-server gap", 85, 1, 30)),
 		}, "frontend", SuspectLatency},
 		{"a slow database", []Observation{
 			opObs("productcatalogservice", "ListProducts", fs("p50", 40, 5, 20)),
-			edgeObs("productcatalogservice", "catalog-db", "SELECT", NodeDatabase, fs("p50", 35, 2, 25)),
-			edgeObs("frontend", "productcatalogservice", "ListProducts", NodeService, fs("p50", 42, 6, 20)),
+			edgeObs("productcatalogservice", "catalog-db", "SELECT", graph.NodeDatabase, fs("p50", 35, 2, 25)),
+			edgeObs("frontend", "productcatalogservice", "ListProducts", graph.NodeService, fs("p50", 42, 6, 20)),
 		}, "catalog-db", SuspectDependency},
 		{"calls fail with no answer", []Observation{
-			edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("error ratio", 100, 0, 50)),
+			edgeObs("frontend", "cartservice", "GetCart", graph.NodeService, fs("error ratio", 100, 0, 50)),
 			opObs("frontend", "GET /cart", fs("error ratio", 100, 0, 50)),
 		}, "cartservice", SuspectDown},
 		{"a quiet client call waits longer than its callee works: the network to it", []Observation{
@@ -66,17 +68,17 @@ func TestRank(t *testing.T) {
 			opObs("frontend", "POST /cart/checkout", fs("p50", 700, 280, 6)),
 		}, "checkoutservice", SuspectNetwork},
 		{"every call fails where a quarter usually did: no answer, stronger than its database's tail", []Observation{
-			edgeObs("order", "inventory", "GET", NodeService, fs("error ratio", 100, 24.4, 6)),
-			edgeObs("inventory", "inventory-db", "update", NodeDatabase, fs("p50", 60, 1.7, 6)),
+			edgeObs("order", "inventory", "GET", graph.NodeService, fs("error ratio", 100, 24.4, 6)),
+			edgeObs("inventory", "inventory-db", "update", graph.NodeDatabase, fs("p50", 60, 1.7, 6)),
 		}, "inventory", SuspectDown},
 		{"a client call's wait counts where its edge is slower but its gap is not anomalous", []Observation{
-			edgeObs("seat", "order", "POST /tickets", NodeService, fs("p50", 7, 4.7, 3)),
+			edgeObs("seat", "order", "POST /tickets", graph.NodeService, fs("p50", 7, 4.7, 3)),
 			clientObs("seat", "POST", "order", fs("self time", 4.2, 0.4, 9)),
-			edgeObs("preserve", "contacts", "GET /contacts", NodeService, fs("p50", 5.2, 2.6, 5)),
+			edgeObs("preserve", "contacts", "GET /contacts", graph.NodeService, fs("p50", 5.2, 2.6, 5)),
 		}, "order", SuspectNetwork},
 		{"errors start where callees are fine", []Observation{
 			opObs("frontend", "POST /checkout", fs("error ratio", 30, 0, 20)),
-			edgeObs("frontend", "checkoutservice", "PlaceOrder", NodeService, fs("error ratio", 30, 0, 20)),
+			edgeObs("frontend", "checkoutservice", "PlaceOrder", graph.NodeService, fs("error ratio", 30, 0, 20)),
 			opObs("checkoutservice", "PlaceOrder", fs("error ratio", 30, 0, 20)),
 		}, "checkoutservice", SuspectErrors},
 	} {
@@ -112,14 +114,14 @@ func suspectNames(s []Suspect) []string {
 // callee's network alone.
 func TestNetworkSuspectNamesTheEdge(t *testing.T) {
 	one := Rank([]Observation{
-		edgeObs("checkoutservice", "paymentservice", "Charge", NodeService, fs("client-server gap", 60, 1, 30)),
+		edgeObs("checkoutservice", "paymentservice", "Charge", graph.NodeService, fs("client-server gap", 60, 1, 30)),
 	}, nil)
 	if len(one) == 0 || one[0].Kind != SuspectNetwork || one[0].Caller != "checkoutservice" || one[0].Callee != "paymentservice" {
 		t.Fatalf("one caller: %+v, want the edge checkoutservice -> paymentservice", one)
 	}
 	many := Rank([]Observation{
-		edgeObs("frontend", "cartservice", "GetCart", NodeService, fs("client-server gap", 40, 1, 30)),
-		edgeObs("checkoutservice", "cartservice", "GetCart", NodeService, fs("client-server gap", 41, 1, 30)),
+		edgeObs("frontend", "cartservice", "GetCart", graph.NodeService, fs("client-server gap", 40, 1, 30)),
+		edgeObs("checkoutservice", "cartservice", "GetCart", graph.NodeService, fs("client-server gap", 41, 1, 30)),
 	}, nil)
 	if len(many) == 0 || many[0].Service != "cartservice" || many[0].Caller != "" || many[0].Callee != "" {
 		t.Fatalf("several callers: %+v, want cartservice's network, no edge", many)
@@ -130,9 +132,9 @@ func TestNetworkSuspectNamesTheEdge(t *testing.T) {
 // significance names a suspect nothing else points at, but does not
 // outweigh significant evidence of the same size.
 func TestSupportingEvidenceWeighsLess(t *testing.T) {
-	support := opObs("emailservice", "Send", fs("self time", 200, 10, math.Sqrt(2*SeqThreshold*0.6)))
+	support := opObs("emailservice", "Send", fs("self time", 200, 10, math.Sqrt(2*baselines.SeqThreshold*0.6)))
 	support.Score.Supporting, support.Score.Active = true, false
-	support.Score.Value = math.Sqrt(2 * SeqThreshold * 0.6)
+	support.Score.Value = math.Sqrt(2 * baselines.SeqThreshold * 0.6)
 	alone := Rank([]Observation{support}, nil)
 	if len(alone) == 0 || alone[0].Service != "emailservice" {
 		t.Fatalf("alone: %+v", alone)
@@ -153,7 +155,7 @@ func TestSummaryDescribesItsEvidence(t *testing.T) {
 	got := Rank([]Observation{
 		opObs("productcatalogservice", "GetProduct", fs("p50", 10, 5, 6)),
 		opObs("productcatalogservice", "ListProducts", fs("p50", 82.3, 2.02, 20)),
-		edgeObs("productcatalogservice", "catalog-db", "SELECT", NodeDatabase, db),
+		edgeObs("productcatalogservice", "catalog-db", "SELECT", graph.NodeDatabase, db),
 	}, nil)
 	var victim, dep *Suspect
 	for i := range got {

@@ -1,15 +1,19 @@
-package graph
+// Package baselines judges the windows graph closes: it keeps a learned
+// baseline (model/baseline) and a sequential check (model/evidence) for
+// every edge and operation, scores each closed window against them
+// (Baselines.Observe), and returns the series that are anomalous
+// (Finding). Snapshots of its state survive restarts.
+package baselines
 
 import (
-	"cmp"
 	"hash/fnv"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
 )
 
@@ -56,7 +60,7 @@ func logMS(v float64) float64 {
 }
 
 // edgeVector is the feature vector of an edge's window of the given length.
-func edgeVector(e *EdgeStats, seconds float64) []float64 {
+func edgeVector(e *graph.EdgeStats, seconds float64) []float64 {
 	x := latencyVector(e.Requests, e.Errors, e.Latency.Quantile, seconds)
 	x[fExtra] = math.NaN()
 	if e.GapCount > 0 {
@@ -65,7 +69,7 @@ func edgeVector(e *EdgeStats, seconds float64) []float64 {
 	return x
 }
 
-func opVector(o *OpStats, seconds float64) []float64 {
+func opVector(o *graph.OpStats, seconds float64) []float64 {
 	x := latencyVector(o.Requests, o.Errors, o.Duration.Quantile, seconds)
 	x[fExtra] = logMS(o.SelfTime.Quantile(0.5))
 	return x
@@ -87,9 +91,17 @@ func latencyVector(requests, errors int64, q func(float64) float64, seconds floa
 
 // Finding is one edge or operation scored in a closed window.
 type Finding struct {
-	Edge  *EdgeKey // set for an edge
-	Op    *OpKey   // set for an operation
+	Edge  *graph.EdgeKey // set for an edge
+	Op    *graph.OpKey   // set for an operation
 	Score baseline.Score
+}
+
+// SeriesOf is the series a finding is about.
+func SeriesOf(f Finding) graph.Series {
+	if f.Edge != nil {
+		return graph.EdgeSeries(*f.Edge)
+	}
+	return graph.OpSeries(*f.Op)
 }
 
 // Baselines keeps a learned baseline for every edge and operation and
@@ -98,20 +110,20 @@ type Finding struct {
 // read methods may be called from any goroutine.
 type Baselines struct {
 	edgeCfg, opCfg *baseline.Config
-	m              *BaselineMetrics
+	m              *Metrics
 
 	mu       sync.RWMutex // guards the maps and the baselines in them
-	seqEdges map[EdgeKey]*seqSeries
-	seqOps   map[OpKey]*seqSeries
+	seqEdges map[graph.EdgeKey]*seqSeries
+	seqOps   map[graph.OpKey]*seqSeries
 	// seqOpDur tests operations' durations, as seqOps their self time:
 	// a callee's operations that got slower as a whole tell its callers'
 	// slower calls from a slower network.
-	seqOpDur map[OpKey]*seqSeries
+	seqOpDur map[graph.OpKey]*seqSeries
 	// alarmedEdges and alarmedOps are the series in a reported
 	// sequential episode, reported in windows without calls too.
-	alarmedEdges map[EdgeKey]bool
-	alarmedOps   map[OpKey]bool
-	alarmedDur   map[OpKey]bool
+	alarmedEdges map[graph.EdgeKey]bool
+	alarmedOps   map[graph.OpKey]bool
+	alarmedDur   map[graph.OpKey]bool
 	// seqSvc pools each service's operations' own time
 	// (evidence_service.go).
 	seqSvc map[string]*seqService
@@ -119,10 +131,10 @@ type Baselines struct {
 	// check's warm-up counts from it, so a series first called late (a
 	// quiet one) is judged as soon as its reference has enough calls.
 	first       int64
-	edges       map[EdgeKey]*series
-	ops         map[OpKey]*series
-	sparseEdges map[EdgeKey]*sparse[*EdgeStats]
-	sparseOps   map[OpKey]*sparse[*OpStats]
+	edges       map[graph.EdgeKey]*series
+	ops         map[graph.OpKey]*series
+	sparseEdges map[graph.EdgeKey]*sparse[*graph.EdgeStats]
+	sparseOps   map[graph.OpKey]*sparse[*graph.OpStats]
 	windows     int64
 	// window is the length of the windows observed, recorded in
 	// snapshots (SetWindow); zero: not known.
@@ -172,27 +184,27 @@ type series struct {
 	at   time.Time
 }
 
-// NewBaselines returns empty baselines with the default features and
+// New returns empty baselines with the default features and
 // settings, recording metrics in m (which may be nil).
-func NewBaselines(m *BaselineMetrics) *Baselines {
+func New(m *Metrics) *Baselines {
 	if m == nil {
-		m = NewBaselineMetrics(nil)
+		m = NewMetrics(nil)
 	}
 	return &Baselines{
 		edgeCfg:      &baseline.Config{Features: EdgeFeatures()},
 		opCfg:        &baseline.Config{Features: OpFeatures()},
 		m:            m,
-		edges:        make(map[EdgeKey]*series),
-		ops:          make(map[OpKey]*series),
-		seqEdges:     make(map[EdgeKey]*seqSeries),
-		seqOps:       make(map[OpKey]*seqSeries),
-		seqOpDur:     make(map[OpKey]*seqSeries),
-		alarmedDur:   make(map[OpKey]bool),
+		edges:        make(map[graph.EdgeKey]*series),
+		ops:          make(map[graph.OpKey]*series),
+		seqEdges:     make(map[graph.EdgeKey]*seqSeries),
+		seqOps:       make(map[graph.OpKey]*seqSeries),
+		seqOpDur:     make(map[graph.OpKey]*seqSeries),
+		alarmedDur:   make(map[graph.OpKey]bool),
 		seqSvc:       make(map[string]*seqService),
-		alarmedEdges: make(map[EdgeKey]bool),
-		alarmedOps:   make(map[OpKey]bool),
-		sparseEdges:  make(map[EdgeKey]*sparse[*EdgeStats]),
-		sparseOps:    make(map[OpKey]*sparse[*OpStats]),
+		alarmedEdges: make(map[graph.EdgeKey]bool),
+		alarmedOps:   make(map[graph.OpKey]bool),
+		sparseEdges:  make(map[graph.EdgeKey]*sparse[*graph.EdgeStats]),
+		sparseOps:    make(map[graph.OpKey]*sparse[*graph.OpStats]),
 	}
 }
 
@@ -204,7 +216,7 @@ const exceedAccuracy = 0.05
 // sequential runs the sequential check of series k on its calls of
 // window w; a score is returned when it is in a reported episode, and the
 // window's weight in every case.
-func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *Window, feature baseline.Kind, first int64) (baseline.Score, bool, seqWeight) {
+func sequential[K comparable](all map[K]*seqSeries, alarmed map[K]bool, k K, sw seqWindow, w *graph.Window, feature baseline.Kind, first int64) (baseline.Score, bool, seqWeight) {
 	s, ok := all[k]
 	if !ok {
 		s = newSeqSeries()
@@ -257,8 +269,8 @@ func pick(regime *baseline.Score, seq baseline.Score, seqOK bool) (baseline.Scor
 
 // idleSequential reports, for a window w, the series in a reported
 // episode that had no calls in it (absent from seen).
-func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *Window, feature baseline.Kind, cmp func(a, b K) int, found func(K, baseline.Score)) {
-	for _, k := range sortedKeys(alarmed, cmp) {
+func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]bool, seen map[K]S, w *graph.Window, feature baseline.Kind, cmp func(a, b K) int, found func(K, baseline.Score)) {
+	for _, k := range graph.SortedKeys(alarmed, cmp) {
 		if _, ok := seen[k]; ok {
 			continue
 		}
@@ -278,10 +290,10 @@ func idleSequential[K comparable, S any](all map[K]*seqSeries, alarmed map[K]boo
 // add up; ok is false while they do not.
 func pool[K comparable, S interface {
 	Merge(S)
-	calls() int64
-}](pending map[K]*sparse[S], k K, cur S, fresh func() S, w *Window) (st S, start time.Time, ok bool) {
+	Calls() int64
+}](pending map[K]*sparse[S], k K, cur S, fresh func() S, w *graph.Window) (st S, start time.Time, ok bool) {
 	acc, pooling := pending[k]
-	if !pooling && cur.calls() >= MinRequests {
+	if !pooling && cur.Calls() >= MinRequests {
 		return cur, w.Start, true
 	}
 	if !pooling {
@@ -290,7 +302,7 @@ func pool[K comparable, S interface {
 	}
 	acc.stats.Merge(cur)
 	acc.windows++
-	if acc.stats.calls() < MinRequests {
+	if acc.stats.Calls() < MinRequests {
 		if acc.windows >= MaxSparseWindows {
 			delete(pending, k)
 		}
@@ -299,9 +311,6 @@ func pool[K comparable, S interface {
 	delete(pending, k)
 	return acc.stats, acc.start, true
 }
-
-func (e *EdgeStats) calls() int64 { return e.Requests }
-func (o *OpStats) calls() int64   { return o.Requests }
 
 func seed(s string) uint64 {
 	h := fnv.New64a()
@@ -312,7 +321,7 @@ func seed(s string) uint64 {
 // Observe scores every edge and operation of a closed window with enough
 // calls, learns from the normal ones, and returns the findings: every
 // series that is anomalous in this window or in an open episode.
-func (bs *Baselines) Observe(w *Window) []Finding {
+func (bs *Baselines) Observe(w *graph.Window) []Finding {
 	var out []Finding
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
@@ -320,39 +329,39 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 	if bs.first == 0 {
 		bs.first = w.Start.UnixNano()
 	}
-	for _, k := range sortedKeys(w.Edges, compareEdge) {
+	for _, k := range graph.SortedKeys(w.Edges, graph.CompareEdge) {
 		raw := w.Edges[k]
 		var regime *baseline.Score
 		vetted := false
-		if e, from, ok := pool(bs.sparseEdges, k, raw, newEdgeStats, w); ok {
+		if e, from, ok := pool(bs.sparseEdges, k, raw, graph.NewEdgeStats, w); ok {
 			sc := judge(bs, bs.edges, k, bs.edgeCfg, k.String(), w, from, edgeVector(e, w.End.Sub(from).Seconds()), e.Requests)
 			regime = &sc
 			vetted = e == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok, _ := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, KindP50, bs.first)
+		seq, ok, _ := sequential(bs.seqEdges, bs.alarmedEdges, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.Latency, vetted: vetted}, w, graph.KindP50, bs.first)
 		if sc, ok := pick(regime, seq, ok); ok {
 			out = append(out, Finding{Edge: &k, Score: sc})
 		}
 	}
 	served := map[string][]opWeight{} // server operations' weights by service
-	opAt := map[OpKey]int{}           // where out holds each operation's finding
-	for _, k := range sortedKeys(w.Ops, compareOp) {
+	opAt := map[graph.OpKey]int{}     // where out holds each operation's finding
+	for _, k := range graph.SortedKeys(w.Ops, graph.CompareOp) {
 		raw := w.Ops[k]
 		var regime *baseline.Score
 		vetted := false
-		if o, from, ok := pool(bs.sparseOps, k, raw, newOpStats, w); ok {
+		if o, from, ok := pool(bs.sparseOps, k, raw, graph.NewOpStats, w); ok {
 			sc := judge(bs, bs.ops, k, bs.opCfg, k.Service+"\x00"+k.Operation, w, from, opVector(o, w.End.Sub(from).Seconds()), o.Requests)
 			regime = &sc
 			vetted = o == raw && !sc.Anomalous && !sc.Active && !sc.Warming
 		}
-		seq, ok, wt := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, KindSelfTime, bs.first)
+		seq, ok, wt := sequential(bs.seqOps, bs.alarmedOps, k, seqWindow{calls: float64(raw.Requests), errors: float64(raw.Errors), lat: raw.SelfTime, vetted: vetted}, w, graph.KindSelfTime, bs.first)
 		if !w.ClientOps[k] {
 			served[k.Service] = append(served[k.Service], opWeight{op: k, calls: float64(raw.Requests), w: wt})
 		}
 		// A client call's duration is its edge's latency, and a leaf
 		// operation's is its self time: only the others' is tested.
 		if _, known := bs.seqOpDur[k]; known || !w.ClientOps[k] && raw.SelfTime.Sum() < raw.Duration.Sum() {
-			dur, durOK, _ := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, KindP50, bs.first)
+			dur, durOK, _ := sequential(bs.seqOpDur, bs.alarmedDur, k, seqWindow{calls: float64(raw.Requests), lat: raw.Duration, vetted: vetted}, w, graph.KindP50, bs.first)
 			seq, ok = merge(seq, ok, dur, durOK)
 		}
 		if sc, ok := pick(regime, seq, ok); ok {
@@ -360,15 +369,15 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 			out = append(out, Finding{Op: &k, Score: sc})
 		}
 	}
-	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, KindP50, compareEdge, func(k EdgeKey, sc baseline.Score) {
+	idleSequential(bs.seqEdges, bs.alarmedEdges, w.Edges, w, graph.KindP50, graph.CompareEdge, func(k graph.EdgeKey, sc baseline.Score) {
 		out = append(out, Finding{Edge: &k, Score: sc})
 	})
-	idle := map[OpKey]baseline.Score{}
-	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, KindSelfTime, compareOp, func(k OpKey, sc baseline.Score) { idle[k] = sc })
-	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, KindP50, compareOp, func(k OpKey, sc baseline.Score) {
+	idle := map[graph.OpKey]baseline.Score{}
+	idleSequential(bs.seqOps, bs.alarmedOps, w.Ops, w, graph.KindSelfTime, graph.CompareOp, func(k graph.OpKey, sc baseline.Score) { idle[k] = sc })
+	idleSequential(bs.seqOpDur, bs.alarmedDur, w.Ops, w, graph.KindP50, graph.CompareOp, func(k graph.OpKey, sc baseline.Score) {
 		idle[k], _ = merge(idle[k], len(idle[k].Features) > 0, sc, true)
 	})
-	for _, k := range sortedKeys(idle, compareOp) {
+	for _, k := range graph.SortedKeys(idle, graph.CompareOp) {
 		opAt[k] = len(out)
 		out = append(out, Finding{Op: &k, Score: idle[k]})
 	}
@@ -379,7 +388,7 @@ func (bs *Baselines) Observe(w *Window) []Finding {
 
 // judge scores the vector x of a window (pooled from start from) of the
 // series k in all, creating its baseline (seeded by name) on first sight.
-func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Config, name string, w *Window, from time.Time, x []float64, calls int64) baseline.Score {
+func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Config, name string, w *graph.Window, from time.Time, x []float64, calls int64) baseline.Score {
 	s, ok := all[k]
 	if !ok {
 		s = &series{b: baseline.New(cfg, seed(name))}
@@ -398,28 +407,11 @@ func judge[K comparable](bs *Baselines, all map[K]*series, k K, cfg *baseline.Co
 	return sc
 }
 
-func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmp)
-	return keys
-}
-
-func compareEdge(a, b EdgeKey) int {
-	return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Target, b.Target), cmp.Compare(a.Operation, b.Operation))
-}
-
-func compareOp(a, b OpKey) int {
-	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Operation, b.Operation))
-}
-
-// BaselineMetrics are the baselines' Prometheus collectors. Scores are
+// Metrics are the baselines' Prometheus collectors. Scores are
 // exported per service-level edge (source, target), the worst operation's,
 // and only for edges that are anomalous or in an episode, at most
 // MaxScoreSeries of them: cardinality stays bounded whatever the graph.
-type BaselineMetrics struct {
+type Metrics struct {
 	score     *prometheus.GaugeVec
 	episodes  prometheus.Counter
 	windows   *prometheus.CounterVec
@@ -431,10 +423,10 @@ type BaselineMetrics struct {
 // MaxScoreSeries bounds the anomaly score series exported.
 const MaxScoreSeries = 200
 
-// NewBaselineMetrics creates the collectors and registers them with reg
+// NewMetrics creates the collectors and registers them with reg
 // (nil registers nothing).
-func NewBaselineMetrics(reg prometheus.Registerer) *BaselineMetrics {
-	m := &BaselineMetrics{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		score: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "causeway_edge_anomaly_score",
 			Help: "Anomaly score (regime spreads beyond normal) of the worst operation of an edge that is anomalous or in an episode; absent when normal.",
@@ -459,7 +451,7 @@ func NewBaselineMetrics(reg prometheus.Registerer) *BaselineMetrics {
 	return m
 }
 
-func (m *BaselineMetrics) count(s baseline.Score) {
+func (m *Metrics) count(s baseline.Score) {
 	switch {
 	case s.Warming:
 		m.windows.WithLabelValues("warming").Inc()
@@ -474,7 +466,7 @@ func (m *BaselineMetrics) count(s baseline.Score) {
 }
 
 // publish sets the score gauges from the edges' latest verdicts.
-func (m *BaselineMetrics) publish(edges map[EdgeKey]*series) {
+func (m *Metrics) publish(edges map[graph.EdgeKey]*series) {
 	worst := make(map[[2]string]float64)
 	for k, s := range edges {
 		if !s.last.Active && !s.last.Anomalous {

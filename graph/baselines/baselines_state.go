@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"compress/gzip"
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
 	"github.com/causeway/causeway/model/sketch"
 )
@@ -56,26 +57,26 @@ func (e *OtherWindowError) Error() string {
 }
 
 type edgeState struct {
-	Key   EdgeKey
+	Key   graph.EdgeKey
 	State baseline.State
 }
 
 type opState struct {
-	Key   OpKey
+	Key   graph.OpKey
 	State baseline.State
 }
 
 // scratchState is the rest of what Observe keeps between windows.
 type scratchState struct {
-	RefEdges    []refState[EdgeKey]
-	RefOps      []refState[OpKey]
-	SeqEdges    []seqState[EdgeKey]
-	SeqOps      []seqState[OpKey]
-	SeqOpDur    []seqState[OpKey]
+	RefEdges    []refState[graph.EdgeKey]
+	RefOps      []refState[graph.OpKey]
+	SeqEdges    []seqState[graph.EdgeKey]
+	SeqOps      []seqState[graph.OpKey]
+	SeqOpDur    []seqState[graph.OpKey]
 	SeqServices []svcState // absent before services were pooled
 	First       int64      // Baselines.first
-	SparseEdges []sparseState[EdgeKey, *EdgeStats]
-	SparseOps   []sparseState[OpKey, *OpStats]
+	SparseEdges []sparseState[graph.EdgeKey, *graph.EdgeStats]
+	SparseOps   []sparseState[graph.OpKey, *graph.OpStats]
 }
 
 type refState[K comparable] struct {
@@ -90,7 +91,7 @@ type seqState[K comparable] struct {
 
 func saveSeq[K comparable](m map[K]*seqSeries, cmp func(a, b K) int) []seqState[K] {
 	out := make([]seqState[K], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range graph.SortedKeys(m, cmp) {
 		out = append(out, seqState[K]{Key: k, Series: m[k]})
 	}
 	return out
@@ -103,7 +104,7 @@ type svcState struct {
 
 func saveServices(m map[string]*seqService) []svcState {
 	out := make([]svcState, 0, len(m))
-	for _, k := range sortedKeys(m, strings.Compare) {
+	for _, k := range graph.SortedKeys(m, strings.Compare) {
 		out = append(out, svcState{Key: k, Series: m[k]})
 	}
 	return out
@@ -153,7 +154,7 @@ type sparseState[K comparable, S any] struct {
 
 func saveRefs[K comparable](m map[K]*sketch.Latency, cmp func(a, b K) int) []refState[K] {
 	out := make([]refState[K], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range graph.SortedKeys(m, cmp) {
 		out = append(out, refState[K]{Key: k, Sketch: m[k]})
 	}
 	return out
@@ -161,7 +162,7 @@ func saveRefs[K comparable](m map[K]*sketch.Latency, cmp func(a, b K) int) []ref
 
 func saveSparse[K comparable, S any](m map[K]*sparse[S], cmp func(a, b K) int) []sparseState[K, S] {
 	out := make([]sparseState[K, S], 0, len(m))
-	for _, k := range sortedKeys(m, cmp) {
+	for _, k := range graph.SortedKeys(m, cmp) {
 		sp := m[k]
 		out = append(out, sparseState[K, S]{Key: k, Stats: sp.stats, Start: sp.start, Windows: sp.windows})
 	}
@@ -187,18 +188,18 @@ func (bs *Baselines) Save(w io.Writer) error {
 	if err := enc.Encode(h); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
-	for _, k := range sortedKeys(bs.edges, compareEdge) {
+	for _, k := range graph.SortedKeys(bs.edges, graph.CompareEdge) {
 		if err := enc.Encode(edgeState{Key: k, State: bs.edges[k].b.State()}); err != nil {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	for _, k := range sortedKeys(bs.ops, compareOp) {
+	for _, k := range graph.SortedKeys(bs.ops, graph.CompareOp) {
 		if err := enc.Encode(opState{Key: k, State: bs.ops[k].b.State()}); err != nil {
 			return fmt.Errorf("save baselines: %w", err)
 		}
 	}
-	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, compareEdge), SeqOps: saveSeq(bs.seqOps, compareOp), SeqOpDur: saveSeq(bs.seqOpDur, compareOp), SeqServices: saveServices(bs.seqSvc),
-		SparseEdges: saveSparse(bs.sparseEdges, compareEdge), SparseOps: saveSparse(bs.sparseOps, compareOp)}
+	scratch := scratchState{First: bs.first, SeqEdges: saveSeq(bs.seqEdges, graph.CompareEdge), SeqOps: saveSeq(bs.seqOps, graph.CompareOp), SeqOpDur: saveSeq(bs.seqOpDur, graph.CompareOp), SeqServices: saveServices(bs.seqSvc),
+		SparseEdges: saveSparse(bs.sparseEdges, graph.CompareEdge), SparseOps: saveSparse(bs.sparseOps, graph.CompareOp)}
 	if err := enc.Encode(scratch); err != nil {
 		return fmt.Errorf("save baselines: %w", err)
 	}
@@ -229,7 +230,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 	case h.Window != 0 && bs.window != 0 && h.Window != bs.window:
 		return &OtherWindowError{Snapshot: h.Window, Running: bs.window}
 	}
-	edges := make(map[EdgeKey]*series, h.Edges)
+	edges := make(map[graph.EdgeKey]*series, h.Edges)
 	for range h.Edges {
 		var e edgeState
 		if err := dec.Decode(&e); err != nil {
@@ -241,7 +242,7 @@ func (bs *Baselines) Load(r io.Reader) error {
 		}
 		edges[e.Key] = &series{b: b}
 	}
-	ops := make(map[OpKey]*series, h.Ops)
+	ops := make(map[graph.OpKey]*series, h.Ops)
 	for range h.Ops {
 		var o opState
 		if err := dec.Decode(&o); err != nil {
@@ -260,22 +261,22 @@ func (bs *Baselines) Load(r io.Reader) error {
 		}
 	}
 	seqEdges, seqOps := loadSeq(scratch.SeqEdges, scratch.RefEdges), loadSeq(scratch.SeqOps, scratch.RefOps)
-	sparseEdges, sparseOps := make(map[EdgeKey]*sparse[*EdgeStats]), make(map[OpKey]*sparse[*OpStats])
+	sparseEdges, sparseOps := make(map[graph.EdgeKey]*sparse[*graph.EdgeStats]), make(map[graph.OpKey]*sparse[*graph.OpStats])
 	for _, sp := range scratch.SparseEdges {
 		st := sp.Stats
 		if st == nil {
-			st = newEdgeStats()
+			st = graph.NewEdgeStats()
 		}
-		st.Latency = orEmpty(st.Latency)
-		sparseEdges[sp.Key] = &sparse[*EdgeStats]{stats: st, start: sp.Start, windows: sp.Windows}
+		st.Latency = graph.OrEmpty(st.Latency)
+		sparseEdges[sp.Key] = &sparse[*graph.EdgeStats]{stats: st, start: sp.Start, windows: sp.Windows}
 	}
 	for _, sp := range scratch.SparseOps {
 		st := sp.Stats
 		if st == nil {
-			st = newOpStats()
+			st = graph.NewOpStats()
 		}
-		st.Duration, st.SelfTime = orEmpty(st.Duration), orEmpty(st.SelfTime)
-		sparseOps[sp.Key] = &sparse[*OpStats]{stats: st, start: sp.Start, windows: sp.Windows}
+		st.Duration, st.SelfTime = graph.OrEmpty(st.Duration), graph.OrEmpty(st.SelfTime)
+		sparseOps[sp.Key] = &sparse[*graph.OpStats]{stats: st, start: sp.Start, windows: sp.Windows}
 	}
 	bs.mu.Lock()
 	bs.edges, bs.ops, bs.windows = edges, ops, h.Windows
@@ -298,15 +299,6 @@ func keptRef(l *sketch.Latency) *sketch.Latency {
 		return sketch.NewCompact(exceedAccuracy)
 	}
 	return l.Compact()
-}
-
-// orEmpty is l, or an empty sketch for one gob left out (an empty sketch
-// encodes as nothing).
-func orEmpty(l *sketch.Latency) *sketch.Latency {
-	if l == nil {
-		return sketch.NewLatency()
-	}
-	return l
 }
 
 // SaveFile writes the baselines to path atomically: to a temporary file in

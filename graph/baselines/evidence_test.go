@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"bufio"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/sketch"
 )
 
@@ -114,7 +115,7 @@ func seqRun(c seqCase, seed uint64) time.Duration {
 			}
 		}
 		start := int64(i) * int64(window)
-		sc, ok := s.observe(w, start, start+int64(window), 0, KindP50)
+		sc, ok := s.observe(w, start, start+int64(window), 0, graph.KindP50)
 		ok = ok && sc.Active // supporting evidence is no alarm
 		if ok && i >= history {
 			return time.Duration(i-history+1) * window
@@ -190,7 +191,7 @@ func TestSequentialRecurringJob(t *testing.T) {
 			w.calls++
 			w.lat.Add(v)
 		}
-		sc, ok := s.observe(w, i*window, (i+1)*window, 0, KindP50)
+		sc, ok := s.observe(w, i*window, (i+1)*window, 0, graph.KindP50)
 		alarm := ok && sc.Active
 		switch {
 		case alarm && !fault && i < 320:
@@ -213,7 +214,7 @@ func TestSequentialIdle(t *testing.T) {
 	step := func(factor float64) bool {
 		w := seqWindow{lat: sketch.NewLatency(), calls: 1}
 		w.lat.Add(10 * math.Exp(0.3*r.NormFloat64()) * factor)
-		sc, ok := s.observe(w, i*window, (i+1)*window, 0, KindP50)
+		sc, ok := s.observe(w, i*window, (i+1)*window, 0, graph.KindP50)
 		i++
 		return ok && sc.Active
 	}
@@ -228,7 +229,7 @@ func TestSequentialIdle(t *testing.T) {
 		t.Fatal("twelve calls ten times slower raised no alarm")
 	}
 	for n := int64(1); ; n++ {
-		_, ok := s.idle((i+n)*window, KindP50)
+		_, ok := s.idle((i+n)*window, graph.KindP50)
 		if !ok {
 			if got := time.Duration(n * window); got < seqIdle || got > seqIdle+time.Duration(window) {
 				t.Fatalf("reported for %v without calls, want %v", got, seqIdle)
@@ -284,7 +285,7 @@ func TestSequentialErrorsBelowRegimeView(t *testing.T) {
 				w.errors = errorsPerWindow(i)
 				w.vetted = true
 			}
-			sc, ok := s.observe(w, int64(i)*window, int64(i+1)*window, 0, KindP50)
+			sc, ok := s.observe(w, int64(i)*window, int64(i+1)*window, 0, graph.KindP50)
 			if ok && sc.Active {
 				return i - 120
 			}

@@ -1,8 +1,10 @@
-package graph
+package rank
 
 import (
 	"fmt"
 	"testing"
+
+	"github.com/causeway/causeway/graph"
 )
 
 // bigIncident is an incident over n services in a call tree (each service
@@ -17,7 +19,7 @@ func bigIncident(n int) ([]Observation, *Topology) {
 		parent := (i - 1) / 3
 		topo.Callees[svc(parent)]++
 		topo.Callers[svc(i)]++
-		obs = append(obs, edgeObs(svc(parent), svc(i), "op", NodeService, fs("p50", 230, 30, 12)))
+		obs = append(obs, edgeObs(svc(parent), svc(i), "op", graph.NodeService, fs("p50", 230, 30, 12)))
 		obs = append(obs, opObs(svc(i), "op", fs("p50", 228, 28, 12)))
 	}
 	obs = append(obs, opObs(svc(n-1), "op", fs("self time", 220, 20, 25)))

@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"math"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/graph"
 )
 
 // serviceRun feeds Baselines two hours of windows of one quiet service
@@ -18,16 +20,16 @@ func serviceRun(t *testing.T, ops int, slow map[int]bool, factor float64, seed u
 	t.Helper()
 	const window = int64(10 * time.Second)
 	r := rand.New(rand.NewPCG(seed, 7))
-	bs := NewBaselines(nil)
+	bs := New(nil)
 	for i := range int64(720) {
-		w := newWindow(i*window, (i+1)*window)
+		w := graph.NewWindow(time.Unix(0, i*window), time.Unix(0, (i+1)*window))
 		fault := i >= 600 && i < 660
 		for op := range ops {
 			if r.Float64() >= 1.0/12 { // once in two minutes on average
 				continue
 			}
-			k := OpKey{Service: "quiet", Operation: "op" + string(rune('a'+op))}
-			st := newOpStats()
+			k := graph.OpKey{Service: "quiet", Operation: "op" + string(rune('a'+op))}
+			st := graph.NewOpStats()
 			v := 10 * math.Exp(0.3*r.NormFloat64())
 			if fault && slow[op] {
 				v *= factor

@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
 	"github.com/causeway/causeway/model/sketch"
 	"github.com/causeway/causeway/sim"
@@ -19,13 +20,13 @@ import (
 )
 
 // simWindows returns the closed windows of simulated traffic.
-func simWindows(t testing.TB, cfg sim.Config, d time.Duration) []*Window {
+func simWindows(t testing.TB, cfg sim.Config, d time.Duration) []*graph.Window {
 	s, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ws []*Window
-	agg := New(Config{}, func(w *Window) { ws = append(ws, w) }, nil)
+	var ws []*graph.Window
+	agg := graph.New(graph.Config{}, func(w *graph.Window) { ws = append(ws, w) }, nil)
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
 	for range int(d / time.Second) {
 		for _, m := range s.Messages(time.Second) {
@@ -45,7 +46,7 @@ type verdict struct {
 	Score baseline.Score
 }
 
-func observeAll(bs *Baselines, ws []*Window) []verdict {
+func observeAll(bs *Baselines, ws []*graph.Window) []verdict {
 	var out []verdict
 	for _, w := range ws {
 		for _, f := range bs.Observe(w) {
@@ -69,19 +70,19 @@ func TestBaselinesRestartGivesSameScores(t *testing.T) {
 	cfg.Faults = []sim.Fault{mustFault(t, "latency:cartservice:+15ms@25m/3m")}
 	ws := simWindows(t, cfg, 30*time.Minute)
 
-	want := observeAll(NewBaselines(nil), ws)
+	want := observeAll(New(nil), ws)
 	if len(want) == 0 {
 		t.Fatal("the fault raised nothing: the comparison would prove little")
 	}
 
 	cut := len(ws) / 2
-	first := NewBaselines(nil)
+	first := New(nil)
 	got := observeAll(first, ws[:cut])
 	var buf bytes.Buffer
 	if err := first.Save(&buf); err != nil {
 		t.Fatal(err)
 	}
-	restored := NewBaselines(nil)
+	restored := New(nil)
 	if err := restored.Load(&buf); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +96,7 @@ func TestBaselinesRestartGivesSameScores(t *testing.T) {
 	if err := first.SaveFile(path); err != nil {
 		t.Fatal(err)
 	}
-	again := NewBaselines(nil)
+	again := New(nil)
 	if found, err := again.LoadFile(path); !found || err != nil {
 		t.Fatalf("LoadFile = %v, %v", found, err)
 	}
@@ -115,7 +116,7 @@ func mustFault(t testing.TB, s string) sim.Fault {
 }
 
 func TestBaselinesLoadRefusesOtherSnapshots(t *testing.T) {
-	bs := NewBaselines(nil)
+	bs := New(nil)
 	if err := bs.Load(bytes.NewReader([]byte("not gzip"))); err == nil {
 		t.Fatal("loaded garbage")
 	}
@@ -127,20 +128,20 @@ func TestBaselinesLoadRefusesOtherSnapshots(t *testing.T) {
 	// observe 20 s windows, naming both; read as it is by baselines of
 	// 10 s windows, or that do not know theirs (as before windows were
 	// recorded).
-	ten := NewBaselines(nil)
+	ten := New(nil)
 	ten.SetWindow(10 * time.Second)
 	var snap bytes.Buffer
 	if err := ten.Save(&snap); err != nil {
 		t.Fatal(err)
 	}
-	twenty := NewBaselines(nil)
+	twenty := New(nil)
 	twenty.SetWindow(20 * time.Second)
 	var other *OtherWindowError
 	if err := twenty.Load(bytes.NewReader(snap.Bytes())); !errors.As(err, &other) || other.Snapshot != 10*time.Second || other.Running != 20*time.Second {
 		t.Errorf("20 s baselines loading a 10 s snapshot: %v", err)
 	}
 	for _, w := range []time.Duration{10 * time.Second, 0} {
-		b := NewBaselines(nil)
+		b := New(nil)
 		b.SetWindow(w)
 		if err := b.Load(bytes.NewReader(snap.Bytes())); err != nil {
 			t.Errorf("window %v loading a 10 s snapshot: %v", w, err)
@@ -177,7 +178,7 @@ func bytesPerEdge(n int) float64 {
 		s := newSeqSeries()
 		refs[i] = s
 		for j := range 20 {
-			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, 0, KindP50)
+			s.observe(seqWindow{calls: 200, lat: w}, int64(j)*10e9, int64(j+1)*10e9, 0, graph.KindP50)
 		}
 	}
 	runtime.GC()
@@ -229,7 +230,7 @@ func TestHorizonsInEventTime(t *testing.T) {
 		{10 * time.Second, 48, 2160, 30},
 		{time.Minute, 8, 360, 5},
 	} {
-		bs := NewBaselines(nil)
+		bs := New(nil)
 		bs.SetWindow(tc.window)
 		for _, cfg := range []*baseline.Config{bs.edgeCfg, bs.opCfg} {
 			if cfg.Fill != tc.fill || cfg.Horizon != tc.horizon || cfg.Recluster != tc.recluster {

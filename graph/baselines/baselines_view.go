@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
 )
 
@@ -112,7 +113,7 @@ func (bs *Baselines) EdgeBaselines(source, target, operation string) []SeriesVie
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
 	var out []SeriesView
-	for _, k := range sortedKeys(bs.edges, compareEdge) {
+	for _, k := range graph.SortedKeys(bs.edges, graph.CompareEdge) {
 		if k.Source != source || k.Target != target || operation != "" && k.Operation != operation {
 			continue
 		}
@@ -128,7 +129,7 @@ func (bs *Baselines) OpBaselines(service string) []SeriesView {
 	bs.mu.RLock()
 	defer bs.mu.RUnlock()
 	var out []SeriesView
-	for _, k := range sortedKeys(bs.ops, compareOp) {
+	for _, k := range graph.SortedKeys(bs.ops, graph.CompareOp) {
 		if k.Service != service {
 			continue
 		}

@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/sim"
 	"github.com/causeway/causeway/span"
 )
@@ -21,10 +22,10 @@ func simRun(t *testing.T, cfg sim.Config, hours float64) (episodes []string, fir
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs = NewBaselines(nil)
+	bs = New(nil)
 	firstFaultWindow = map[string]int{}
 	start := cfg.Start
-	agg := New(Config{}, func(w *Window) {
+	agg := graph.New(graph.Config{}, func(w *graph.Window) {
 		for _, f := range bs.Observe(w) {
 			if !f.Score.Opened {
 				continue

@@ -1,4 +1,4 @@
-package graph
+package baselines
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/evidence"
 )
 
@@ -37,7 +38,7 @@ type seqService struct {
 
 // opWeight is one operation's window in its service's test.
 type opWeight struct {
-	op    OpKey
+	op    graph.OpKey
 	calls float64
 	w     seqWeight
 }
@@ -49,10 +50,10 @@ func (s *seqService) reported() bool { return s.Alarm && !s.Silent }
 // service in a reported episode (opAt: where out holds each operation's
 // finding of this window). It also keeps reporting, and ends, the
 // episodes of services that had no calls in w.
-func (bs *Baselines) observeServices(w *Window, weights map[string][]opWeight, out []Finding, opAt map[OpKey]int) []Finding {
+func (bs *Baselines) observeServices(w *graph.Window, weights map[string][]opWeight, out []Finding, opAt map[graph.OpKey]int) []Finding {
 	start, end := w.Start.UnixNano(), w.End.UnixNano()
 	armed := end-bs.first >= int64(SeqWarmUp)
-	for _, svc := range sortedKeys(weights, strings.Compare) {
+	for _, svc := range graph.SortedKeys(weights, strings.Compare) {
 		s := bs.seqSvc[svc]
 		if s == nil {
 			s = &seqService{}
@@ -94,7 +95,7 @@ func (bs *Baselines) observeServices(w *Window, weights map[string][]opWeight, o
 	}
 	// Episodes of services without calls in w: still reported until the
 	// service has had none for seqIdle, as a quiet series' are.
-	for _, svc := range sortedKeys(bs.seqSvc, strings.Compare) {
+	for _, svc := range graph.SortedKeys(bs.seqSvc, strings.Compare) {
 		s := bs.seqSvc[svc]
 		if _, seen := weights[svc]; seen || !s.reported() {
 			continue
@@ -111,21 +112,21 @@ func (bs *Baselines) observeServices(w *Window, weights map[string][]opWeight, o
 
 // serviceOps returns the operations of svc the sequential check knows, in
 // order.
-func (bs *Baselines) serviceOps(svc string) []OpKey {
-	var ops []OpKey
+func (bs *Baselines) serviceOps(svc string) []graph.OpKey {
+	var ops []graph.OpKey
 	for k := range bs.seqOps {
 		if k.Service == svc {
 			ops = append(ops, k)
 		}
 	}
-	slices.SortFunc(ops, compareOp)
+	slices.SortFunc(ops, graph.CompareOp)
 	return ops
 }
 
 // serviceProfile describes a service's episode by its operation with the
 // most evidence: which one, and that operation's profile.
 func (bs *Baselines) serviceProfile(svc string) (string, seqProfile) {
-	var top OpKey
+	var top graph.OpKey
 	best := 0.0
 	for _, k := range bs.serviceOps(svc) {
 		if s := bs.seqOps[k].Lat.S; s > best {
@@ -141,7 +142,7 @@ func (bs *Baselines) serviceProfile(svc string) (string, seqProfile) {
 // reportService adds to out, for a service in a reported episode, each of
 // its operations with evidence of its own (a positive statistic) that is
 // not already active in this window.
-func (bs *Baselines) reportService(svc string, s *seqService, end int64, out []Finding, opAt map[OpKey]int) []Finding {
+func (bs *Baselines) reportService(svc string, s *seqService, end int64, out []Finding, opAt map[graph.OpKey]int) []Finding {
 	for _, k := range bs.serviceOps(svc) {
 		o := bs.seqOps[k]
 		if o.Lat.S <= 0 {
@@ -153,7 +154,7 @@ func (bs *Baselines) reportService(svc string, s *seqService, end int64, out []F
 		}
 		lat := *o
 		lat.Err = evidence.CUSUM{} // the service's test is of time only
-		sc := lat.score(KindSelfTime, end, 0)
+		sc := lat.score(graph.KindSelfTime, end, 0)
 		sc.Explanation += fmt.Sprintf("; %s as a whole: %.0f of %.0f calls over %s slow", svc, s.Lat.Hits, s.Lat.Calls, time.Duration(end-s.Lat.Start).Round(time.Second))
 		if ok {
 			out[i].Score = sc

@@ -1,10 +1,11 @@
-package graph
+package baselines
 
 import (
 	"fmt"
 	"math"
 	"time"
 
+	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/baseline"
 	"github.com/causeway/causeway/model/evidence"
 	"github.com/causeway/causeway/model/sketch"
@@ -140,7 +141,7 @@ type seqSeries struct {
 	Last    seqProfile
 	LastEnd int64
 	// Pending holds the run's calls until the run is decided.
-	Pending *EdgeStats
+	Pending *graph.EdgeStats
 }
 
 // seqProfile describes an episode by what its calls looked like, not
@@ -263,7 +264,7 @@ func (s *seqSeries) step(w seqWindow, wt seqWeight, start, end, first int64, fea
 	running := s.Lat.S > 0 || s.Err.S > 0
 	if running {
 		if s.Pending == nil {
-			s.Pending = &EdgeStats{Latency: sketch.NewCompact(exceedAccuracy)}
+			s.Pending = &graph.EdgeStats{Latency: sketch.NewCompact(exceedAccuracy)}
 		}
 		s.Pending.Requests += int64(w.calls)
 		s.Pending.Errors += int64(w.errors)
@@ -382,18 +383,18 @@ func (s *seqSeries) score(feature baseline.Kind, end int64, threshold float64) b
 		if s.Lat.Far*2 >= s.Lat.Hits { // most slow calls are beyond the p99
 			over, hits = "p99", s.Lat.Far
 		}
-		fs := baseline.FeatureScore{Name: kindName(feature), Kind: feature, Current: round(cur), Expected: round(s.Ref.Quantile(0.5)), Over: over}
+		fs := baseline.FeatureScore{Name: graph.KindName(feature), Kind: feature, Current: graph.Round(cur), Expected: graph.Round(s.Ref.Quantile(0.5)), Over: over}
 		c := s.Lat
 		c.Hits = hits
 		add(fs, &c)
 	}
 	if s.Err.S > 0 {
-		fs := baseline.FeatureScore{Name: kindName(KindErrors), Kind: KindErrors, Current: round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: round(100 * s.errorRate())}
+		fs := baseline.FeatureScore{Name: graph.KindName(graph.KindErrors), Kind: graph.KindErrors, Current: graph.Round(100 * float64(s.Err.Hits) / float64(max(1, s.Err.Calls))), Expected: graph.Round(100 * s.errorRate())}
 		add(fs, &s.Err)
 	}
 	sc.P = 0.5 * math.Erfc(sc.Value/math.Sqrt2)
 	if sc.Explanation == "" {
-		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", kindName(feature))
+		sc.Explanation = fmt.Sprintf("%s: evidence accumulating", graph.KindName(feature))
 	}
 	return sc
 }

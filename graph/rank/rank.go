@@ -1,4 +1,8 @@
-package graph
+// Package rank orders the candidate root causes of an incident: given the
+// anomalous series it saw (Observation) and the call graph it ran over
+// (Topology), Rank reasons along the calls and returns the suspects
+// (Suspect), each with the evidence it rests on.
+package rank
 
 import (
 	"cmp"
@@ -8,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/model/baseline"
 )
 
@@ -33,14 +39,14 @@ const (
 
 // Evidence is one observation that points at a suspect.
 type Evidence struct {
-	Series   string  `json:"series"`    // "edge a->b:op" or "op service/op", for people
-	SeriesID Series  `json:"series_id"` // the same, typed, for programs
-	Feature  string  `json:"feature"`   // "self time", "p50", "client-server gap", "error ratio"
-	Current  float64 `json:"current"`
-	Baseline float64 `json:"baseline"`
-	Unit     string  `json:"unit"`
-	Spreads  float64 `json:"spreads"`
-	Windows  int     `json:"windows"` // anomalous windows seen
+	Series   string       `json:"series"`    // "edge a->b:op" or "op service/op", for people
+	SeriesID graph.Series `json:"series_id"` // the same, typed, for programs
+	Feature  string       `json:"feature"`   // "self time", "p50", "client-server gap", "error ratio"
+	Current  float64      `json:"current"`
+	Baseline float64      `json:"baseline"`
+	Unit     string       `json:"unit"`
+	Spreads  float64      `json:"spreads"`
+	Windows  int          `json:"windows"` // anomalous windows seen
 	// Calls, Hits, Over and HorizonS say what evidence that accumulated
 	// over several windows rests on: Hits of Calls calls over HorizonS
 	// seconds were beyond the usual Over quantile ("p90", "p99"), or
@@ -59,10 +65,10 @@ type Evidence struct {
 
 // Suspect is one candidate root cause with its score and evidence.
 type Suspect struct {
-	Service   string      `json:"service"`             // service or virtual node
-	Operation string      `json:"operation,omitempty"` // the operation most to blame, if any
-	Kind      SuspectKind `json:"kind"`
-	NodeKind  NodeKind    `json:"node_kind"`
+	Service   string         `json:"service"`             // service or virtual node
+	Operation string         `json:"operation,omitempty"` // the operation most to blame, if any
+	Kind      SuspectKind    `json:"kind"`
+	NodeKind  graph.NodeKind `json:"node_kind"`
 	// Caller and Callee name the edge of a network suspect whose evidence
 	// is on one caller's calls only: the network between the two.
 	Caller   string     `json:"caller,omitempty"`
@@ -75,10 +81,10 @@ type Suspect struct {
 // Observation is what the ranking is given for one anomalous series: its
 // latest verdict and how many anomalous windows it had in the incident.
 type Observation struct {
-	Finding
+	baselines.Finding
 	Windows   int
 	Exemplars []string
-	NodeKind  NodeKind // kind of the edge's target
+	NodeKind  graph.NodeKind // kind of the edge's target
 	// ClientOp marks an operation that is a client call: its self time is
 	// the wait for its callee, evidence about the callee, which the edge
 	// carries, not about the caller.
@@ -152,9 +158,9 @@ func newRanking(obs []Observation, topo *Topology) *ranking {
 				continue
 			}
 			switch {
-			case o.Edge != nil && fs.Kind == KindErrors:
+			case o.Edge != nil && fs.Kind == graph.KindErrors:
 				r.callErrors[o.Edge.Source] = true
-			case o.Op != nil && fs.Kind == KindErrors:
+			case o.Op != nil && fs.Kind == graph.KindErrors:
 				r.opErrors[o.Op.Service] = true
 			case o.Op != nil:
 				r.opSlow[o.Op.Service] = true
@@ -165,7 +171,7 @@ func newRanking(obs []Observation, topo *Topology) *ranking {
 }
 
 // get is the candidate blaming name for kind, created on first use.
-func (r *ranking) get(name string, kind SuspectKind, nk NodeKind) *candidate {
+func (r *ranking) get(name string, kind SuspectKind, nk graph.NodeKind) *candidate {
 	key := name + "\x00" + string(kind)
 	c, ok := r.cands[key]
 	if !ok {
@@ -177,10 +183,10 @@ func (r *ranking) get(name string, kind SuspectKind, nk NodeKind) *candidate {
 
 // weigh records evidence for c, its strength scaled by w; op names the
 // operation most to blame should this evidence be c's strongest.
-func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series Series, op string, w float64) {
+func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series graph.Series, op string, w float64) {
 	z := magnitude(fs, unit) * weightOf(o.Windows) * confidence(o) * w
 	ev := Evidence{Series: series.String(), SeriesID: series, Feature: fs.Name, Current: fs.Current,
-		Baseline: fs.Expected, Unit: unit, Spreads: round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
+		Baseline: fs.Expected, Unit: unit, Spreads: graph.Round(fs.Z), Windows: o.Windows, Exemplars: o.Exemplars,
 		Calls: fs.Calls, Hits: fs.Hits, Over: fs.Over, HorizonS: fs.Horizon.Seconds(), kind: fs.Kind}
 	c.s.Evidence = append(c.s.Evidence, ev)
 	if z > c.strength || c.best.Series == "" {
@@ -194,7 +200,7 @@ func (r *ranking) weigh(c *candidate, o *Observation, fs baseline.FeatureScore, 
 	}
 }
 
-func (r *ranking) add(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series Series, op string) {
+func (r *ranking) add(c *candidate, o *Observation, fs baseline.FeatureScore, unit string, series graph.Series, op string) {
 	r.weigh(c, o, fs, unit, series, op, 1)
 }
 
@@ -206,16 +212,16 @@ func (r *ranking) ownTime() {
 		if o.Op == nil || o.ClientOp { // a client call is judged through its edge
 			continue
 		}
-		series := OpSeries(*o.Op)
+		series := graph.OpSeries(*o.Op)
 		for _, fs := range o.Score.Features {
-			if !fs.Counts || fs.Kind != KindSelfTime && !isLatency(fs.Kind) {
+			if !fs.Counts || fs.Kind != graph.KindSelfTime && !graph.IsLatency(fs.Kind) {
 				continue
 			}
-			c := r.get(o.Op.Service, SuspectLatency, NodeService)
+			c := r.get(o.Op.Service, SuspectLatency, graph.NodeService)
 			switch {
-			case fs.Kind == KindSelfTime && !r.callErrors[o.Op.Service]:
+			case fs.Kind == graph.KindSelfTime && !r.callErrors[o.Op.Service]:
 				r.add(c, o, fs, "ms", series, o.Op.Operation)
-			case fs.Kind == KindSelfTime:
+			case fs.Kind == graph.KindSelfTime:
 				// Its calls out fail: the time is spent waiting on and
 				// retrying them, as a victim's is.
 				r.weigh(c, o, fs, "ms", series, o.Op.Operation, victimWeight)
@@ -240,25 +246,25 @@ func (r *ranking) calls() {
 		if e == nil {
 			continue
 		}
-		series := EdgeSeries(*e)
+		series := graph.EdgeSeries(*e)
 		r.pairs[[2]string{e.Source, e.Target}] = true
-		virtual := o.NodeKind != NodeService && o.NodeKind != ""
+		virtual := o.NodeKind != graph.NodeService && o.NodeKind != ""
 		for _, fs := range o.Score.Features {
 			if !fs.Counts {
 				continue
 			}
 			switch {
-			case fs.Kind == KindGap:
+			case fs.Kind == graph.KindGap:
 				// A failed call's gap says little: the server side may
 				// have given up long before the client did.
 				if !failing(o) {
 					r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: 1})
 					r.gapPairs[[2]string{e.Source, e.Target}] = true
 				}
-			case fs.Kind == KindErrors && virtual:
+			case fs.Kind == graph.KindErrors && virtual:
 				r.add(r.get(e.Target, SuspectDependency, o.NodeKind), o, fs, "%", series, e.Operation)
-			case fs.Kind == KindErrors && !r.opErrors[e.Target]:
-				r.add(r.get(e.Target, SuspectDown, NodeService), o, fs, "%", series, e.Operation)
+			case fs.Kind == graph.KindErrors && !r.opErrors[e.Target]:
+				r.add(r.get(e.Target, SuspectDown, graph.NodeService), o, fs, "%", series, e.Operation)
 			case virtual: // a latency feature of a call to a dependency
 				r.add(r.get(e.Target, SuspectDependency, o.NodeKind), o, fs, "ms", series, e.Operation)
 			case !r.opSlow[e.Target] && !failing(o):
@@ -266,7 +272,7 @@ func (r *ranking) calls() {
 				// did not: the time went between them, as with a grown
 				// gap. A tail quantile alone weighs less.
 				w := 1.0
-				if fs.Kind != KindP50 {
+				if fs.Kind != graph.KindP50 {
 					w = tailWeight
 				}
 				r.gaps = append(r.gaps, gapEvidence{o: o, fs: fs, series: series, w: w})
@@ -289,13 +295,13 @@ func (r *ranking) clientWaits() {
 			r.gapPairs[[2]string{o.Op.Service, o.Callee}] {
 			continue
 		}
-		edge := &Observation{Finding: o.Finding, Windows: o.Windows, Exemplars: o.Exemplars, NodeKind: NodeService}
-		edge.Edge = &EdgeKey{Source: o.Op.Service, Target: o.Callee, Operation: o.Op.Operation}
+		edge := &Observation{Finding: o.Finding, Windows: o.Windows, Exemplars: o.Exemplars, NodeKind: graph.NodeService}
+		edge.Edge = &graph.EdgeKey{Source: o.Op.Service, Target: o.Callee, Operation: o.Op.Operation}
 		r.pairs[[2]string{o.Op.Service, o.Callee}] = true
 		for _, fs := range o.Score.Features {
-			if fs.Counts && fs.Kind == KindSelfTime {
-				fs.Name, fs.Kind = kindName(KindGap), KindGap
-				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: OpSeries(*o.Op), w: 1})
+			if fs.Counts && fs.Kind == graph.KindSelfTime {
+				fs.Name, fs.Kind = graph.KindName(graph.KindGap), graph.KindGap
+				r.gaps = append(r.gaps, gapEvidence{o: edge, fs: fs, series: graph.OpSeries(*o.Op), w: 1})
 			}
 		}
 	}
@@ -336,7 +342,7 @@ func (r *ranking) gapEnds() {
 		}
 	}
 	for name, x := range ends {
-		kind, nk := SuspectNetwork, NodeService
+		kind, nk := SuspectNetwork, graph.NodeService
 		if len(x.callees) > len(x.callers) {
 			kind = SuspectLatency // the calling side stretches its own client spans
 		}
@@ -389,8 +395,8 @@ func (r *ranking) errorOrigins() {
 			continue
 		}
 		for _, fs := range o.Score.Features {
-			if fs.Kind == KindErrors && fs.Counts {
-				r.add(r.get(o.Op.Service, SuspectErrors, NodeService), o, fs, "%", OpSeries(*o.Op), o.Op.Operation)
+			if fs.Kind == graph.KindErrors && fs.Counts {
+				r.add(r.get(o.Op.Service, SuspectErrors, graph.NodeService), o, fs, "%", graph.OpSeries(*o.Op), o.Op.Operation)
 			}
 		}
 	}
@@ -412,7 +418,7 @@ func (r *ranking) order() []Suspect {
 
 	out := make([]Suspect, 0, len(r.cands))
 	for _, c := range r.cands {
-		c.s.Score = round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
+		c.s.Score = graph.Round(c.strength * (0.75 + 0.25*pr[c.s.Service]))
 		// The evidence the suspect rests on first, then the rest by
 		// how far each is from normal.
 		slices.SortFunc(c.s.Evidence, func(a, b Evidence) int {
@@ -467,10 +473,10 @@ func NewTopology() *Topology {
 // Add counts the edges of a window (each pair once however often seen)
 // that carried enough calls to be judged: an edge too quiet to show an
 // anomaly is no evidence that a fault spared it.
-func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
+func (t *Topology) Add(w *graph.Window, seen map[[2]string]bool) {
 	for k, st := range w.Edges {
 		p := [2]string{k.Source, k.Target}
-		if seen[p] || st.Requests < MinRequests {
+		if seen[p] || st.Requests < baselines.MinRequests {
 			continue
 		}
 		seen[p] = true
@@ -482,7 +488,7 @@ func (t *Topology) Add(w *Window, seen map[[2]string]bool) {
 // failing reports whether an observation's error ratio counts.
 func failing(o *Observation) bool {
 	for _, fs := range o.Score.Features {
-		if fs.Kind == KindErrors && fs.Counts {
+		if fs.Kind == graph.KindErrors && fs.Counts {
 			return true
 		}
 	}
@@ -493,7 +499,7 @@ func failing(o *Observation) bool {
 type gapEvidence struct {
 	o      *Observation
 	fs     baseline.FeatureScore
-	series Series
+	series graph.Series
 	w      float64 // weight: 1, or less for weaker kinds of evidence
 }
 
@@ -513,7 +519,7 @@ func confidence(o *Observation) float64 {
 	if !o.Score.Supporting {
 		return 1
 	}
-	return min(1, o.Score.Value*o.Score.Value/2/SeqThreshold)
+	return min(1, o.Score.Value*o.Score.Value/2/baselines.SeqThreshold)
 }
 
 // weightOf favours evidence that persisted: one window counts half, three
@@ -617,9 +623,9 @@ func summary(s *Suspect) string {
 	switch s.Kind {
 	case SuspectLatency:
 		switch e.kind {
-		case KindGap:
+		case graph.KindGap:
 			return fmt.Sprintf("%s itself is slow to send and receive its calls (CPU, GC or connection pool): %s (%s)", s.Service, e.Text, e.Series)
-		case KindSelfTime:
+		case graph.KindSelfTime:
 			return fmt.Sprintf("%s got slower in its own code: %s (%s)", s.Service, e.Text, e.Series)
 		}
 		return fmt.Sprintf("%s is slower: %s (%s); its own time did not rise, so a callee may explain it", s.Service, e.Text, e.Series)

@@ -1,0 +1,12 @@
+package graph
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// What the external tests (package graph_test, which may import the
+// subpackages that import graph) read of the package's internals.
+
+// Epoch is the scenarios' start of event time (epoch).
+var Epoch = epoch
+
+// CapHits is m's counter of calls and runs folded by a cap (capHit).
+func CapHits(m *Metrics) *prometheus.CounterVec { return m.capHit }
