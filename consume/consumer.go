@@ -19,7 +19,7 @@ import (
 )
 
 // Batch is the spans of one Kafka message, handed to the next stage in
-// offset order. The receiver owns it until it calls Consumer.Done.
+// offset order. The receiver owns it until it calls Release.
 type Batch struct {
 	// Spans are the message's usable spans; empty for a skipped message,
 	// which still flows through so its offset is committed in order.
@@ -42,10 +42,11 @@ func (b *Batch) Newest() bool {
 // Consumer reads span messages from a Kafka consumer group.
 //
 // Run fetches and decodes messages and sends them, in order, on a bounded
-// channel; the next stage applies each Batch and then calls Done, and only
-// then is the message's offset committed (in the background, every
-// CommitInterval, and on Close). A message skipped as bad is also passed on
-// and committed in order, so a crash never commits past unapplied spans.
+// channel. The next stage (pipeline.Driver) applies each Batch, releases
+// it, and commits its offset (Commit) once its effect is kept; the commit
+// reaches the brokers in the background, every CommitInterval, and on
+// Close. A message skipped as bad is also passed on and committed in
+// order, so a crash never commits past unapplied spans.
 type Consumer struct {
 	cfg  Config
 	log  *slog.Logger
@@ -531,17 +532,6 @@ func retryableWrite(err error) bool {
 		errors.Is(err, kafka.NotLeaderForPartition)
 }
 
-// Done marks b's spans as applied: its offset may now be committed. The
-// commit itself happens in the background (every CommitInterval) and on
-// Close. b must not be used afterwards.
-func (c *Consumer) Done(ctx context.Context, b *Batch) error {
-	if err := c.Commit(ctx, 1, b.Position()); err != nil {
-		return err
-	}
-	c.md.Release(b)
-	return nil
-}
-
 // Position is where a message was read: enough to commit its offset
 // later, after the batch itself has been released.
 type Position struct {
@@ -595,7 +585,7 @@ func (c *MessageDecoder) Close() error {
 	return nil
 }
 
-// Close stops reading, commits what Done has marked, and leaves the group.
+// Close stops reading, commits what Commit has marked, and leaves the group.
 // It is safe to call more than once.
 func (c *Consumer) Close() error {
 	c.closeOnce.Do(func() {

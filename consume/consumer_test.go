@@ -103,9 +103,10 @@ func consumeN(t *testing.T, cfg Config, m *Metrics, n, done int) []span.Span {
 		case b := <-c.Batches():
 			spans = append(spans, b.Spans...)
 			if i < done {
-				if err := c.Done(ctx, b); err != nil {
+				if err := c.Commit(ctx, 1, b.Position()); err != nil {
 					t.Fatal(err)
 				}
+				c.Release(b)
 			}
 		case <-ctx.Done():
 			t.Fatalf("saw %d of %d messages before the deadline", i, n)
