@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -280,17 +281,32 @@ func (c *Checkpointer) persist(pc *pendingCheckpoint) error {
 			return fmt.Errorf("alert outbox: %w", err)
 		}
 	}
-	b, err := encodeCheckpoint(&pc.data)
+	// Streamed to the file as it is encoded: the state is held once, in
+	// its sections, not again whole in its encoding.
+	var size countingWriter
+	err := statefs.WriteStream(c.fs, filepath.Join(c.dir, CheckpointFile), func(w io.Writer) error {
+		size.w = w
+		return writeCheckpoint(&size, &pc.data)
+	})
 	if err != nil {
 		return err
 	}
-	if err := c.fs.WriteFile(filepath.Join(c.dir, CheckpointFile), b); err != nil {
-		return err
-	}
-	c.m.size.Set(float64(len(b)))
+	c.m.size.Set(float64(size.n))
 	// The baselines alone as well, as older builds and `replay` read them.
 	if err := c.fs.WriteFile(filepath.Join(c.dir, BaselineFile), pc.data.Baselines); err != nil {
 		return err
 	}
 	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

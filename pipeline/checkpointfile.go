@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -32,9 +34,15 @@ import (
 // the state exactly once. The same holds for messages a consumer-group
 // rebalance hands out again while the detector runs: every message below
 // the next offset the state expects of its partition is skipped.
+//
+// The file is gzip of: in version 2, the header (the CheckpointData
+// without its three sections) as one gob value, then each section as its
+// length (uvarint) and its bytes, so that writing copies no section and
+// never holds the whole encoding in memory; in version 1 (still read),
+// everything as one gob value.
 const (
 	checkpointMagic   = "causeway-checkpoint"
-	checkpointVersion = 1
+	checkpointVersion = 2
 )
 
 // Files a Checkpointer writes in the state directory.
@@ -103,16 +111,26 @@ func (p State) restore(cp *CheckpointData, withGraph bool) error {
 	return p.Incidents.LoadState(bytes.NewReader(cp.Incidents))
 }
 
-func encodeCheckpoint(cp *CheckpointData) ([]byte, error) {
-	var buf bytes.Buffer
-	z, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err := gob.NewEncoder(z).Encode(cp); err != nil {
-		return nil, fmt.Errorf("encode checkpoint: %w", err)
+// writeCheckpoint streams cp to w in the current format.
+func writeCheckpoint(w io.Writer, cp *CheckpointData) error {
+	z, _ := gzip.NewWriterLevel(w, gzip.BestSpeed)
+	head := *cp
+	head.Baselines, head.Graph, head.Incidents = nil, nil, nil
+	if err := gob.NewEncoder(z).Encode(&head); err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	for _, section := range [][]byte{cp.Baselines, cp.Graph, cp.Incidents} {
+		if _, err := z.Write(binary.AppendUvarint(nil, uint64(len(section)))); err != nil {
+			return fmt.Errorf("encode checkpoint: %w", err)
+		}
+		if _, err := z.Write(section); err != nil {
+			return fmt.Errorf("encode checkpoint: %w", err)
+		}
 	}
 	if err := z.Close(); err != nil {
-		return nil, fmt.Errorf("encode checkpoint: %w", err)
+		return fmt.Errorf("encode checkpoint: %w", err)
 	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 // ReadCheckpoint reads the checkpoint at path; nil, nil when there is none.
@@ -129,18 +147,49 @@ func ReadCheckpoint(path string) (*CheckpointData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
+	// gob reads exactly its value from a ByteReader, so the sections
+	// after it are read from the same one.
+	br := bufio.NewReader(z)
 	var cp CheckpointData
-	if err := gob.NewDecoder(z).Decode(&cp); err != nil {
-		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
-	}
-	if _, err := io.Copy(io.Discard, z); err != nil { // checks the gzip trailer
+	if err := gob.NewDecoder(br).Decode(&cp); err != nil {
 		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	switch {
 	case cp.Magic != checkpointMagic:
 		return nil, fmt.Errorf("read checkpoint %s: not a checkpoint", path)
-	case cp.Version != checkpointVersion:
+	case cp.Version == 1: // the sections came with the header
+	case cp.Version == checkpointVersion:
+		for _, section := range []*[]byte{&cp.Baselines, &cp.Graph, &cp.Incidents} {
+			if *section, err = readSection(br); err != nil {
+				return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+			}
+		}
+	default:
 		return nil, fmt.Errorf("read checkpoint %s: version %d, this build reads %d", path, cp.Version, checkpointVersion)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil { // checks the gzip trailer
+		return nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	return &cp, nil
 }
+
+// readSection reads a section's length and bytes. A length beyond what
+// one section may hold is a damaged file, not an allocation to attempt.
+func readSection(br *bufio.Reader) ([]byte, error) {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return nil, fmt.Errorf("section length: %w", err)
+	}
+	if n > maxSection {
+		return nil, fmt.Errorf("section of %d bytes: more than a checkpoint holds", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return nil, fmt.Errorf("section: %w", err)
+	}
+	return b, nil
+}
+
+// maxSection bounds a section read back: far above any state the caps
+// allow, far below what a damaged length could ask for.
+const maxSection = 16 << 30

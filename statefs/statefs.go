@@ -6,8 +6,11 @@
 package statefs
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,14 +25,48 @@ type FS interface {
 	WriteFile(path string, data []byte) error
 }
 
+// Streamer is an FS that writes a file from a stream, never holding it
+// whole in memory: a checkpoint of a large state is written as it is
+// encoded.
+type Streamer interface {
+	FS
+	// WriteStream replaces path, atomically and durably as WriteFile
+	// does, with what write writes; an error from write leaves path as
+	// it was.
+	WriteStream(path string, write func(io.Writer) error) error
+}
+
+// WriteStream writes path on fs with write: streamed when fs is a
+// Streamer, else gathered in memory and written with WriteFile.
+func WriteStream(fs FS, path string, write func(io.Writer) error) error {
+	fs = Or(fs)
+	if s, ok := fs.(Streamer); ok {
+		return s.WriteStream(path, write)
+	}
+	var buf bytes.Buffer
+	if err := write(&buf); err != nil {
+		return err
+	}
+	return fs.WriteFile(path, buf.Bytes())
+}
+
 // OS is the real file system.
 type OS struct{}
 
-var _ FS = OS{}
+var _ Streamer = OS{}
 
 // WriteFile writes data to a temporary file beside path, syncs it, renames
 // it over path and syncs the directory, so the rename survives a crash.
-func (OS) WriteFile(path string, data []byte) error {
+func (o OS) WriteFile(path string, data []byte) error {
+	return o.WriteStream(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteStream is WriteFile with the data written by write, through a
+// buffer, to the temporary file.
+func (OS) WriteStream(path string, write func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -39,7 +76,12 @@ func (OS) WriteFile(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(f.Name()) // no-op after the rename
-	if _, err := f.Write(data); err != nil {
+	bw := bufio.NewWriterSize(f, 256<<10)
+	if err := write(bw); err != nil {
+		f.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
 		f.Close()
 		return err
 	}
@@ -86,7 +128,7 @@ type Faulty struct {
 	failed int
 }
 
-var _ FS = (*Faulty)(nil)
+var _ Streamer = (*Faulty)(nil)
 
 // ErrNoSpace and ErrIO are the errors of a full and of a failing disk, as
 // the kernel reports them.
@@ -130,6 +172,22 @@ func (f *Faulty) Failed() int {
 
 // WriteFile fails, blocks or writes, as set.
 func (f *Faulty) WriteFile(path string, data []byte) error {
+	if err := f.fault(path); err != nil {
+		return err
+	}
+	return Or(f.FS).WriteFile(path, data)
+}
+
+// WriteStream fails, blocks or writes, as set.
+func (f *Faulty) WriteStream(path string, write func(io.Writer) error) error {
+	if err := f.fault(path); err != nil {
+		return err
+	}
+	return WriteStream(f.FS, path, write)
+}
+
+// fault blocks while the disk is slow and returns the failure set, if any.
+func (f *Faulty) fault(path string) error {
 	f.mu.Lock()
 	err, block := f.err, f.block
 	if err != nil {
@@ -142,7 +200,7 @@ func (f *Faulty) WriteFile(path string, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}
-	return Or(f.FS).WriteFile(path, data)
+	return nil
 }
 
 // IsDiskFull reports whether err says the disk is full.
