@@ -102,4 +102,6 @@ func BenchmarkCheckpointWrite(b *testing.B) {
 // wholeFileFS writes whole files only (no WriteStream).
 type wholeFileFS struct{}
 
-func (wholeFileFS) WriteFile(path string, data []byte) error { return statefs.OS{}.WriteFile(path, data) }
+func (wholeFileFS) WriteFile(path string, data []byte) error {
+	return statefs.OS{}.WriteFile(path, data)
+}
