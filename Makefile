@@ -108,7 +108,7 @@ deploy-check:
 ## bench: decode, aggregation, baseline and ranking costs; the pipeline on one core against the generated-struct path (medians of BENCHCOUNT runs); then the whole detector reading from a real Kafka broker on loopback (scripts/integration.sh starts one)
 BENCHCOUNT ?= 5
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./consume/... ./graph/... ./model/... ./pipeline/...
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkScale' -benchmem -count $(BENCHCOUNT) -cpu 1 ./bench > $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
 	$(GO) test -run '^$$' -bench '^BenchmarkScale' -benchtime 1x -count 1 -cpu 1 ./bench >> $(BIN)/bench.txt || { cat $(BIN)/bench.txt; exit 1; }
