@@ -54,6 +54,26 @@ type Node struct {
 	ready  atomic.Bool
 	leader atomic.Bool
 	acks   *kafka.Writer
+
+	graphMu sync.Mutex
+	graphM  map[int]*graph.Metrics // per span partition, created when first owned
+}
+
+// graphMetrics returns the graph metrics of the workers of partition p,
+// labelled with it: created and registered when a worker of p first
+// runs here, kept for the next (counters go on across generations).
+func (n *Node) graphMetrics(p int) *graph.Metrics {
+	n.graphMu.Lock()
+	defer n.graphMu.Unlock()
+	if n.graphM == nil {
+		n.graphM = map[int]*graph.Metrics{}
+	}
+	m, ok := n.graphM[p]
+	if !ok {
+		m = graph.NewPartitionMetrics(n.opt.Registerer, p)
+		n.graphM[p] = m
+	}
+	return m
 }
 
 // New checks the configuration; Run connects.

@@ -50,7 +50,11 @@ func (w *worker) run(ctx context.Context) {
 	// A member already runs one worker per partition: one goroutine each.
 	gcfg := n.opt.Graph
 	gcfg.Workers = 1
-	agg := graph.New(gcfg, func(win *graph.Window) { closed = append(closed, win) }, nil)
+	// Its losses (spans too late, traces evicted, caps) are counted, by
+	// partition, with the member's metrics.
+	gm := n.graphMetrics(w.partition)
+	defer gm.Idle()
+	agg := graph.New(gcfg, func(win *graph.Window) { closed = append(closed, win) }, gm)
 	agg.StartAfter(n.closedTo(w.partition))
 
 	start := w.offset

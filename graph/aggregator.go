@@ -3,6 +3,7 @@ package graph
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -697,53 +698,89 @@ type Metrics struct {
 // NewMetrics creates the aggregator's collectors and registers them with reg
 // (nil registers nothing).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		tooLate: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_spans_too_late_total",
-			Help: "Spans dropped because their window had already closed.",
-		}),
-		evicted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_traces_evicted_total",
-			Help: "Traces joined early because the pending store was full (their late spans pair no further).",
-		}),
-		capHit: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "causeway_graph_cap_hits_total",
-			Help: "Observations dropped or folded because a cap was reached, by cap.",
-		}, []string{"cap"}),
-		lateObservations: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_late_observations_total",
-			Help: "Calls and operation runs of traces that finished after their window closed.",
-		}),
-		tracesJoined: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_traces_joined_total",
-			Help: "Traces joined into calls.",
-		}),
-		windowsClosed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_windows_closed_total",
-			Help: "Event-time windows closed.",
-		}),
-		windowsForced: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "causeway_graph_windows_forced_total",
-			Help: "Windows closed early because too many were open (event times spread too wide).",
-		}),
-		pendingSpans: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_graph_pending_spans",
-			Help: "Spans waiting for their trace to finish.",
-		}),
-		edgesTracked: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_graph_edges_tracked",
-			Help: "Distinct edges tracked.",
-		}),
-		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_graph_watermark_seconds",
-			Help: "End of the last closed window, Unix seconds (event time).",
-		}),
-	}
+	m := newMetrics(nil)
 	if reg != nil {
-		reg.MustRegister(m.tooLate, m.evicted, m.capHit, m.lateObservations, m.tracesJoined,
-			m.windowsClosed, m.windowsForced, m.pendingSpans, m.edgesTracked, m.watermark)
+		reg.MustRegister(m.collectors()...)
 	}
 	return m
+}
+
+// NewPartitionMetrics creates the collectors of the aggregator that joins
+// one partition's spans (a fleet member's partition worker), labelled with
+// the partition, and registers them with reg.
+func NewPartitionMetrics(reg prometheus.Registerer, partition int) *Metrics {
+	m := newMetrics(prometheus.Labels{"partition": strconv.Itoa(partition)})
+	if reg != nil {
+		reg.MustRegister(m.collectors()...)
+	}
+	return m
+}
+
+// Idle zeroes the gauges, for an aggregator that stopped (its partition
+// went to another member): what it held is no longer held here.
+func (m *Metrics) Idle() {
+	m.pendingSpans.Set(0)
+	m.edgesTracked.Set(0)
+}
+
+func (m *Metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.tooLate, m.evicted, m.capHit, m.lateObservations, m.tracesJoined,
+		m.windowsClosed, m.windowsForced, m.pendingSpans, m.edgesTracked, m.watermark}
+}
+
+func newMetrics(labels prometheus.Labels) *Metrics {
+	return &Metrics{
+		tooLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_spans_too_late_total",
+			Help:        "Spans dropped because their window had already closed.",
+			ConstLabels: labels,
+		}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_traces_evicted_total",
+			Help:        "Traces joined early because the pending store was full (their late spans pair no further).",
+			ConstLabels: labels,
+		}),
+		capHit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name:        "causeway_graph_cap_hits_total",
+			Help:        "Observations dropped or folded because a cap was reached, by cap.",
+			ConstLabels: labels,
+		}, []string{"cap"}),
+		lateObservations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_late_observations_total",
+			Help:        "Calls and operation runs of traces that finished after their window closed.",
+			ConstLabels: labels,
+		}),
+		tracesJoined: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_traces_joined_total",
+			Help:        "Traces joined into calls.",
+			ConstLabels: labels,
+		}),
+		windowsClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_windows_closed_total",
+			Help:        "Event-time windows closed.",
+			ConstLabels: labels,
+		}),
+		windowsForced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "causeway_graph_windows_forced_total",
+			Help:        "Windows closed early because too many were open (event times spread too wide).",
+			ConstLabels: labels,
+		}),
+		pendingSpans: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "causeway_graph_pending_spans",
+			Help:        "Spans waiting for their trace to finish.",
+			ConstLabels: labels,
+		}),
+		edgesTracked: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "causeway_graph_edges_tracked",
+			Help:        "Distinct edges tracked.",
+			ConstLabels: labels,
+		}),
+		watermark: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "causeway_graph_watermark_seconds",
+			Help:        "End of the last closed window, Unix seconds (event time).",
+			ConstLabels: labels,
+		}),
+	}
 }
 
 // Config returns the aggregator's configuration with defaults filled in.

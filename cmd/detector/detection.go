@@ -37,11 +37,16 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 	m.reg.MustRegister(storeErrs)
 	storeLog := &statefs.FaultLog{Log: m.Log, What: "write " + incidentFile}
 	gcfg := withWorkers(cfg.Graph)
+	var gm *graph.Metrics
 	if cfg.Cluster.Enabled {
-		gcfg.Workers = 1 // the fleet node's workers feed it windows, not spans
+		// The fleet node's partition workers join the spans, and count
+		// their graphs' losses by partition; this graph is fed windows.
+		gcfg.Workers = 1
+	} else {
+		gm = graph.NewMetrics(m.reg)
 	}
 	p, err := detect.New(detect.Options{
-		Graph: gcfg, GraphMetrics: graph.NewMetrics(m.reg), BaselineMetrics: baselines.NewMetrics(m.reg),
+		Graph: gcfg, GraphMetrics: gm, BaselineMetrics: baselines.NewMetrics(m.reg),
 		Incidents: incident.Options{Store: store},
 		OnWindow: func(w *graph.Window, fs []baselines.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -196,6 +197,13 @@ func TestFleetMatchesOneDetector(t *testing.T) {
 	}
 	if late := metrictest.Value(t, survivor.m.reg, "causeway_fleet_late_summaries_total"); late != 0 {
 		t.Errorf("%v window summaries arrived after the fleet stopped waiting for them", late)
+	}
+	// The partition workers' graphs are counted, by partition: the member
+	// that read them all has joined traces on each.
+	for p := range 3 {
+		if n := metrictest.Value(t, survivor.m.reg, "causeway_graph_traces_joined_total", "partition", strconv.Itoa(p)); n == 0 {
+			t.Errorf("partition %d: no traces joined counted on the member reading it", p)
+		}
 	}
 	hook.checkOnce(t)
 }
