@@ -60,6 +60,9 @@ type Options struct {
 	// Tick is how often idle partitions and the wall clock are looked at;
 	// 0: a second.
 	Tick time.Duration
+	// Quiet is how long a partition may send nothing before event time
+	// stops waiting for it (at least Idle); 0: QuietPartition.
+	Quiet time.Duration
 	// Applied, when set, sees each batch once the graph has it, with how
 	// many of its spans came too late for their window (on the graph's
 	// goroutine, before the batch is released).
@@ -83,6 +86,9 @@ type Driver struct {
 	// Publish mode: messages applied and not yet committed, in order.
 	held      []held
 	published int64
+
+	parts   []int     // the partitions the source may deliver, as listed at start
+	errSeen time.Time // the source's last error already acted on
 }
 
 // held is an applied message whose offset may be committed once windows
@@ -100,6 +106,9 @@ func NewDriver(opt Options) *Driver {
 	}
 	if opt.Tick <= 0 {
 		opt.Tick = time.Second
+	}
+	if opt.Quiet <= 0 {
+		opt.Quiet = QuietPartition
 	}
 	d := &Driver{opt: opt, src: opt.Source, agg: opt.Graph, log: opt.Log, next: map[int]int64{}}
 	if opt.Checkpoint != nil {
@@ -147,11 +156,13 @@ func (d *Driver) loop(ctx context.Context) {
 	if parts, err := d.src.Partitions(ctx); err != nil {
 		d.log.Warn("cannot list the topic's partitions; windows may close before every partition's backlog is read", "err", err)
 	} else {
+		d.parts = parts
 		for _, p := range parts {
 			d.agg.ExpectSource(p)
 			heard[p] = time.Now()
 		}
 	}
+	d.errSeen = d.src.LastError()
 	d.published = d.agg.ClosedTo()
 	for {
 		select {
@@ -160,6 +171,7 @@ func (d *Driver) loop(ctx context.Context) {
 				return
 			}
 			now := time.Now()
+			d.reexpect(now, heard)
 			clock.Heard(b.Partition, b.Newest(), now)
 			if d.apply(ctx, b) {
 				heard[b.Partition] = now
@@ -252,6 +264,7 @@ func (d *Driver) commit(ctx context.Context, messages int, ps ...consume.Positio
 // back, and event time follows the wall clock once the stream is quiet and
 // read to its end.
 func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, heard map[int]time.Time) {
+	d.reexpect(now, heard)
 	// Whether every partition has been read to its end, asked of the
 	// brokers at most once a tick and only when needed.
 	var up *bool
@@ -265,14 +278,16 @@ func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, hear
 		}
 		return *up
 	}
-	quiet := max(d.opt.Idle, QuietPartition)
+	quiet := max(d.opt.Idle, d.opt.Quiet)
+	lastErr := d.src.LastError()
 	for p, at := range heard {
 		// A partition silent for quiet stops holding windows back when the
 		// client has been healthy since (it has nothing to send, or
-		// another member has it), or once every partition is read to its
-		// end; not while a broker was away, when its backlog is still to
-		// come.
-		if now.Sub(at) > quiet && (d.src.LastError().Before(at) || caughtUp()) {
+		// another member has it), or when every partition is read to its
+		// end and the client has been healthy for quiet: not while a
+		// broker is away, nor just after, when what producers buffered
+		// meanwhile is still on its way, to this partition as to others.
+		if now.Sub(at) > quiet && (lastErr.Before(at) || now.Sub(lastErr) > quiet && caughtUp()) {
 			d.agg.ForgetSource(p)
 			clock.Forget(p)
 			delete(heard, p)
@@ -280,5 +295,25 @@ func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, hear
 	}
 	if clock.Advance(now, d.src.LastError()) && caughtUp() {
 		d.agg.AdvanceTo(now.Add(-d.opt.Idle).UnixNano())
+	}
+}
+
+// reexpect makes every partition hold windows back again once the client
+// has reported an error (a broker away, the group rejoining): a partition
+// forgotten while it was quiet may have had spans written during the
+// outage, which arrive only now, behind the others' newer ones. It stops
+// holding them back as at the start: once heard from, or quiet with the
+// client healthy, or every partition read to its end.
+func (d *Driver) reexpect(now time.Time, heard map[int]time.Time) {
+	le := d.src.LastError()
+	if !le.After(d.errSeen) {
+		return
+	}
+	d.errSeen = le
+	for _, p := range d.parts {
+		if _, ok := heard[p]; !ok {
+			d.agg.ExpectSource(p)
+			heard[p] = now
+		}
 	}
 }

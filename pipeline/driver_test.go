@@ -18,6 +18,8 @@ import (
 type fakeSource struct {
 	out      chan *consume.Batch
 	caughtUp atomic.Bool
+	parts    []int        // nil: partition 0 alone
+	lastErr  atomic.Int64 // unix ns of the last client error; 0: none
 
 	mu        sync.Mutex
 	committed []int64 // offsets committed (of the next message to read)
@@ -25,10 +27,21 @@ type fakeSource struct {
 
 func newFakeSource() *fakeSource { return &fakeSource{out: make(chan *consume.Batch)} }
 
-func (s *fakeSource) Batches() <-chan *consume.Batch            { return s.out }
-func (s *fakeSource) Release(*consume.Batch)                    {}
-func (s *fakeSource) Partitions(context.Context) ([]int, error) { return []int{0}, nil }
-func (s *fakeSource) LastError() time.Time                      { return time.Time{} }
+func (s *fakeSource) Batches() <-chan *consume.Batch { return s.out }
+func (s *fakeSource) Release(*consume.Batch)         {}
+func (s *fakeSource) Partitions(context.Context) ([]int, error) {
+	if s.parts == nil {
+		return []int{0}, nil
+	}
+	return s.parts, nil
+}
+
+func (s *fakeSource) LastError() time.Time {
+	if ns := s.lastErr.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 func (s *fakeSource) CaughtUp(context.Context, map[int]int64) (bool, error) {
 	return s.caughtUp.Load(), nil
 }
@@ -163,4 +176,112 @@ func TestDriverIdleWaitsForCaughtUp(t *testing.T) {
 	wait.For(t, 5*time.Second, 5*time.Millisecond, "the window closed by the wall clock", func() bool { return closed.Load() > 0 })
 	cancel()
 	<-done
+}
+
+// TestDriverOutageHoldsQuietPartitions: a partition that went quiet stops
+// holding windows back; when the client then reports an error (a broker
+// away), it holds them back again, so the spans written to it during the
+// outage, which arrive after another partition's newer ones, are not too
+// late. Without the error, the same order of arrival drops them.
+func TestDriverOutageHoldsQuietPartitions(t *testing.T) {
+	run := func(outage bool) (late int) {
+		src := newFakeSource()
+		src.parts = []int{0, 1}
+		var mu sync.Mutex
+		d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 5 * time.Millisecond, Quiet: 30 * time.Millisecond,
+			Applied: func(_ *consume.Batch, n int) {
+				mu.Lock()
+				late += n
+				mu.Unlock()
+			}})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = d.Run(ctx)
+		}()
+		const s = int64(time.Second)
+		base := int64(1_700_000_000) * s
+		at := func(p int, b *consume.Batch) *consume.Batch {
+			b.Partition = p
+			return b
+		}
+		src.out <- at(0, call(0, 1, base+2*s))
+		src.out <- at(1, call(0, 2, base+3*s))
+		time.Sleep(200 * time.Millisecond) // partition 1 is quiet long enough to be forgotten
+		// The client reports errors while the broker is away, up to the
+		// moment the backlog arrives.
+		failing := func() {
+			if outage {
+				src.lastErr.Store(time.Now().UnixNano())
+			}
+		}
+		failing()
+		src.out <- at(0, call(1, 3, base+60*s)) // after the outage, newer spans first
+		failing()
+		src.out <- at(1, call(1, 4, base+20*s)) // then what partition 1 was sent meanwhile
+		src.out <- at(0, call(2, 5, base+61*s)) // (a last batch: the one before is applied)
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return late
+	}
+	if late := run(true); late != 0 {
+		t.Errorf("after an outage, %d spans of the partition that had been quiet came too late, want 0", late)
+	}
+	if late := run(false); late == 0 {
+		t.Errorf("without an outage, the quiet partition's old spans were not too late: the test shows nothing")
+	}
+}
+
+// TestDriverHoldsPartitionsJustAfterAnOutage: right after an outage every
+// partition is read to its end before producers have sent what they
+// buffered; a partition silent since before the outage must not stop
+// holding windows back then, or its buffered spans, arriving after
+// another partition's newer ones, come too late.
+func TestDriverHoldsPartitionsJustAfterAnOutage(t *testing.T) {
+	src := newFakeSource()
+	src.parts = []int{0, 1}
+	var mu sync.Mutex
+	late := 0
+	d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 5 * time.Millisecond, Quiet: time.Second,
+		Applied: func(_ *consume.Batch, n int) {
+			mu.Lock()
+			late += n
+			mu.Unlock()
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	const s = int64(time.Second)
+	base := int64(1_700_000_000) * s
+	at := func(p int, b *consume.Batch) *consume.Batch {
+		b.Partition = p
+		return b
+	}
+	src.out <- at(0, call(0, 1, base+2*s))
+	src.out <- at(1, call(0, 2, base+3*s))
+	// The broker goes away for longer than quiet: the client reports
+	// errors all along.
+	for end := time.Now().Add(1200 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		src.lastErr.Store(time.Now().UnixNano())
+	}
+	// It is back; nothing new is written yet, so every partition is read
+	// to its end. Ticks pass.
+	src.caughtUp.Store(true)
+	time.Sleep(50 * time.Millisecond)
+	src.out <- at(0, call(1, 3, base+60*s)) // the producers' buffers: newer spans first
+	src.out <- at(1, call(1, 4, base+20*s)) // then partition 1's
+	src.out <- at(0, call(2, 5, base+61*s))
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if late != 0 {
+		t.Errorf("%d spans of the partition silent since before the outage came too late, want 0", late)
+	}
 }
