@@ -324,7 +324,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		// at most one line per interval.
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
 			c.troubled.Store(time.Now().UnixNano())
-			md.m.KafkaErrors.Inc()
+			md.m.KafkaError()
 			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), md.secret))
 		}),
 	})
@@ -410,7 +410,7 @@ func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) err
 			// Retried every second while the brokers are away: counted,
 			// and logged at most once per LogInterval.
 			c.troubled.Store(time.Now().UnixNano())
-			c.md.m.KafkaErrors.Inc()
+			c.md.m.KafkaError()
 			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.md.secret))
 			select {
 			case <-ctx.Done():

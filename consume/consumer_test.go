@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -264,5 +265,44 @@ func TestResumedAfterErrors(t *testing.T) {
 	}
 	if c.resumed(now.Add(-20*time.Second), now) {
 		t.Error("errors before the last message counted for the gap after it")
+	}
+}
+
+// TestLagUnknownWhileKafkaFails: the lag is exported as last reported
+// until the Kafka client reports an error; from then on (a broker away:
+// the true lag grows unseen) it is absent, not a stale value, until the
+// next message reports it again.
+func TestLagUnknownWhileKafkaFails(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	exported := func() (float64, bool) {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "causeway_consume_lag_messages" {
+				return mf.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	if v, ok := exported(); !ok || v != 0 {
+		t.Errorf("before any message: %v, %v; want 0", v, ok)
+	}
+	m.Lag.Set(12)
+	if v, ok := exported(); !ok || v != 12 {
+		t.Errorf("after a report of 12: %v, %v", v, ok)
+	}
+	m.KafkaError()
+	if v, ok := exported(); ok {
+		t.Errorf("after a client error: %v exported, want none", v)
+	}
+	if n := testutil.ToFloat64(m.KafkaErrors); n != 1 {
+		t.Errorf("kafka errors counted: %v, want 1", n)
+	}
+	m.Lag.Set(3)
+	if v, ok := exported(); !ok || v != 3 {
+		t.Errorf("after the next report: %v, %v", v, ok)
 	}
 }

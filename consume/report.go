@@ -19,7 +19,7 @@ type Metrics struct {
 	Errors     *prometheus.CounterVec // messages rejected whole, by reason
 	Rejected   *prometheus.CounterVec // spans rejected, by reason
 	DeadLetter *prometheus.CounterVec // dead-letter copies, by result
-	Lag        prometheus.Gauge
+	Lag        *LagGauge
 	Commits    prometheus.Counter
 	// KafkaErrors are the errors the Kafka client reported while it
 	// retried on its own (dial, group join, fetch, commit): a broker
@@ -49,9 +49,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		DeadLetter: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_consume_dead_letter_total", Help: "Bad messages copied to the dead-letter topic, by result (ok, failed).",
 		}, []string{"result"}),
-		Lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "causeway_consume_lag_messages", Help: "Messages between the last one read and the partition end, as last reported by the reader.",
-		}),
+		Lag: &LagGauge{desc: prometheus.NewDesc("causeway_consume_lag_messages",
+			"Messages between the last one read and the partition end, as last reported by the reader; absent while the Kafka client has reported errors since (a broker away: the lag is unknown).", nil, nil)},
 		Commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "causeway_consume_commits_total", Help: "Messages whose offsets were committed after their spans were applied.",
 		}),
@@ -130,5 +129,47 @@ func (s *sampler) report(reason span.Reason, msg []byte, n int, attrs ...any) {
 func (s *sampler) note(key, detail string) {
 	if suppressed, ok := s.allow(span.Reason(key), 1); ok {
 		s.log.Warn(key, "detail", detail, "suppressed_since_last_log", suppressed)
+	}
+}
+
+// KafkaError records an error the Kafka client reported and retried: it
+// is counted, and the lag is unknown until the next message says it.
+func (m *Metrics) KafkaError() {
+	m.KafkaErrors.Inc()
+	m.Lag.mu.Lock()
+	m.Lag.seq++
+	m.Lag.errSeq = m.Lag.seq
+	m.Lag.mu.Unlock()
+}
+
+// LagGauge is the consumer lag as last reported by the reader. While the
+// Kafka client has reported an error since that report (a broker away, a
+// group rejoining), the true lag is unknown, growing as producers write:
+// the series is then not exported, rather than showing a stale value.
+type LagGauge struct {
+	desc *prometheus.Desc
+
+	mu          sync.Mutex
+	v           float64
+	seq         int64 // counts reports and client errors, in order
+	set, errSeq int64 // the last report's and the last error's place in it
+}
+
+// Set records the lag now.
+func (g *LagGauge) Set(v float64) {
+	g.mu.Lock()
+	g.seq++
+	g.v, g.set = v, g.seq
+	g.mu.Unlock()
+}
+
+func (g *LagGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *LagGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	v, known := g.v, g.set >= g.errSeq
+	g.mu.Unlock()
+	if known {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v)
 	}
 }

@@ -509,7 +509,7 @@ func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
 				return nil
 			}
 			if n.opt.DecodeMetrics != nil {
-				n.opt.DecodeMetrics.KafkaErrors.Inc()
+				n.opt.DecodeMetrics.KafkaError()
 			}
 			n.log.Warn("span consumer group", "err", err)
 			continue
@@ -538,7 +538,7 @@ func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
 func (n *Node) kafkaErrors() kafka.Logger {
 	return kafka.LoggerFunc(func(f string, a ...any) {
 		if n.opt.DecodeMetrics != nil {
-			n.opt.DecodeMetrics.KafkaErrors.Inc()
+			n.opt.DecodeMetrics.KafkaError()
 		}
 		n.log.Debug("kafka client error", "detail", fmt.Sprintf(f, a...))
 	})

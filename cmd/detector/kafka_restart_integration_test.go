@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +56,10 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 		n := scrape(t, addr, "causeway_consume_kafka_errors_total")
 		return n > errsBefore, fmt.Sprint(n)
 	})
+	// Meanwhile the lag is unknown: not exported, rather than a stale 0.
+	if exported(t, addr, "causeway_consume_lag_messages") {
+		t.Error("causeway_consume_lag_messages exported while the broker is down")
+	}
 	// The outage outlasts idle_advance: event time must not move on with
 	// the wall clock meanwhile, or what is written after it (as a
 	// Collector's buffer would be) comes too late for its windows.
@@ -182,4 +188,24 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
+}
+
+// exported reports whether addr's /metrics has a sample of series.
+func exported(t *testing.T, addr, series string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, series+" ") || strings.HasPrefix(line, series+"{") {
+			return true
+		}
+	}
+	return false
 }
