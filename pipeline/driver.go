@@ -297,10 +297,12 @@ func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, hear
 	}
 }
 
-// reexpect makes every partition hold windows back again once the client
-// has reported an error (a broker away, the group rejoining): a partition
-// forgotten while it was quiet may have had spans written during the
-// outage, which arrive only now, behind the others' newer ones. It stops
+// reexpect makes every partition read here hold windows back again once
+// the client has reported an error (a broker away, the group rejoining): a
+// partition forgotten while it was quiet may have had spans written during
+// the outage, which arrive only now, behind the others' newer ones.
+// Partitions never read here (another member's) are left alone: they
+// would hold windows until the group's offsets say they are read. It stops
 // holding them back as at the start: once heard from, or quiet with the
 // client healthy, or every partition read to its end.
 func (d *Driver) reexpect(now time.Time, heard map[int]time.Time) {
@@ -310,7 +312,8 @@ func (d *Driver) reexpect(now time.Time, heard map[int]time.Time) {
 	}
 	d.errSeen = le
 	for _, p := range d.parts {
-		if _, ok := heard[p]; !ok {
+		_, read := d.next[p] // only partitions read here: not another member's
+		if _, held := heard[p]; read && !held {
 			d.agg.ExpectSource(p)
 			heard[p] = now
 		}
