@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -56,9 +55,9 @@ type Consumer struct {
 	out  chan *Batch
 
 	dialer *kafka.Dialer
-	// troubled is when the client last reported an error (unix ns): a
+	// troubled is when the client last reported an error: a
 	// broker away, a group rejoining, a fetch that failed.
-	troubled atomic.Int64
+	troubled ErrorClock
 
 	closeOnce sync.Once
 	closeErr  error
@@ -152,12 +151,7 @@ func (c *Consumer) EndOffsets(ctx context.Context) (map[int]int64, error) {
 
 // LastError returns when the Kafka client last reported an error, the
 // zero time if it never did.
-func (c *Consumer) LastError() time.Time {
-	if ns := c.troubled.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
+func (c *Consumer) LastError() time.Time { return c.troubled.Last() }
 
 // MessageDecoder turns Kafka messages into Batches: it decodes them, counts
 // and logs (sampled) what it cannot use, copies undecodable messages to the
@@ -323,7 +317,7 @@ func New(cfg Config, log *slog.Logger, m *Metrics, now func() time.Time) (*Consu
 		// Its errors are mostly transient and retried inside: counted, and
 		// at most one line per interval.
 		ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			c.troubled.Store(time.Now().UnixNano())
+			c.troubled.Note()
 			md.m.KafkaError()
 			c.samp.note("kafka reader error", scrub(fmt.Sprintf(f, a...), md.secret))
 		}),
@@ -409,7 +403,7 @@ func (c *Consumer) fetch(ctx context.Context, next func(kafka.Message) bool) err
 			}
 			// Retried every second while the brokers are away: counted,
 			// and logged at most once per LogInterval.
-			c.troubled.Store(time.Now().UnixNano())
+			c.troubled.Note()
 			c.md.m.KafkaError()
 			c.samp.note("fetch from kafka", c.cfg.Topic+": "+scrub(err.Error(), c.md.secret))
 			select {
@@ -439,7 +433,7 @@ const resumeGap = 5 * time.Second
 // last, ends an interruption: a gap of resumeGap or more during which
 // the client reported an error.
 func (c *Consumer) resumed(last, now time.Time) bool {
-	return now.Sub(last) >= resumeGap && c.troubled.Load() > last.UnixNano()
+	return now.Sub(last) >= resumeGap && c.troubled.Last().After(last)
 }
 
 // Decode turns one message into a Batch. A message it cannot decode gives

@@ -256,7 +256,7 @@ func TestResumedAfterErrors(t *testing.T) {
 	if c.resumed(now.Add(-time.Minute), now) {
 		t.Error("a quiet gap without errors counted as a recovery")
 	}
-	c.troubled.Store(now.Add(-30 * time.Second).UnixNano())
+	c.troubled.ns.Store(now.Add(-30 * time.Second).UnixNano())
 	if !c.resumed(now.Add(-time.Minute), now) {
 		t.Error("a minute without messages, with errors in it, is not a recovery")
 	}

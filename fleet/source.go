@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -25,8 +24,7 @@ type partitionSource struct {
 	md        *consume.MessageDecoder
 	log       *slog.Logger
 	out       chan *consume.Batch
-	// troubled is when the client last reported an error (unix ns).
-	troubled atomic.Int64
+	troubled  consume.ErrorClock
 }
 
 func newPartitionSource(n *Node, gen *kafka.Generation, partition int, start int64, md *consume.MessageDecoder, maxBytes int, log *slog.Logger) *partitionSource {
@@ -35,7 +33,7 @@ func newPartitionSource(n *Node, gen *kafka.Generation, partition int, start int
 	s.r = kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: partition, Dialer: n.dialer,
 		MinBytes: 1, MaxBytes: maxBytes, MaxWait: 500 * time.Millisecond,
 		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
-			s.troubled.Store(time.Now().UnixNano())
+			s.troubled.Note()
 			n.kafkaErrors().Printf(f, a...)
 		})})
 	return s
@@ -53,7 +51,7 @@ func (s *partitionSource) run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			s.troubled.Store(time.Now().UnixNano())
+			s.troubled.Note()
 			s.log.Warn("read span partition", "err", err)
 			if !sleep(ctx, time.Second) {
 				return nil
@@ -76,12 +74,7 @@ func (s *partitionSource) Release(b *consume.Batch) { s.md.Release(b) }
 
 func (s *partitionSource) Partitions(context.Context) ([]int, error) { return []int{s.partition}, nil }
 
-func (s *partitionSource) LastError() time.Time {
-	if ns := s.troubled.Load(); ns != 0 {
-		return time.Unix(0, ns)
-	}
-	return time.Time{}
-}
+func (s *partitionSource) LastError() time.Time { return s.troubled.Last() }
 
 // CaughtUp asks the partition's leader for its end offset: the partition
 // is caught up once the messages applied (next), or the start when none

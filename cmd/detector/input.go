@@ -41,7 +41,6 @@ func (in *input) Close() {
 func (m *Main) openInput(ctx context.Context, cfg Config, det *detect.Pipeline, parts *group) (*input, error) {
 	in := &input{idle: cfg.Idle, graph: m.agg, ready: func() error { return nil }}
 	kcfg := cfg.Kafka
-	defer func() { in.kafka = kcfg }()
 	if cfg.Embedded() {
 		demo, err := startDemo(ctx, cfg.Demo, m.Log, m.reg)
 		if err != nil {
@@ -61,6 +60,7 @@ func (m *Main) openInput(ctx context.Context, cfg Config, det *detect.Pipeline, 
 		in.Close()
 		return nil, err
 	}
+	in.kafka = kcfg
 	cm := consume.NewMetrics(m.reg)
 	if cfg.Cluster.Enabled {
 		view := graph.NewView()
