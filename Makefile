@@ -135,7 +135,7 @@ profile:
 	$(GO) tool pprof -top -nodecount 20 -sample_index=alloc_space $(BIN)/profile/bench.test $(BIN)/profile/mem.pprof
 	@echo "profiles: $(BIN)/profile/{cpu,mem}.pprof (go tool pprof -http=127.0.0.1:0 ...); a recorded file: bin/detector replay --input F --cpuprofile F --memprofile F"
 
-## eval: root-cause accuracy on three data sets: the development suite of ../shared/eval (56 generated scenarios, scripts/eval_dev.sh; generated on first use into DEV_SUITE, default ~/.cache/causeway/dev-suite, ~3 GB, ~90 s), the 47 Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob, scripts/eval_nezha.py) and the simulator's scenario suite (cmd/simeval). Tables in bin/eval-*; the output ends with the Nezha latency faults' line, then one line per data set in score.py's format: AC@1=.. AC@3=.. Avg@5=.. detected=n/m median_delay_s=.. false_per_hour=..
+## eval: root-cause accuracy on three data sets: the development suite of ../shared/eval (56 generated scenarios, scripts/eval_dev.sh; generated on first use into ~/.cache/causeway/dev-suite, ~3 GB, ~90 s), the 47 Nezha Online Boutique fault cases (needs ../shared/datasets/nezha-ob, scripts/eval_nezha.py) and the simulator's scenario suite (cmd/simeval); and, as a check that a change generalizes, the holdout suite (40 scenarios from the same generator with other targets, magnitudes and seeds, scripts/holdout_suite.py, cached in ~/.cache/causeway/holdout-suite, ~2 GB). Tables in bin/eval-*; the output ends with the Nezha latency faults' and the holdout suite's lines, then one line per data set in score.py's format: AC@1=.. AC@3=.. Avg@5=.. detected=n/m median_delay_s=.. false_per_hour=..
 NEZHA    ?= ../shared/datasets/nezha-ob
 EVAL_DIR ?= ../shared/eval
 EVAL_LINES = awk -F'\t' '{ printf "%-49s %s\n", $$1 ":", $$2 }'
@@ -143,13 +143,15 @@ eval: build
 	@rm -f $(BIN)/eval-*.summary
 	@echo "== development suite ($(EVAL_DIR)) =="
 	EVAL_DIR=$(EVAL_DIR) SUMMARY=$(BIN)/eval-dev.summary scripts/eval_dev.sh $(BIN)/detector
+	@echo "== holdout suite (scripts/holdout_suite.py) =="
+	SUITE_KIND=holdout EVAL_DIR=$(EVAL_DIR) SUMMARY=$(BIN)/eval-holdout.summary scripts/eval_dev.sh $(BIN)/detector
 	@echo "== Nezha Online Boutique ($(NEZHA)) =="
 	python3 scripts/eval_nezha.py --detector $(BIN)/detector --dataset $(NEZHA) \
 		--summary $(BIN)/eval-nezha.summary --latency-summary $(BIN)/eval-nezha-latency.summary
 	@echo "== simulator suite (cmd/simeval) =="
 	$(GO) run ./cmd/simeval -summary $(BIN)/eval-sim.summary
 	@echo
-	@$(EVAL_LINES) $(BIN)/eval-nezha-latency.summary
+	@$(EVAL_LINES) $(BIN)/eval-nezha-latency.summary $(BIN)/eval-holdout.summary
 	@$(EVAL_LINES) $(BIN)/eval-dev.summary $(BIN)/eval-nezha.summary $(BIN)/eval-sim.summary
 
 ## replay-nezha: the fault-free Online Boutique minute through the pipeline

@@ -6,14 +6,20 @@
 #
 # usage: scripts/eval_dev.sh [DETECTOR]        (default bin/detector)
 #
+# With SUITE_KIND=holdout it does the same for the holdout suite
+# (scripts/holdout_suite.py: the same generator, other targets, magnitudes,
+# seeds and rates), a check that what helps on the development suite
+# generalizes.
+#
 # Environment (all optional):
+#   SUITE_KIND dev or holdout                 (default dev)
 #   EVAL_DIR   gen.py and score.py            (default ../shared/eval, relative to the repository)
-#   DEV_SUITE  the generated suite, ~3 GB     (default ${XDG_CACHE_HOME:-$HOME/.cache}/causeway/dev-suite);
+#   DEV_SUITE  the generated suite, ~3 GB     (default ${XDG_CACHE_HOME:-$HOME/.cache}/causeway/KIND-suite);
 #              generated only when missing or incomplete
 #   DEV_JOBS   generator processes            (default 2)
-#   DEV_PRED   the detector's outputs         (default bin/eval-dev-pred, emptied first)
-#   DEV_TABLE  score.py's full output         (default bin/eval-dev.txt)
-#   DEV_LOG    score.py's and the detector's stderr (default bin/eval-dev.log)
+#   DEV_PRED   the detector's outputs         (default bin/eval-KIND-pred, emptied first)
+#   DEV_TABLE  score.py's full output         (default bin/eval-KIND.txt)
+#   DEV_LOG    score.py's and the detector's stderr (default bin/eval-KIND.log)
 #   SUMMARY    if set, also write "LABEL<TAB>SUMMARY LINE" to this file (make eval uses it)
 set -euo pipefail
 
@@ -22,11 +28,12 @@ cd "$root"
 
 detector=${1:-bin/detector}
 eval_dir=${EVAL_DIR:-../shared/eval}
-suite=${DEV_SUITE:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/dev-suite}
+kind=${SUITE_KIND:-dev}
+suite=${DEV_SUITE:-${XDG_CACHE_HOME:-$HOME/.cache}/causeway/$kind-suite}
 jobs=${DEV_JOBS:-2}
-pred=${DEV_PRED:-bin/eval-dev-pred}
-table=${DEV_TABLE:-bin/eval-dev.txt}
-log=${DEV_LOG:-bin/eval-dev.log}
+pred=${DEV_PRED:-bin/eval-$kind-pred}
+table=${DEV_TABLE:-bin/eval-$kind.txt}
+log=${DEV_LOG:-bin/eval-$kind.log}
 
 die() { echo "eval_dev: $*" >&2; exit 1; }
 
@@ -36,23 +43,39 @@ done
 [ -x "$detector" ] || die "detector $detector not found or not executable (make build)"
 detector=$(cd "$(dirname "$detector")" && pwd)/$(basename "$detector")
 
-# The scenarios the generator defines, one name a line.
-expected=$(python3 "$eval_dir/gen.py" --list | sed -n '/^Development suite scenarios/,$s/^  \([^ ][^ ]*\)$/\1/p')
+# The scenarios the suite holds, one name a line, and how to write it.
+case $kind in
+dev)
+	expected=$(python3 "$eval_dir/gen.py" --list | sed -n '/^Development suite scenarios/,$s/^  \([^ ][^ ]*\)$/\1/p')
+	label="dev suite"
+	generate() { python3 "$eval_dir/gen.py" --suite dev --out "$suite" --jobs "$jobs" --quiet; }
+	;;
+holdout)
+	expected=$(python3 scripts/holdout_suite.py --list)
+	label="holdout suite"
+	generate() { python3 scripts/holdout_suite.py --out "$suite" --jobs "$jobs" --eval-dir "$eval_dir"; }
+	;;
+*) die "SUITE_KIND=$kind: dev or holdout" ;;
+esac
 n=$(printf '%s\n' "$expected" | grep -c .) || true
-[ "$n" -gt 0 ] || die "python3 $eval_dir/gen.py --list named no development suite scenarios"
+[ "$n" -gt 0 ] || die "no $kind suite scenarios are defined"
 
-# The marker holds the checksum of the gen.py that wrote the suite: a changed
+# The marker holds the checksum of the generator that wrote the suite: a changed
 # generator regenerates it. A suite without the marker (made by hand with
 # gen.py) is used when it is complete.
 marker=$suite/.causeway-complete
-gen_sum=$(sha256sum "$eval_dir/gen.py" | cut -d' ' -f1)
+if [ "$kind" = dev ]; then
+	gen_sum=$(sha256sum "$eval_dir/gen.py" | cut -d' ' -f1)
+else
+	gen_sum=$(cat "$eval_dir/gen.py" scripts/holdout_suite.py | sha256sum | cut -d' ' -f1)
+fi
 
 complete() {
 	# gen.py writes index.json after the last scenario, and each
 	# scenario's labels.json after its traces.jsonl.
 	[ -f "$suite/index.json" ] || return 1
 	if [ -f "$marker" ] && [ "$(cat "$marker")" != "$gen_sum" ]; then
-		echo "eval_dev: $eval_dir/gen.py changed since $suite was generated" >&2
+		echo "eval_dev: the generator changed since $suite was generated" >&2
 		return 1
 	fi
 	local s
@@ -62,12 +85,12 @@ complete() {
 }
 
 if ! complete; then
-	echo "eval_dev: generating the development suite ($n scenarios, ~3 GB) into $suite"
+	echo "eval_dev: generating the $label ($n scenarios, 2-3 GB) into $suite"
 	mkdir -p "$suite"
 	# An interrupted generation must not look complete next time.
 	rm -f "$suite/index.json" "$marker"
 	t0=$SECONDS
-	python3 "$eval_dir/gen.py" --suite dev --out "$suite" --jobs "$jobs" --quiet
+	generate
 	complete || die "gen.py finished but $suite is incomplete"
 	echo "$gen_sum" >"$marker"
 	echo "eval_dev: generated in $((SECONDS - t0))s"
@@ -93,5 +116,5 @@ AC@1=*) ;;
 *) die "the last line of $table is not a summary line: $line" ;;
 esac
 if [ -n "${SUMMARY:-}" ]; then
-	printf 'dev suite (%s, %d scenarios)\t%s\n' "$eval_dir" "$n" "$line" >"$SUMMARY"
+	printf '%s (%s, %d scenarios)\t%s\n' "$label" "$eval_dir" "$n" "$line" >"$SUMMARY"
 fi

@@ -141,7 +141,10 @@ type seqSeries struct {
 	Last    seqProfile
 	LastEnd int64
 	// Pending holds the run's calls until the run is decided.
-	Pending *graph.EdgeStats
+	// PendingLearned: the run began in the warm-up, and its calls were
+	// learned as they came; Pending then only gives the run's profile.
+	Pending        *graph.EdgeStats
+	PendingLearned bool
 }
 
 // seqProfile describes an episode by what its calls looked like, not
@@ -262,9 +265,15 @@ func (s *seqSeries) step(w seqWindow, wt seqWeight, start, end, first int64, fea
 		s.Err.Step(wt.err, start, w.calls, w.errors, 0)
 	}
 	running := s.Lat.S > 0 || s.Err.S > 0
+	if running && armed && s.PendingLearned {
+		// The run began in the warm-up, whose calls are learned already:
+		// from here on they are held back as usual.
+		s.Pending, s.PendingLearned = nil, false
+	}
 	if running {
 		if s.Pending == nil {
 			s.Pending = &graph.EdgeStats{Latency: sketch.NewCompact(exceedAccuracy)}
+			s.PendingLearned = !armed
 		}
 		s.Pending.Requests += int64(w.calls)
 		s.Pending.Errors += int64(w.errors)
@@ -290,11 +299,20 @@ func (s *seqSeries) step(w seqWindow, wt seqWeight, start, end, first int64, fea
 			}
 		}
 	}
-	if !running {
-		if s.Pending != nil {
+	switch {
+	case !running:
+		if s.Pending != nil && !s.PendingLearned {
 			s.learn(float64(s.Pending.Requests), float64(s.Pending.Errors), s.Pending.Latency, end-start)
-			s.Pending = nil
 		}
+		s.Pending, s.PendingLearned = nil, false
+		s.learn(w.calls, w.errors, w.lat, end-start)
+	case !armed:
+		// During the warm-up every window is learned, runs included: a
+		// run then is what this series does, and holding its calls back
+		// until it fades could leave the reference with only its calmest
+		// first minutes for good (a tail mode the first calls happened
+		// to miss would be a fault ever after). The run's calls are kept
+		// too, for its profile.
 		s.learn(w.calls, w.errors, w.lat, end-start)
 	}
 	switch {

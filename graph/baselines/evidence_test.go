@@ -300,3 +300,47 @@ func TestSequentialErrorsBelowRegimeView(t *testing.T) {
 		t.Errorf("windows with %d failures each, vetted by the regime view: alarm after %d windows, want none", MinErrorEvents, got)
 	}
 }
+
+// TestSequentialWarmUpLearnsTail: a series whose first calls happen to
+// miss its slow mode (about one call in eight takes several times the usual) must
+// learn that mode during the warm-up, never alarm on it, and still see a
+// fault after. Holding a warm-up run's calls back left the reference with
+// the calm first calls for good: every later slow call weighed as a
+// fault, the series stayed in an unreported alarm, and it alarmed
+// whenever its statistic dipped and rose again.
+func TestSequentialWarmUpLearnsTail(t *testing.T) {
+	const window = int64(10 * time.Second)
+	r := rand.New(rand.NewPCG(7, 8))
+	s := newSeqSeries()
+	step := func(i int64, fault bool) bool {
+		w := seqWindow{lat: sketch.NewLatency()}
+		for range 2 {
+			v := 0.4 * math.Exp(0.15*r.NormFloat64())
+			if i >= 10 && r.Float64() < 0.12 { // the first 20 calls are all fast
+				v = 2 + 2*r.Float64()
+			}
+			if fault {
+				v *= 20
+			}
+			w.calls++
+			w.lat.Add(v)
+		}
+		sc, ok := s.observe(w, i*window, (i+1)*window, 0, graph.KindSelfTime)
+		return ok && sc.Active
+	}
+	i := int64(0)
+	for ; i < 360; i++ { // an hour, two calls a window
+		if step(i, false) {
+			t.Fatalf("window %d: alarm on the series' usual slow mode (reference %v)", i, s.Ref)
+		}
+	}
+	if s.Alarm {
+		t.Fatalf("after an hour of its usual calls the series is still in an alarm (reference %v)", s.Ref)
+	}
+	for end := i + 6; i < end; i++ {
+		if step(i, true) {
+			return
+		}
+	}
+	t.Fatal("a fault (every call 20 times slower) raised no alarm within a minute")
+}
