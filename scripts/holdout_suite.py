@@ -91,7 +91,7 @@ def holdout():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, help="suite directory to write")
+    ap.add_argument("--out", help="suite directory to write")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--eval-dir", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "eval"))
     ap.add_argument("--list", action="store_true", help="print the scenario names and exit")
@@ -100,6 +100,8 @@ def main():
         for s in holdout():
             print(s["name"])
         return 0
+    if not a.out:
+        ap.error("--out DIR is required (or --list)")
     sys.path.insert(0, os.path.abspath(a.eval_dir))
     try:
         import gen
