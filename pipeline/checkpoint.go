@@ -80,6 +80,10 @@ type Checkpointer struct {
 	next    map[int]int64 // per partition, the offset of the first message the state has not seen
 	resumed map[int]bool  // partitions restored from a checkpoint and not read since
 	applied int           // messages read since the last capture
+	// lastCapture is when the last capture began and captureCost how
+	// long it held the graph's goroutine (see captureSpacing).
+	lastCapture time.Time
+	captureCost time.Duration
 
 	work chan *pendingCheckpoint // holds at most one
 	mu   sync.Mutex              // serialises write
@@ -93,6 +97,14 @@ type pendingCheckpoint struct {
 	pos      []consume.Position
 	messages int
 }
+
+// captureSpacing keeps checkpoints from starving the stream: capturing
+// serialises the whole state on the graph's goroutine, so a checkpoint is
+// skipped (counted busy) until this many times the last capture's cost
+// has passed since it began. The capture then holds the stream for at
+// most a quarter of the time, however large the state or slow the
+// machine; a checkpoint interval shorter than that is stretched.
+const captureSpacing = 4
 
 // NewCheckpointer returns a checkpointer of st into dir (on fs; nil: the
 // real file system) for the topic and group of kc.
@@ -174,11 +186,13 @@ func (c *Checkpointer) admit(b *consume.Batch) bool {
 // checkpoint is still being written it skips this one (counted): the next
 // tick tries again. Call it on the graph's goroutine.
 func (c *Checkpointer) take() {
-	if len(c.work) > 0 {
+	start := time.Now()
+	if len(c.work) > 0 || start.Sub(c.lastCapture) < captureSpacing*c.captureCost {
 		c.m.results.WithLabelValues("busy").Inc()
 		return
 	}
 	pc, err := c.capture()
+	c.lastCapture, c.captureCost = start, time.Since(start)
 	if err != nil {
 		c.m.results.WithLabelValues("failed").Inc()
 		c.flog.Failed(err)
