@@ -33,10 +33,23 @@ deps:
 check-deps:
 	@scripts/deps.sh check
 
-lint:
+lint: proto-check
 	$(GO) vet $(PKGS)
 	$(GO) -C $(PLUGIN) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## proto: regenerate the fleet's summary code (fleet/fleetpb/summary.pb.go) from its schema, summary.proto; needs protoc (Debian protobuf-compiler); protoc-gen-go is built at the version go.mod pins
+PROTO_GEN = GOBIN=$(CURDIR)/$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go && \
+	PATH=$(CURDIR)/$(BIN):$$PATH protoc -I fleet/fleetpb --go_opt=paths=source_relative
+proto:
+	@mkdir -p $(BIN)
+	$(PROTO_GEN) --go_out=fleet/fleetpb fleet/fleetpb/summary.proto
+
+## proto-check: the committed summary.pb.go is what its schema generates
+proto-check:
+	@mkdir -p $(BIN)/proto
+	@$(PROTO_GEN) --go_out=$(BIN)/proto fleet/fleetpb/summary.proto
+	@cmp -s $(BIN)/proto/summary.pb.go fleet/fleetpb/summary.pb.go || { echo "fleet/fleetpb/summary.pb.go does not match summary.proto: run make proto"; exit 1; }
 
 unit:
 	$(GO) test -count=1 $(PKGS)

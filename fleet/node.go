@@ -399,8 +399,12 @@ func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}
 	}
 }
 
-// readSummaries feeds the merger.
+// readSummaries feeds the merger. A summary it cannot read is counted (causeway_fleet_errors_total
+// {stage="summary"}) and skipped, never merged in part; the first of each
+// kind is logged (a newer format during an upgrade, an unversioned one, a
+// malformed one), not every one.
 func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error {
+	logged := map[string]bool{}
 	return n.readAll(ctx, n.cfg.WindowsTopic, caughtUp, func(m kafka.Message) {
 		s, err := decodeSummary(m.Value)
 		if err == nil && s.Source == n.source {
@@ -408,9 +412,22 @@ func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error 
 			err = n.merge.add(s)
 			n.mu.Unlock()
 		}
-		if err != nil {
-			n.m.errors.WithLabelValues("summary").Inc()
-			n.log.Error("unreadable window summary; skipped", "partition", m.Partition, "offset", m.Offset, "err", err)
+		if err == nil {
+			return
+		}
+		n.m.errors.WithLabelValues("summary").Inc()
+		kind := "malformed"
+		var newer *newerFormatError
+		switch {
+		case errors.As(err, &newer):
+			kind = fmt.Sprintf("format %d", newer.format)
+		case errors.Is(err, errNoFormat):
+			kind = "unversioned"
+		}
+		if !logged[kind] {
+			logged[kind] = true
+			n.log.Error("unreadable window summary; skipped, and further ones of this kind counted in causeway_fleet_errors_total{stage=\"summary\"} without a log line",
+				"kind", kind, "partition", m.Partition, "offset", m.Offset, "err", err)
 		}
 	})
 }

@@ -1,12 +1,22 @@
 package fleet
 
 import (
+	"bytes"
+	"encoding/gob"
+	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/causeway/causeway/fleet/fleetpb"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/sketch"
+	"github.com/causeway/causeway/span"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -17,7 +27,7 @@ func part(t *testing.T, p, i, n int) *summary {
 	start := t0.Add(time.Duration(i) * 10 * time.Second)
 	w := graph.NewWindow(start, start.Add(10*time.Second))
 	k := graph.EdgeKey{Source: "frontend", Target: fmt.Sprintf("svc%d", p), Operation: "op"}
-	b, err := graph.EncodeWindow(withCalls(w, k, n))
+	b, err := encodeWindow(withCalls(w, k, n))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +121,7 @@ func TestSplitWindowKeepsEverything(t *testing.T) {
 	}
 	back := graph.NewWindow(t0, t0.Add(10*time.Second))
 	for _, p := range parts {
-		d, err := graph.DecodeWindow(p)
+		d, err := decodeWindow(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,4 +130,181 @@ func TestSplitWindowKeepsEverything(t *testing.T) {
 	if len(back.Edges) != 200 || len(back.Nodes) != 200 {
 		t.Errorf("reassembled %d edges, %d nodes; want 200, 200", len(back.Edges), len(back.Nodes))
 	}
+}
+
+// fullWindow is a window with every kind of thing a summary carries.
+func fullWindow(start time.Time, calls int, slow float64) *graph.Window {
+	w := graph.NewWindow(start, start.Add(10*time.Second))
+	e := &graph.EdgeStats{Latency: sketch.NewLatency()}
+	for i := range calls {
+		v := 5 + slow*float64(i%3)
+		e.Requests++
+		if i%10 == 0 {
+			e.Errors++
+		}
+		e.Latency.Add(v)
+		e.GapSum += 0.4
+		e.GapCount++
+	}
+	e.Exemplars = []graph.Exemplar{{TraceID: span.TraceID{1, 2}, LatencyMS: 5 + 2*slow, Error: true}, {TraceID: span.TraceID{3}, LatencyMS: 5 + slow}}
+	w.Edges[graph.EdgeKey{Source: "checkoutservice", Target: "paymentservice", Operation: "Charge"}] = e
+	w.Edges[graph.EdgeKey{Source: "cartservice", Target: "redis-cart", Operation: "HGET"}] = &graph.EdgeStats{Requests: 1, Latency: sketch.NewLatency()}
+	o := graph.NewOpStats()
+	o.Requests, o.Errors = 3, 1
+	for _, v := range []float64{12, 14, 40} {
+		o.Duration.Add(v)
+		o.SelfTime.Add(v / 2)
+	}
+	w.Ops[graph.OpKey{Service: "paymentservice", Operation: "Charge"}] = o
+	client := graph.OpKey{Service: "checkoutservice", Operation: "Charge"}
+	w.Ops[client] = graph.NewOpStats()
+	w.Ops[client].Requests = 1
+	w.Ops[client].Duration.Add(13)
+	w.Ops[client].SelfTime.Add(1)
+	w.ClientOps[client] = true
+	w.Callees[client] = "paymentservice"
+	w.Unanswered[graph.OpKey{Service: "checkoutservice", Operation: "GetQuote"}] = true
+	w.Nodes["paymentservice"] = graph.Node{Name: "paymentservice", Kind: graph.NodeService}
+	w.Nodes["checkoutservice"] = graph.Node{Name: "checkoutservice", Kind: graph.NodeService}
+	w.Nodes["redis-cart"] = graph.Node{Name: "redis-cart", Kind: graph.NodeCache, System: "redis"}
+	return w
+}
+
+// TestSummaryRoundTrip: a window travels through a summary message and
+// back with everything a merge needs, and merging decoded windows equals
+// merging the originals.
+func TestSummaryRoundTrip(t *testing.T) {
+	a, b := fullWindow(t0, 30, 1), fullWindow(t0, 20, 50)
+	through := func(w *graph.Window) *graph.Window {
+		t.Helper()
+		pw, err := encodeWindow(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := encodeSummary(&summary{Source: "spans", Partition: 3, Window: pw, Member: "m1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := decodeSummary(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Source != "spans" || s.Partition != 3 || s.Member != "m1" {
+			t.Fatalf("decoded summary %+v", s)
+		}
+		back, err := decodeWindow(s.Window)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return back
+	}
+	back := through(a)
+	if !back.Start.Equal(a.Start) || !back.End.Equal(a.End) || !reflect.DeepEqual(back.Nodes, a.Nodes) ||
+		!reflect.DeepEqual(back.ClientOps, a.ClientOps) || !reflect.DeepEqual(back.Callees, a.Callees) || !reflect.DeepEqual(back.Unanswered, a.Unanswered) {
+		t.Fatalf("decoded window %+v, want %+v", back, a)
+	}
+	if len(back.Edges) != len(a.Edges) || len(back.Ops) != len(a.Ops) {
+		t.Fatalf("decoded %d edges, %d operations; want %d, %d", len(back.Edges), len(back.Ops), len(a.Edges), len(a.Ops))
+	}
+	for k, e := range a.Edges {
+		d := back.Edges[k]
+		if d == nil || d.Requests != e.Requests || d.Errors != e.Errors || d.Latency.String() != e.Latency.String() ||
+			d.GapSum != e.GapSum || d.GapCount != e.GapCount || !reflect.DeepEqual(d.Exemplars, e.Exemplars) {
+			t.Errorf("edge %v: decoded %+v, want %+v", k, d, e)
+		}
+	}
+	for k, o := range a.Ops {
+		d := back.Ops[k]
+		if d == nil || d.Requests != o.Requests || d.Errors != o.Errors || d.Duration.String() != o.Duration.String() || d.SelfTime.String() != o.SelfTime.String() {
+			t.Errorf("operation %v: decoded %+v, want %+v", k, d, o)
+		}
+	}
+	direct := fullWindow(t0, 30, 1)
+	direct.Merge(b)
+	back.Merge(through(b))
+	for k, e := range direct.Edges {
+		if m := back.Edges[k]; m.Requests != e.Requests || m.Latency.String() != e.Latency.String() || len(m.Exemplars) != len(e.Exemplars) {
+			t.Errorf("merged edge %v: %+v, want %+v", k, m, e)
+		}
+	}
+}
+
+// TestSummaryFormats: a summary of a newer format, one without a format
+// (an older member's gob, or anything else) and a malformed window are
+// refused, never merged; fields a later version adds without raising the
+// format are ignored, and the summary merges.
+func TestSummaryFormats(t *testing.T) {
+	pw, err := encodeWindow(fullWindow(t0, 10, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := encodeSummary(&summary{Source: "spans", Partition: 1, Window: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A later version's compatible addition: an unknown field, here at
+	// the summary's level and in an edge.
+	extra := protowire.AppendTag(slices.Clone(msg), 100, protowire.BytesType)
+	extra = protowire.AppendString(extra, "from a later version")
+	if s, err := decodeSummary(extra); err != nil || s.Window == nil {
+		t.Errorf("a summary with a field this version does not know: %v", err)
+	}
+	withEdgeField := proto.Clone(pw).(*fleetpb.Window)
+	withEdgeField.Edges[0].ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 50, protowire.VarintType), 7))
+	if w, err := decodeWindow(roundTrip(t, withEdgeField)); err != nil || len(w.Edges) != 2 {
+		t.Errorf("a window whose edge has a field this version does not know: %v", err)
+	}
+
+	newer, err := proto.Marshal(&fleetpb.Summary{Format: summaryFormat + 1, Source: "spans", Window: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nf *newerFormatError
+	if _, err := decodeSummary(newer); !errors.As(err, &nf) || nf.format != summaryFormat+1 {
+		t.Errorf("a newer format: %v", err)
+	}
+
+	// What members before the format wrote: a gob of the summary.
+	var old bytes.Buffer
+	if err := gob.NewEncoder(&old).Encode(struct {
+		Source    string
+		Partition int
+		Window    []byte
+		ClosedTo  int64
+		Member    string
+	}{"spans", 1, []byte("a gob window"), 0, "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := decodeSummary(old.Bytes()); err == nil {
+		t.Errorf("an unversioned gob summary decoded: %+v", s)
+	}
+	if _, err := decodeSummary(nil); !errors.Is(err, errNoFormat) {
+		t.Errorf("an empty message: %v, want errNoFormat", err)
+	}
+
+	bad := proto.Clone(pw).(*fleetpb.Window)
+	bad.Edges[0].Latency = []byte("not a sketch")
+	if _, err := decodeWindow(bad); err == nil {
+		t.Error("a window with an unreadable sketch decoded")
+	}
+	bad = proto.Clone(pw).(*fleetpb.Window)
+	bad.Edges[1].Exemplars = []*fleetpb.Exemplar{{TraceId: []byte{1, 2, 3}}}
+	if _, err := decodeWindow(bad); err == nil {
+		t.Error("a window with a 3-byte trace id decoded")
+	}
+}
+
+// roundTrip encodes and decodes a window message.
+func roundTrip(t *testing.T, w *fleetpb.Window) *fleetpb.Window {
+	t.Helper()
+	b, err := proto.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out fleetpb.Window
+	if err := proto.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
 }

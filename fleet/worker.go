@@ -101,10 +101,20 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 			continue
 		}
 		for _, p := range parts {
-			msgs = append(msgs, w.message(&summary{Window: p}))
+			m, err := w.message(&summary{Window: p})
+			if err != nil {
+				n.m.errors.WithLabelValues("encode").Inc()
+				n.log.Error("encode window summary; dropped", "partition", w.partition, "window", win.Start, "err", err)
+				continue
+			}
+			msgs = append(msgs, m)
 		}
 	}
-	msgs = append(msgs, w.message(&summary{ClosedTo: closedTo}))
+	m, err := w.message(&summary{ClosedTo: closedTo})
+	if err != nil {
+		panic(err) // strings of this member and integers always encode
+	}
+	msgs = append(msgs, m)
 	for attempt := 1; ; attempt++ {
 		err := w.out.WriteMessages(ctx, msgs...)
 		if err == nil {
@@ -124,13 +134,13 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 	}
 }
 
-func (w *worker) message(s *summary) kafka.Message {
+func (w *worker) message(s *summary) (kafka.Message, error) {
 	s.Source, s.Partition, s.Member = w.n.source, w.partition, w.n.cfg.Member
 	b, err := encodeSummary(s)
 	if err != nil {
-		panic(err) // a struct of strings, ints and bytes always encodes
+		return kafka.Message{}, err
 	}
-	return kafka.Message{Key: s.key(), Value: b}
+	return kafka.Message{Key: s.key(), Value: b}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

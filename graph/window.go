@@ -1,12 +1,7 @@
 package graph
 
 import (
-	"bytes"
-	"encoding/gob"
-	"fmt"
 	"time"
-
-	"github.com/causeway/causeway/model/sketch"
 )
 
 // Window is the statistics of one closed event-time window. A Window handed
@@ -83,35 +78,3 @@ func (w *Window) Merge(o *Window) {
 
 // NewWindow returns an empty window over [start, end).
 func NewWindow(start, end time.Time) *Window { return newWindow(start.UnixNano(), end.UnixNano()) }
-
-// EncodeWindow serialises a window (gob; sketches in DDSketch's format) for
-// another detector instance to merge.
-func EncodeWindow(w *Window) ([]byte, error) {
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(w); err != nil {
-		return nil, fmt.Errorf("encode window %v: %w", w.Start, err)
-	}
-	return b.Bytes(), nil
-}
-
-// DecodeWindow reads a window written by EncodeWindow.
-func DecodeWindow(b []byte) (*Window, error) {
-	w := newWindow(0, 0)
-	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(w); err != nil {
-		return nil, fmt.Errorf("decode window: %w", err)
-	}
-	for _, e := range w.Edges {
-		if e.Latency == nil {
-			e.Latency = sketch.NewLatency()
-		}
-	}
-	for _, o := range w.Ops {
-		if o.Duration == nil {
-			o.Duration = sketch.NewLatency()
-		}
-		if o.SelfTime == nil {
-			o.SelfTime = sketch.NewLatency()
-		}
-	}
-	return w, nil
-}

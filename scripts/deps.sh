@@ -21,6 +21,7 @@ declare -A provides=(
 	[openssl]=openssl
 	[prometheus-alertmanager]=prometheus-alertmanager
 	[chromium]=chromium
+	[protoc]=protobuf-compiler
 )
 # what the tests use each for, to say why it is needed
 declare -A why=(
@@ -33,6 +34,7 @@ declare -A why=(
 	[openssl]="the TLS and SASL test certificates"
 	[prometheus-alertmanager]="the Alertmanager receiver's integration test"
 	[chromium]="rendering the Grafana panel in the plugin's screenshot test"
+	[protoc]="checking that the committed fleet summary code matches its schema (make proto-check)"
 )
 
 missing=()
