@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/causeway/causeway/graph/baselines"
 )
 
 // Config turns on cluster mode and names its topics. The zero value is off.
@@ -19,6 +21,11 @@ type Config struct {
 	// span topic).
 	WindowsTopic      string `yaml:"windows_topic"`
 	WindowsPartitions int    `yaml:"windows_partitions"`
+	// WindowsRetention is the retention the windows and leader topics are
+	// created with: what a new member replays to rebuild the baselines.
+	// Default baselines.Horizon (6h), what they remember; a member that
+	// finds the windows topic keeping less warns at start.
+	WindowsRetention time.Duration `yaml:"windows_retention"`
 	// LeaderTopic has one partition: the member the group assigns it to
 	// sends the alerts, and records there what it delivered so the next
 	// leader does not send it again. Default causeway_leader.
@@ -56,6 +63,9 @@ func (c Config) WithDefaults() Config {
 	if c.RekeyTopic == "" {
 		c.RekeyTopic = "causeway_spans_by_trace"
 	}
+	if c.WindowsRetention == 0 {
+		c.WindowsRetention = baselines.Horizon
+	}
 	if c.MaxWindowWait == 0 {
 		c.MaxWindowWait = 2 * time.Minute
 	}
@@ -79,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster.max_window_wait: %v must not be negative", c.MaxWindowWait)
 	case c.SessionTimeout < 0 || (c.SessionTimeout > 0 && c.SessionTimeout < time.Second):
 		return fmt.Errorf("cluster.session_timeout: %v must be at least 1s", c.SessionTimeout)
+	case c.WindowsRetention < 0:
+		return fmt.Errorf("cluster.windows_retention: %v must not be negative", c.WindowsRetention)
 	case c.WindowsPartitions < 0:
 		return errors.New("cluster.windows_partitions: must not be negative")
 	case c.MaxMessageBytes < 0 || (c.MaxMessageBytes > 0 && c.MaxMessageBytes < 4096):

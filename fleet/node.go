@@ -225,6 +225,48 @@ func (n *Node) firstErr(errc chan error) error {
 	}
 }
 
+// checkRetention warns when the windows topic keeps less than
+// WindowsRetention: a member starting later rebuilds the baselines from
+// less history than they remember. A broker that cannot say is noted at
+// debug level only.
+func (n *Node) checkRetention(ctx context.Context) {
+	got, err := topicRetention(ctx, &kafka.Client{Addr: kafka.TCP(n.kcfg.Brokers...), Transport: n.tr, Timeout: 10 * time.Second}, n.cfg.WindowsTopic)
+	switch {
+	case err != nil:
+		n.log.Debug("cannot read the windows topic's retention", "topic", n.cfg.WindowsTopic, "err", err)
+	case got >= 0 && got < n.cfg.WindowsRetention:
+		n.log.Warn("the windows topic keeps less than the baselines remember: a member started later rebuilds them from less history (raise its retention.ms)",
+			"topic", n.cfg.WindowsTopic, "retention", got, "want", n.cfg.WindowsRetention)
+	}
+}
+
+// topicRetention reads a topic's retention.ms; -1 means unlimited.
+func topicRetention(ctx context.Context, c *kafka.Client, topic string) (time.Duration, error) {
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"retention.ms"}}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "retention.ms" {
+				ms, err := strconv.ParseInt(e.ConfigValue, 10, 64)
+				if err != nil {
+					return 0, fmt.Errorf("retention.ms %q: %w", e.ConfigValue, err)
+				}
+				if ms < 0 {
+					return -1, nil
+				}
+				return time.Duration(ms) * time.Millisecond, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("topic %s: no retention.ms in its configs", topic)
+}
+
 // ensureTopics creates the fleet's topics when missing and returns the
 // partition count of the topic the workers read.
 func (n *Node) ensureTopics(ctx context.Context) (int, error) {
@@ -262,12 +304,13 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("connect to kafka controller: %w", err)
 	}
 	defer cc.Close()
-	want := []kafka.TopicConfig{{Topic: n.cfg.LeaderTopic, NumPartitions: 1, ReplicationFactor: -1}}
+	retention := []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: strconv.FormatInt(n.cfg.WindowsRetention.Milliseconds(), 10)}}
+	want := []kafka.TopicConfig{{Topic: n.cfg.LeaderTopic, NumPartitions: 1, ReplicationFactor: -1, ConfigEntries: retention}}
 	wp := n.cfg.WindowsPartitions
 	if wp == 0 {
 		wp = spans
 	}
-	want = append(want, kafka.TopicConfig{Topic: n.cfg.WindowsTopic, NumPartitions: wp, ReplicationFactor: -1})
+	want = append(want, kafka.TopicConfig{Topic: n.cfg.WindowsTopic, NumPartitions: wp, ReplicationFactor: -1, ConfigEntries: retention})
 	if !n.kcfg.IsTraceKeyed() {
 		want = append(want, kafka.TopicConfig{Topic: n.cfg.RekeyTopic, NumPartitions: spans, ReplicationFactor: -1})
 	}
@@ -278,8 +321,9 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 		if err := cc.CreateTopics(tc); err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
 			return 0, fmt.Errorf("create topic %s: %w", tc.Topic, err)
 		}
-		n.log.Info("created topic", "topic", tc.Topic, "partitions", tc.NumPartitions)
+		n.log.Info("created topic", "topic", tc.Topic, "partitions", tc.NumPartitions, "configs", tc.ConfigEntries)
 	}
+	n.checkRetention(ctx)
 	if n.source != n.kcfg.Topic {
 		// Topic metadata can lag a creation by a moment.
 		for i := 0; ; i++ {

@@ -177,6 +177,11 @@ const (
 	regimeRecluster = 5 * time.Minute
 )
 
+// Horizon is how much event time the baselines learn from, the longest
+// of their memories: what a fleet's windows topic must keep for a new
+// member to rebuild them (fleet.Config.WindowsRetention).
+const Horizon = max(regimeMemory, seqMemory)
+
 // series is one learned baseline and its latest verdict.
 type series struct {
 	b    *baseline.Baseline

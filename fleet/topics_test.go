@@ -1,0 +1,64 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/graph/baselines"
+)
+
+// TestWindowsTopicRetention: a member creates the windows and leader
+// topics keeping what the baselines remember (baselines.Horizon by
+// default), and one that finds the windows topic keeping less warns at
+// start, naming it.
+func TestWindowsTopicRetention(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
+	node := func(windows string) (*Node, *bytes.Buffer) {
+		var logs bytes.Buffer
+		n, err := New(Config{Enabled: true, WindowsTopic: windows, LeaderTopic: windows + "_leader", Member: "m"},
+			Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans"}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.ensureTopics(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return n, &logs
+	}
+
+	_, logs := node("windows")
+	for _, topic := range []string{"windows", "windows_leader"} {
+		if got, err := topicRetention(ctx, client, topic); err != nil || got != baselines.Horizon {
+			t.Errorf("%s created with retention %v (%v), want %v", topic, got, err, baselines.Horizon)
+		}
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("a warning for a topic this member created:\n%s", logs)
+	}
+
+	// A windows topic someone created keeping an hour.
+	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "short", NumPartitions: 2, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "3600000"}}}}})
+	if err != nil || resp.Errors["short"] != nil {
+		t.Fatalf("create topic: %v %v", err, resp)
+	}
+	_, logs = node("short")
+	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "topic=short") || !strings.Contains(logs.String(), "retention=1h0m0s") {
+		t.Errorf("no warning for a windows topic keeping an hour:\n%s", logs)
+	}
+}
