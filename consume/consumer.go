@@ -30,6 +30,23 @@ type Batch struct {
 	// HighWaterMark is the partition's end offset when the message was
 	// fetched; 0 when the broker did not say.
 	HighWaterMark int64
+	// Rekeyed marks a message of a fleet's re-key topic, whose spans count
+	// under the span partition they were read from (Source; -1 when the
+	// message does not say) rather than under Partition. SourceAt, when
+	// set, is a watermark record of the re-key stage: Source has delivered
+	// what it holds up to that event time (Unix ns); it carries no spans.
+	Rekeyed  bool
+	Source   int
+	SourceAt int64
+}
+
+// EventSource is the source event time counts the spans under: the
+// partition, or for a re-keyed message the span partition it came from.
+func (b *Batch) EventSource() int {
+	if b.Rekeyed {
+		return b.Source
+	}
+	return b.Partition
 }
 
 // Newest reports whether the message was its partition's newest when it

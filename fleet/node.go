@@ -48,6 +48,7 @@ type Node struct {
 
 	source     string // the topic partition workers read: the span topic, or the re-key topic
 	partitions int    // of source
+	spanParts  int    // of the span topic: the event-time sources of a re-key partition
 
 	mu     sync.Mutex
 	merge  *merger
@@ -295,6 +296,7 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 	if err != nil || spans == 0 {
 		return 0, fmt.Errorf("span topic %s: %v (create it first; its partition count bounds the fleet)", n.kcfg.Topic, err)
 	}
+	n.spanParts = spans
 	ctrl, err := conn.Controller()
 	if err != nil {
 		return 0, fmt.Errorf("find kafka controller: %w", err)

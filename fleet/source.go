@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -58,8 +59,12 @@ func (s *partitionSource) run(ctx context.Context) error {
 			}
 			continue
 		}
+		b := s.md.Decode(ctx, msg)
+		if s.rekeyed() {
+			rekeyedFrom(b, msg.Headers)
+		}
 		select {
-		case s.out <- s.md.Decode(ctx, msg):
+		case s.out <- b:
 		case <-ctx.Done():
 			return nil
 		}
@@ -72,7 +77,41 @@ func (s *partitionSource) Batches() <-chan *consume.Batch { return s.out }
 
 func (s *partitionSource) Release(b *consume.Batch) { s.md.Release(b) }
 
-func (s *partitionSource) Partitions(context.Context) ([]int, error) { return []int{s.partition}, nil }
+// rekeyed reports whether the source reads the re-key topic.
+func (s *partitionSource) rekeyed() bool { return s.topic != s.n.kcfg.Topic }
+
+// rekeyedFrom marks b as re-keyed, from the span partition its headers
+// name (-1 when they name none: its spans then neither hold event time
+// back nor move it), with the watermark it carries, if any.
+func rekeyedFrom(b *consume.Batch, headers []kafka.Header) {
+	b.Rekeyed, b.Source = true, -1
+	for _, h := range headers {
+		v, err := strconv.ParseInt(string(h.Value), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch h.Key {
+		case headerRekeySource:
+			b.Source = int(v)
+		case headerRekeyWatermark:
+			b.SourceAt = v
+		}
+	}
+}
+
+// Partitions lists the event-time sources: the partition itself, or for
+// the re-key topic every span partition, each of which holds windows back
+// until it is heard from.
+func (s *partitionSource) Partitions(context.Context) ([]int, error) {
+	if !s.rekeyed() {
+		return []int{s.partition}, nil
+	}
+	out := make([]int, s.n.spanParts)
+	for i := range out {
+		out[i] = i
+	}
+	return out, nil
+}
 
 func (s *partitionSource) LastError() time.Time { return s.troubled.Last() }
 

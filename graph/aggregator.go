@@ -214,6 +214,25 @@ func (a *Aggregator) AddFrom(source int, spans []span.Span) (late int) {
 	return a.add(source, spans)
 }
 
+// SourceAt records that a source has delivered its spans up to event time
+// t (Unix ns) without sending any: a watermark a re-key stage carries for
+// the span partition it read them from. Event time moves on as if that
+// source had sent a span ending at t.
+func (a *Aggregator) SourceAt(source int, t int64) {
+	if source < 0 {
+		return
+	}
+	if a.srcMax == nil {
+		a.srcMax = make(map[int]int64)
+	}
+	if t <= a.srcMax[source] {
+		return
+	}
+	a.srcMax[source] = t
+	a.maxEnd = max(a.maxEnd, t)
+	a.moveOn()
+}
+
 // ExpectSource makes the watermark wait for a source not heard from yet
 // (a partition just assigned, whose backlog is still to be read): until it
 // sends spans or is forgotten, no window closes. A source already known

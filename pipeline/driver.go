@@ -19,7 +19,9 @@ type Source interface {
 	Batches() <-chan *consume.Batch
 	// Release returns a batch's spans for reuse once they are applied.
 	Release(*consume.Batch)
-	// Partitions lists the partitions the source may deliver.
+	// Partitions lists the event-time sources the source may deliver
+	// (Batch.EventSource): its partitions, or for a fleet's re-key topic
+	// the span partitions its messages come from.
 	Partitions(ctx context.Context) ([]int, error)
 	// LastError returns when the Kafka client last reported an error; the
 	// zero time if it never did.
@@ -87,8 +89,9 @@ type Driver struct {
 	held      []held
 	published int64
 
-	parts   []int     // the partitions the source may deliver, as listed at start
-	errSeen time.Time // the source's last error already acted on
+	parts   []int        // the event-time sources the source may deliver, as listed at start
+	seen    map[int]bool // the event-time sources applied here
+	errSeen time.Time    // the source's last error already acted on
 }
 
 // held is an applied message whose offset may be committed once windows
@@ -110,7 +113,7 @@ func NewDriver(opt Options) *Driver {
 	if opt.Quiet <= 0 {
 		opt.Quiet = QuietPartition
 	}
-	d := &Driver{opt: opt, src: opt.Source, agg: opt.Graph, log: opt.Log, next: map[int]int64{}}
+	d := &Driver{opt: opt, src: opt.Source, agg: opt.Graph, log: opt.Log, next: map[int]int64{}, seen: map[int]bool{}}
 	if opt.Checkpoint != nil {
 		opt.Checkpoint.commit = d.commit
 	}
@@ -172,9 +175,12 @@ func (d *Driver) loop(ctx context.Context) {
 			}
 			now := time.Now()
 			d.reexpect(now, heard)
-			clock.Heard(b.Partition, b.Newest(), now)
-			if d.apply(ctx, b) {
-				heard[b.Partition] = now
+			src := b.EventSource()
+			if src >= 0 {
+				clock.Heard(src, b.Newest(), now)
+			}
+			if d.apply(ctx, b) && src >= 0 {
+				heard[src] = now
 			}
 		case <-checkpoints:
 			d.opt.Checkpoint.take()
@@ -194,11 +200,18 @@ func (d *Driver) loop(ctx context.Context) {
 func (d *Driver) apply(ctx context.Context, b *consume.Batch) bool {
 	defer d.src.Release(b)
 	d.next[b.Partition] = b.Offset + 1
+	src := b.EventSource()
+	if src >= 0 {
+		d.seen[src] = true
+	}
 	ck := d.opt.Checkpoint
 	if ck != nil && !ck.admit(b) {
 		return false // its offset is committed with the next checkpoint
 	}
-	late := d.agg.AddFrom(b.Partition, b.Spans)
+	late := d.agg.AddFrom(src, b.Spans)
+	if b.SourceAt > 0 {
+		d.agg.SourceAt(src, b.SourceAt)
+	}
 	if d.opt.Applied != nil {
 		d.opt.Applied(b, late)
 	}
@@ -312,7 +325,7 @@ func (d *Driver) reexpect(now time.Time, heard map[int]time.Time) {
 	}
 	d.errSeen = le
 	for _, p := range d.parts {
-		_, read := d.next[p] // only partitions read here: not another member's
+		read := d.seen[p] // only partitions read here: not another member's
 		if _, held := heard[p]; read && !held {
 			d.agg.ExpectSource(p)
 			heard[p] = now

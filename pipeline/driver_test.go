@@ -234,3 +234,67 @@ func TestDriverOutageHoldsQuietPartitions(t *testing.T) {
 		t.Errorf("without an outage, the quiet partition's old spans were not too late: the test shows nothing")
 	}
 }
+
+// TestDriverRekeyedSources: a fleet's re-key partition interleaves the
+// traces of every span partition, and a backlog can bring one span
+// partition's minutes before another's. Its spans count under the span
+// partition they came from (Batch.EventSource), so event time waits for
+// every span partition: the late-read partition's spans are not too late,
+// and a watermark record (SourceAt) moves event time for a span partition
+// that sends no spans. Counted under the re-key partition alone, 32 of
+// the 72 spans were too late.
+func TestDriverRekeyedSources(t *testing.T) {
+	for _, rekeyed := range []bool{true, false} {
+		src := newFakeSource()
+		src.parts = []int{0, 1, 2} // the span partitions
+		if !rekeyed {
+			src.parts = []int{0} // the re-key partition alone
+		}
+		var windows atomic.Int64
+		var late atomic.Int64
+		agg := testGraph(func(*graph.Window) { windows.Add(1) })
+		d := NewDriver(Options{Source: src, Graph: agg, Tick: 10 * time.Millisecond,
+			Applied: func(_ *consume.Batch, n int) { late.Add(int64(n)) }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = d.Run(ctx)
+		}()
+		t0 := int64(1_700_000_000) * int64(time.Second)
+		off := int64(0)
+		send := func(source int, trace byte, end, at int64) {
+			b := call(off, trace, end)
+			off++
+			if rekeyed {
+				b.Rekeyed, b.Source, b.SourceAt = true, source, at
+			}
+			src.out <- b
+		}
+		// Span partition 0's two minutes are re-keyed first, then span
+		// partition 1's; partition 2 has no traffic, only its watermark.
+		for i := range int64(12) {
+			send(0, byte(i+1), t0+i*10*int64(time.Second), 0)
+		}
+		for i := range int64(12) {
+			send(1, byte(i+100), t0+i*10*int64(time.Second), 0)
+		}
+		b := &consume.Batch{Partition: 0, Offset: off, HighWaterMark: off + 1}
+		if rekeyed {
+			b.Rekeyed, b.Source, b.SourceAt = true, 2, t0+2*int64(time.Minute)
+		}
+		src.out <- b
+		wait.For(t, 5*time.Second, 5*time.Millisecond, "every message applied", func() bool {
+			c := src.commits()
+			return len(c) > 0 && c[len(c)-1] == off+1
+		})
+		cancel()
+		<-done
+		switch {
+		case rekeyed && (late.Load() != 0 || windows.Load() == 0):
+			t.Errorf("re-keyed: %d spans too late, %d windows closed; want none late and windows closed by the watermarks", late.Load(), windows.Load())
+		case !rekeyed && late.Load() == 0:
+			t.Error("counted under the re-key partition, nothing was too late: the test shows nothing")
+		}
+	}
+}

@@ -197,10 +197,17 @@ alerts:
 	var snap graph.Snapshot
 	getJSON(t, "http://"+survivor.api+"/api/v1/graph", &snap)
 	var es []string
+	var calls int64
 	for _, e := range snap.Edges {
 		es = append(es, e.Source+"->"+e.Target)
+		calls += e.Total.Requests
 	}
 	slices.Sort(es)
+	var soloCalls int64
+	for _, e := range solo.agg.Snapshot().Edges {
+		soloCalls += e.Total.Requests
+	}
+	t.Logf("calls in the graph: fleet %d, lone detector %d", calls, soloCalls)
 	return strings.Join(es, "\n")
 }
 
