@@ -296,10 +296,11 @@ func (d *Driver) idle(ctx context.Context, now time.Time, clock *IdleClock, hear
 	for p, at := range heard {
 		// A partition silent for quiet stops holding windows back when the
 		// client has been healthy since (it has nothing to send, or
-		// another member has it), or once every partition is read to its
-		// end; not while a broker is away, when its backlog is still to
-		// come.
-		if now.Sub(at) > quiet && (lastErr.Before(at) || caughtUp()) {
+		// another member has it), or when every partition is read to its
+		// end and the client has been healthy for quiet: not while a
+		// broker is away, nor just after, when what producers buffered
+		// meanwhile is still on its way, to this partition as to others.
+		if now.Sub(at) > quiet && (lastErr.Before(at) || now.Sub(lastErr) > quiet && caughtUp()) {
 			d.agg.ForgetSource(p)
 			clock.Forget(p)
 			delete(heard, p)

@@ -298,3 +298,54 @@ func TestDriverRekeyedSources(t *testing.T) {
 		}
 	}
 }
+
+// TestDriverHoldsPartitionsJustAfterAnOutage: right after an outage every
+// partition is read to its end before producers have sent what they
+// buffered; a partition silent since before the outage must not stop
+// holding windows back then, or its buffered spans, arriving after
+// another partition's newer ones, come too late.
+func TestDriverHoldsPartitionsJustAfterAnOutage(t *testing.T) {
+	src := newFakeSource()
+	src.parts = []int{0, 1}
+	var mu sync.Mutex
+	late := 0
+	d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 5 * time.Millisecond, Quiet: time.Second,
+		Applied: func(_ *consume.Batch, n int) {
+			mu.Lock()
+			late += n
+			mu.Unlock()
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	const s = int64(time.Second)
+	base := int64(1_700_000_000) * s
+	at := func(p int, b *consume.Batch) *consume.Batch {
+		b.Partition = p
+		return b
+	}
+	src.out <- at(0, call(0, 1, base+2*s))
+	src.out <- at(1, call(0, 2, base+3*s))
+	// The broker goes away for longer than quiet: the client reports
+	// errors all along.
+	for end := time.Now().Add(1200 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		src.lastErr.Store(time.Now().UnixNano())
+	}
+	// It is back; nothing new is written yet, so every partition is read
+	// to its end. Ticks pass.
+	src.caughtUp.Store(true)
+	time.Sleep(50 * time.Millisecond)
+	src.out <- at(0, call(1, 3, base+60*s)) // the producers' buffers: newer spans first
+	src.out <- at(1, call(1, 4, base+20*s)) // then partition 1's
+	src.out <- at(0, call(2, 5, base+61*s))
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if late != 0 {
+		t.Errorf("%d spans of the partition silent since before the outage came too late, want 0", late)
+	}
+}
