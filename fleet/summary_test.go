@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/gob"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"testing"
@@ -307,4 +309,58 @@ func roundTrip(t *testing.T, w *fleetpb.Window) *fleetpb.Window {
 		t.Fatal(err)
 	}
 	return &out
+}
+
+var updateFixtures = flag.Bool("update", false, "rewrite the summary fixtures in testdata/ from this version's encoder")
+
+// TestSummaryFixtures: summaries written by the first version of the
+// format (testdata/summary-v1-*.bin, committed) are read by this one, so
+// a fleet's members of adjacent versions keep merging each other's. Run
+// with -update only when adding a format: a fixture is never rewritten.
+func TestSummaryFixtures(t *testing.T) {
+	pw, err := encodeWindow(fullWindow(t0, 30, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixtures := map[string]*summary{
+		"testdata/summary-v1-window.bin":    {Source: "otlp_spans", Partition: 2, Member: "m1", Window: pw},
+		"testdata/summary-v1-watermark.bin": {Source: "otlp_spans", Partition: 2, Member: "m1", ClosedTo: t0.Add(10 * time.Second).UnixNano()},
+	}
+	for path, s := range fixtures {
+		if *updateFixtures {
+			b, err := encodeSummary(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeSummary(b)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if got.Source != s.Source || got.Partition != s.Partition || got.Member != s.Member || got.ClosedTo != s.ClosedTo || (got.Window == nil) != (s.Window == nil) {
+			t.Errorf("%s: read %+v, want %+v", path, got, s)
+		}
+		if s.Window == nil {
+			continue
+		}
+		w, err := decodeWindow(got.Window)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		want := fullWindow(t0, 30, 1)
+		k := graph.EdgeKey{Source: "checkoutservice", Target: "paymentservice", Operation: "Charge"}
+		if e := w.Edges[k]; e == nil || e.Requests != 30 || e.Errors != 3 || e.Latency.String() != want.Edges[k].Latency.String() || len(e.Exemplars) != 2 {
+			t.Errorf("%s: edge %v read as %+v", path, k, e)
+		}
+		if !reflect.DeepEqual(w.Callees, want.Callees) || !reflect.DeepEqual(w.Nodes, want.Nodes) || len(w.Ops) != len(want.Ops) {
+			t.Errorf("%s: window read as %+v", path, w)
+		}
+	}
 }
