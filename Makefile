@@ -47,9 +47,9 @@ proto:
 
 ## proto-check: the committed summary.pb.go is what its schema generates
 proto-check:
-	@mkdir -p $(BIN)/proto
-	@$(PROTO_GEN) --go_out=$(BIN)/proto fleet/fleetpb/summary.proto
-	@cmp -s $(BIN)/proto/summary.pb.go fleet/fleetpb/summary.pb.go || { echo "fleet/fleetpb/summary.pb.go does not match summary.proto: run make proto"; exit 1; }
+	@mkdir -p $(BIN)/_proto
+	@$(PROTO_GEN) --go_out=$(BIN)/_proto fleet/fleetpb/summary.proto
+	@cmp -s $(BIN)/_proto/summary.pb.go fleet/fleetpb/summary.pb.go || { echo "fleet/fleetpb/summary.pb.go does not match summary.proto: run make proto"; exit 1; }
 
 unit:
 	$(GO) test -count=1 $(PKGS)

@@ -209,7 +209,10 @@ func (l *Latency) MarshalBinary() ([]byte, error) {
 // with negative values, which another implementation could send, is an
 // error: durations are never negative.
 func (l *Latency) UnmarshalBinary(b []byte) error {
-	d, err := ddsketch.DecodeDDSketchWithExactSummaryStatistics(b, store.DenseStoreConstructor, nil)
+	// Decoded straight into the store it is kept in: no intermediate
+	// store to grow bin by bin and copy (it was most of a fleet member's
+	// merge cost, BenchmarkSummary).
+	d, err := ddsketch.DecodeDDSketchWithExactSummaryStatistics(b, store.BufferedPaginatedStoreConstructor, nil)
 	if err != nil {
 		return fmt.Errorf("decode latency sketch: %w", err)
 	}
@@ -225,9 +228,11 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("decode latency sketch: %w", err)
 	}
-	s := newLatency(shared(d.IndexMapping), store.NewBufferedPaginatedStore())
-	if err := s.d.MergeWith(d.DDSketch); err != nil {
-		return fmt.Errorf("decode latency sketch: %w", err)
+	s := newLatency(shared(d.IndexMapping), d.GetPositiveValueStore())
+	if z := d.GetZeroCount(); z > 0 {
+		if err := s.d.AddWithCount(0, z); err != nil {
+			return fmt.Errorf("decode latency sketch: %w", err)
+		}
 	}
 	s.st = *st
 	*l = *s

@@ -83,7 +83,15 @@ func TestLatencyBinaryRoundTrip(t *testing.T) {
 	if back.String() != l.String() || back.Sum() != l.Sum() || back.Count() != l.Count() {
 		t.Fatalf("round trip %s (sum %v), want %s (sum %v)", back.String(), back.Sum(), l.String(), l.Sum())
 	}
-	// A decoded sketch merges with a fresh one.
+	// A decoded sketch is added to and merges with a fresh one.
+	back.Add(3.4)
+	if back.Count() != l.Count()+1 {
+		t.Fatalf("count %v after adding one to a decoded sketch of %v", back.Count(), l.Count())
+	}
+	back = Latency{}
+	if err := back.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
 	m := NewLatency()
 	m.Add(1000)
 	m.Merge(&back)
