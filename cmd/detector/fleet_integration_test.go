@@ -173,19 +173,22 @@ alerts:
 			len(solo.incidents.List(incident.Open, time.Time{}, time.Time{})) == 0
 	})
 
-	// Same incidents as alone.
-	var fleetIncs struct{ Incidents []incident.Incident }
-	getJSON(t, "http://"+survivor.api+"/api/v1/incidents", &fleetIncs)
-	// The lone detector reads the six partitions' backlog with one
-	// watermark, and drops as late the spans of partitions it reads behind
-	// the others: its baselines are a little off and it may open the
-	// incident a window or two later, at another severity. What both must
-	// agree on is what the incident names.
-	alone, fleetOnes := unmerged(solo.incidents.List("", time.Time{}, time.Time{})), unmerged(fleetIncs.Incidents)
-	a, b := names(alone), names(fleetOnes)
-	if len(a) == 0 || strings.Join(a, "\n") != strings.Join(b, "\n") {
-		t.Errorf("incidents alone:\n%s\nin the fleet:\n%s", strings.Join(brief(alone), "\n"), strings.Join(brief(fleetOnes), "\n"))
-	}
+	// Same incidents as alone. The lone detector reads the six
+	// partitions' backlog with one watermark, and drops as late the spans
+	// of partitions it reads behind the others: its baselines are a little
+	// off and it may open the incident a window or two later, at another
+	// severity. What both must agree on is what the incident names. The
+	// member asked merges the same summaries as the one that sent the
+	// alerts, a moment later: it is given a little while to get there.
+	var alone, fleetOnes []incident.Incident
+	wait.Report(t, 30*time.Second, 250*time.Millisecond, "the fleet's incidents naming what the lone detector's name", func() (bool, string) {
+		var fleetIncs struct{ Incidents []incident.Incident }
+		getJSON(t, "http://"+survivor.api+"/api/v1/incidents", &fleetIncs)
+		alone, fleetOnes = unmerged(solo.incidents.List("", time.Time{}, time.Time{})), unmerged(fleetIncs.Incidents)
+		a, b := names(alone), names(fleetOnes)
+		return len(a) > 0 && strings.Join(a, "\n") == strings.Join(b, "\n"),
+			fmt.Sprintf("alone:\n%s\nin the fleet:\n%s", strings.Join(brief(alone), "\n"), strings.Join(brief(fleetOnes), "\n"))
+	})
 	for i := range min(len(alone), len(fleetOnes)) {
 		if d := alone[i].OpenedAt.Sub(fleetOnes[i].OpenedAt).Abs(); d > 30*time.Second {
 			t.Errorf("incident opened %v apart alone and in the fleet", d)
