@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway/causeway/consume"
 )
@@ -24,8 +20,8 @@ import (
 // id, so that every trace's spans meet in one partition. An offset is
 // committed only after its traces are written.
 //
-// It decodes with the generated OTLP types rather than the fast path: it
-// must keep every field to re-encode them, and it runs only in this mode.
+// It splits messages without decoding them into the generated OTLP types
+// (splitter): resources, scopes and spans are copied as they are.
 func (n *Node) rekey(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, GroupID: n.kcfg.GroupID + "-rekey", Topic: n.kcfg.Topic,
 		Dialer: n.dialer, MinBytes: 1, MaxBytes: n.kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
@@ -37,6 +33,7 @@ func (n *Node) rekey(ctx context.Context) error {
 	// The latest span end read from each span partition: the watermark
 	// carried to every re-key partition after each message.
 	reached := map[int]int64{}
+	var split splitter
 	for {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -49,7 +46,7 @@ func (n *Node) rekey(ctx context.Context) error {
 			}
 			continue
 		}
-		traces, newest, err := splitByTrace(msg.Value, n.kcfg.Encoding)
+		traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
 		if err != nil {
 			// The partition workers never see it: count it here, as the
 			// single-detector path would.
@@ -141,9 +138,8 @@ func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka
 
 // splitByTrace returns one OTLP protobuf request per trace in the message,
 // keyed by hex trace id, and the latest span end in it (Unix ns);
-// resources and scopes are kept with their spans.
-func splitByTrace(b []byte, enc consume.Encoding) (map[string][]byte, int64, error) {
-	req := &coltracepb.ExportTraceServiceRequest{}
+// resources and scopes are kept with their spans (splitter).
+func (s *splitter) splitByTrace(b []byte, enc consume.Encoding) (map[string][]byte, int64, error) {
 	if enc == consume.EncodingJSON {
 		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
 		if err != nil {
@@ -153,51 +149,5 @@ func splitByTrace(b []byte, enc consume.Encoding) (map[string][]byte, int64, err
 			return nil, 0, err
 		}
 	}
-	if err := proto.Unmarshal(b, req); err != nil {
-		return nil, 0, fmt.Errorf("otlp_proto: %w", err)
-	}
-	var newest int64
-	type scopeKey struct{ rs, ss int }
-	byTrace := map[string]*coltracepb.ExportTraceServiceRequest{}
-	scopes := map[string]map[scopeKey]*tracepb.ScopeSpans{}
-	for ri, rs := range req.ResourceSpans {
-		for si, ss := range rs.ScopeSpans {
-			for _, sp := range ss.Spans {
-				newest = max(newest, int64(sp.EndTimeUnixNano))
-				id := hex.EncodeToString(sp.TraceId)
-				t := byTrace[id]
-				if t == nil {
-					t = &coltracepb.ExportTraceServiceRequest{}
-					byTrace[id], scopes[id] = t, map[scopeKey]*tracepb.ScopeSpans{}
-				}
-				k := scopeKey{ri, si}
-				dst := scopes[id][k]
-				if dst == nil {
-					var rdst *tracepb.ResourceSpans
-					for _, have := range t.ResourceSpans {
-						if have.Resource == rs.Resource {
-							rdst = have
-						}
-					}
-					if rdst == nil {
-						rdst = &tracepb.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}
-						t.ResourceSpans = append(t.ResourceSpans, rdst)
-					}
-					dst = &tracepb.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}
-					rdst.ScopeSpans = append(rdst.ScopeSpans, dst)
-					scopes[id][k] = dst
-				}
-				dst.Spans = append(dst.Spans, sp)
-			}
-		}
-	}
-	out := make(map[string][]byte, len(byTrace))
-	for id, t := range byTrace {
-		b, err := proto.Marshal(t)
-		if err != nil {
-			return nil, 0, err
-		}
-		out[id] = b
-	}
-	return out, newest, nil
+	return s.split(b)
 }

@@ -48,7 +48,7 @@ func TestSplitByTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for enc, in := range map[consume.Encoding][]byte{consume.EncodingProto: pb, consume.EncodingJSON: js} {
-		out, end, err := splitByTrace(in, enc)
+		out, end, err := (&splitter{}).splitByTrace(in, enc)
 		if err != nil {
 			t.Fatalf("%s: %v", enc, err)
 		}
@@ -80,7 +80,7 @@ func TestSplitByTrace(t *testing.T) {
 			}
 		}
 	}
-	if _, _, err := splitByTrace([]byte("not otlp"), consume.EncodingProto); err == nil {
+	if _, _, err := (&splitter{}).splitByTrace([]byte("not otlp"), consume.EncodingProto); err == nil {
 		t.Error("garbage split without error")
 	}
 }

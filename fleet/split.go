@@ -1,0 +1,262 @@
+package fleet
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Field numbers of the OTLP messages the splitter walks.
+const (
+	fieldResourceSpans = 1 // ExportTraceServiceRequest.resource_spans
+	fieldScopeSpans    = 2 // ResourceSpans.scope_spans
+	fieldSpans         = 2 // ScopeSpans.spans
+	fieldTraceID       = 1 // Span.trace_id
+	fieldEndTime       = 8 // Span.end_time_unix_nano
+)
+
+var errSplit = errors.New("malformed OTLP protobuf")
+
+// splitter splits an OTLP/protobuf ExportTraceServiceRequest by trace
+// without decoding it into the generated types: it walks the request,
+// its ResourceSpans and ScopeSpans, and each span's fields far enough to
+// find its trace id and end time, and copies everything else (resources,
+// scopes, whole spans, unknown fields) byte for byte. The re-key stage
+// runs it on every message, and decoding every field into the generated
+// types and encoding them again was most of its cost
+// (BenchmarkSplitByTrace). fleet's split_test.go checks it against the
+// generated types' split (splitByTraceGenerated). A problem inside a
+// copied part (a span's attributes, a resource) is not found here: the
+// partition worker that decodes the re-keyed span reports it, as it
+// would the span topic's.
+//
+// A splitter keeps its buffers between messages; it is not safe for
+// concurrent use.
+type splitter struct {
+	traces map[string]*traceParts
+	order  []*traceParts // in order of first span, for a stable output
+	free   []*traceParts
+}
+
+// traceParts is one trace's spans, grouped by the ResourceSpans and
+// ScopeSpans they came in.
+type traceParts struct {
+	id     string
+	groups []spanGroup
+}
+
+type spanGroup struct {
+	rs, ss int      // indexes into the message's resource and scope heads
+	spans  [][]byte // each a whole encoded Span
+}
+
+// split returns one ExportTraceServiceRequest per trace in msg, keyed by
+// hex trace id, and the latest span end in msg (Unix ns). The requests
+// share no memory with msg.
+func (s *splitter) split(msg []byte) (map[string][]byte, int64, error) {
+	if s.traces == nil {
+		s.traces = map[string]*traceParts{}
+	}
+	clear(s.traces)
+	for _, t := range s.order {
+		t.groups = t.groups[:0]
+		s.free = append(s.free, t)
+	}
+	s.order = s.order[:0]
+
+	// Per ResourceSpans and ScopeSpans, their fields other than the
+	// children, as encoded (slices of msg, copied into each output).
+	var rsHeads, ssHeads []head
+	var newest int64
+	err := fields(msg, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
+		if num != fieldResourceSpans || typ != protowire.BytesType {
+			return nil // unknown at the top: dropped, as the generated split drops it
+		}
+		rs := len(rsHeads)
+		var rhead head
+		err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
+			if num != fieldScopeSpans || typ != protowire.BytesType {
+				rhead.add(raw)
+				return nil
+			}
+			ss := len(ssHeads)
+			var shead head
+			err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
+				if num != fieldSpans || typ != protowire.BytesType {
+					shead.add(raw)
+					return nil
+				}
+				id, end, err := spanKey(v)
+				if err != nil {
+					return err
+				}
+				newest = max(newest, end)
+				s.add(id, rs, ss, v)
+				return nil
+			})
+			ssHeads = append(ssHeads, shead)
+			return err
+		})
+		rsHeads = append(rsHeads, rhead)
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("otlp_proto: %w", err)
+	}
+	out := make(map[string][]byte, len(s.order))
+	for _, t := range s.order {
+		out[t.id] = t.encode(rsHeads, ssHeads)
+	}
+	return out, newest, nil
+}
+
+// add files span (its encoded bytes) under its trace id, in the group of
+// ResourceSpans rs and ScopeSpans ss.
+func (s *splitter) add(id []byte, rs, ss int, span []byte) {
+	t, ok := s.traces[string(id)]
+	if !ok {
+		if n := len(s.free); n > 0 {
+			t, s.free = s.free[n-1], s.free[:n-1]
+		} else {
+			t = &traceParts{}
+		}
+		t.id = hex.EncodeToString(id)
+		s.traces[string(id)] = t
+		s.order = append(s.order, t)
+	}
+	if n := len(t.groups); n > 0 && t.groups[n-1].rs == rs && t.groups[n-1].ss == ss {
+		t.groups[n-1].spans = append(t.groups[n-1].spans, span)
+		return
+	}
+	t.groups = append(t.groups, spanGroup{rs: rs, ss: ss, spans: [][]byte{span}})
+}
+
+// head is the fields of a ResourceSpans or ScopeSpans other than its
+// children, as encoded.
+type head struct {
+	parts [][]byte
+	size  int
+}
+
+func (h *head) add(raw []byte) {
+	h.parts = append(h.parts, raw)
+	h.size += len(raw)
+}
+
+func (h *head) appendTo(b []byte) []byte {
+	for _, p := range h.parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// encode writes the trace's request: for each ResourceSpans its spans came
+// in, that ResourceSpans' other fields and, for each of its ScopeSpans,
+// that ScopeSpans' other fields and the trace's spans. It is sized first,
+// so the request is allocated once.
+func (t *traceParts) encode(rsHeads, ssHeads []head) []byte {
+	total := 0
+	t.walk(func(rs int, scopes []spanGroup) {
+		total += sizeField(fieldResourceSpans, t.rsSize(rs, scopes, rsHeads, ssHeads))
+	})
+	out := make([]byte, 0, total)
+	t.walk(func(rs int, scopes []spanGroup) {
+		out = protowire.AppendTag(out, fieldResourceSpans, protowire.BytesType)
+		out = protowire.AppendVarint(out, uint64(t.rsSize(rs, scopes, rsHeads, ssHeads)))
+		out = rsHeads[rs].appendTo(out)
+		for _, g := range scopes {
+			out = protowire.AppendTag(out, fieldScopeSpans, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(g.size(ssHeads)))
+			out = ssHeads[g.ss].appendTo(out)
+			for _, sp := range g.spans {
+				out = protowire.AppendTag(out, fieldSpans, protowire.BytesType)
+				out = protowire.AppendBytes(out, sp)
+			}
+		}
+	})
+	return out
+}
+
+// walk calls f with each ResourceSpans the trace's spans came in and the
+// groups of its spans in it, in order.
+func (t *traceParts) walk(f func(rs int, scopes []spanGroup)) {
+	for i := 0; i < len(t.groups); {
+		j := i
+		for j < len(t.groups) && t.groups[j].rs == t.groups[i].rs {
+			j++
+		}
+		f(t.groups[i].rs, t.groups[i:j])
+		i = j
+	}
+}
+
+// rsSize is the encoded length of the trace's part of ResourceSpans rs.
+func (t *traceParts) rsSize(rs int, scopes []spanGroup, rsHeads, ssHeads []head) int {
+	n := rsHeads[rs].size
+	for _, g := range scopes {
+		n += sizeField(fieldScopeSpans, g.size(ssHeads))
+	}
+	return n
+}
+
+// size is the encoded length of the group's ScopeSpans.
+func (g *spanGroup) size(ssHeads []head) int {
+	n := ssHeads[g.ss].size
+	for _, sp := range g.spans {
+		n += sizeField(fieldSpans, len(sp))
+	}
+	return n
+}
+
+// sizeField is the encoded size of a length-delimited field of n bytes.
+func sizeField(num protowire.Number, n int) int {
+	return protowire.SizeTag(num) + protowire.SizeBytes(n)
+}
+
+// spanKey reads a span's trace id (the last one, as protobuf merges) and
+// its end time.
+func spanKey(b []byte) (id []byte, end int64, err error) {
+	err = fields(b, func(num protowire.Number, typ protowire.Type, v, _ []byte) error {
+		switch {
+		case num == fieldTraceID && typ == protowire.BytesType:
+			id = v
+		case num == fieldEndTime && typ == protowire.Fixed64Type:
+			x, n := protowire.ConsumeFixed64(v)
+			if n < 0 {
+				return errSplit
+			}
+			end = int64(x)
+		}
+		return nil
+	})
+	return id, end, err
+}
+
+// fields calls f with every field of the message b: its number, wire
+// type, value (the bytes of a length-delimited one, else the encoded
+// value) and the whole field as encoded. Groups and malformed fields are
+// errors, as proto.Unmarshal finds them.
+func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v, raw []byte) error) error {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("%w: %v", errSplit, protowire.ParseError(n))
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[n:])
+		if m < 0 {
+			return fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
+		}
+		raw := b[:n+m]
+		v := b[n : n+m]
+		if typ == protowire.BytesType {
+			v, _ = protowire.ConsumeBytes(v)
+		}
+		if err := f(num, typ, v, raw); err != nil {
+			return err
+		}
+		b = b[n+m:]
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package fleet
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/consume/otlp/otlptest"
+)
+
+// TestSplitterMatchesGenerated cross-checks the splitter against the
+// split through the generated OTLP types: on realistic requests, and on
+// them with bytes flipped or cut, the same traces with the same spans,
+// resources and scopes, and the same latest span end. The splitter copies
+// resources, scopes and span contents without looking inside, so it may
+// accept a message the generated split rejects for a problem in there
+// (the partition worker reports it then), never the other way round.
+func TestSplitterMatchesGenerated(t *testing.T) {
+	var s splitter // reused, as the re-key stage does
+	r := rand.New(rand.NewPCG(3, 4))
+	checked, lenient := 0, 0
+	for seed := range int64(20) {
+		msg, err := proto.Marshal(otlptest.RealisticRequest(50+int(seed)*40, seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs := [][]byte{msg}
+		for range 30 {
+			m := append([]byte(nil), msg...)
+			switch r.IntN(3) {
+			case 0:
+				m[r.IntN(len(m))] ^= byte(1 + r.IntN(255))
+			case 1:
+				m = m[:r.IntN(len(m))]
+			case 2:
+				i := r.IntN(len(m))
+				m = append(m[:i:i], m[min(len(m), i+1+r.IntN(8)):]...)
+			}
+			inputs = append(inputs, m)
+		}
+		for _, in := range inputs {
+			want, wantEnd, werr := splitByTraceGenerated(in, consume.EncodingProto)
+			got, gotEnd, gerr := s.splitByTrace(in, consume.EncodingProto)
+			switch {
+			case gerr != nil && werr == nil:
+				t.Fatalf("seed %d: the splitter rejects what the generated split reads: %v", seed, gerr)
+			case gerr != nil:
+				continue
+			case werr != nil:
+				lenient++
+				continue
+			}
+			checked++
+			if gotEnd != wantEnd {
+				t.Errorf("seed %d: latest span end %d, want %d", seed, gotEnd, wantEnd)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("seed %d: %d traces, want %d", seed, len(got), len(want))
+			}
+			for id, w := range want {
+				var a, b coltracepb.ExportTraceServiceRequest
+				if err := proto.Unmarshal(got[id], &a); err != nil {
+					t.Fatalf("seed %d: trace %s: the splitter's request does not decode: %v", seed, id, err)
+				}
+				if err := proto.Unmarshal(w, &b); err != nil {
+					t.Fatal(err)
+				}
+				if !proto.Equal(&a, &b) {
+					t.Fatalf("seed %d: trace %s:\n got %v\nwant %v", seed, id, &a, &b)
+				}
+			}
+		}
+	}
+	t.Logf("%d inputs compared, %d accepted by the splitter alone (problems inside copied parts)", checked, lenient)
+	if checked < 20 {
+		t.Errorf("only %d inputs compared", checked)
+	}
+}
+
+// BenchmarkSplitByTrace is the re-key stage's cost per span: the splitter
+// against the generated types' decode and encode.
+func BenchmarkSplitByTrace(b *testing.B) {
+	req := otlptest.RealisticRequest(500, 1)
+	msg, err := proto.Marshal(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	spans := 0
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			spans += len(ss.Spans)
+		}
+	}
+	run := func(b *testing.B, split func([]byte) error) {
+		b.SetBytes(int64(len(msg)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := split(msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(spans), "ns/span")
+	}
+	b.Run("splitter", func(b *testing.B) {
+		var s splitter
+		run(b, func(m []byte) error { _, _, err := s.split(m); return err })
+	})
+	b.Run("generated", func(b *testing.B) {
+		run(b, func(m []byte) error { _, _, err := splitByTraceGenerated(m, consume.EncodingProto); return err })
+	})
+}
