@@ -76,6 +76,33 @@ func testGraph(onWindow func(*graph.Window)) *graph.Aggregator {
 	return graph.New(graph.Config{Window: 10 * time.Second, TraceIdle: time.Second, Lateness: time.Second, Workers: 1}, onWindow, nil)
 }
 
+// startDriver runs d until the returned stop is called; stop waits for
+// Run to return and may be called more than once.
+func startDriver(d *Driver) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = d.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// lateSpans adds up the spans the driver reports too late
+// (Options.Applied).
+type lateSpans struct{ n atomic.Int64 }
+
+func (l *lateSpans) applied(_ *consume.Batch, n int) { l.n.Add(int64(n)) }
+
+// onPartition moves a message to partition p.
+func onPartition(p int, b *consume.Batch) *consume.Batch {
+	b.Partition = p
+	return b
+}
+
 // TestDriverCommitsPublishedWindows: with Publish, a message's offset is
 // committed only once every window its spans fell in has been handed on,
 // never before; the windows are published before the commit.
@@ -94,12 +121,7 @@ func TestDriverCommitsPublishedWindows(t *testing.T) {
 			commitsAtPublish = append(commitsAtPublish, len(src.commits()))
 			return true
 		}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
+	stop := startDriver(d)
 	const s = int64(time.Second)
 	base := int64(1_700_000_000) * s // a window boundary
 	src.out <- call(0, 1, base+2*s)  // window [base, base+10s)
@@ -114,8 +136,7 @@ func TestDriverCommitsPublishedWindows(t *testing.T) {
 		c := src.commits()
 		return len(c) > 0 && c[len(c)-1] >= 1
 	})
-	cancel()
-	<-done
+	stop()
 	mu.Lock()
 	defer mu.Unlock()
 	for i, to := range published {
@@ -135,18 +156,12 @@ func TestDriverCommitsPublishedWindows(t *testing.T) {
 func TestDriverCommitsAppliedWithoutState(t *testing.T) {
 	src := newFakeSource()
 	d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
+	stop := startDriver(d)
 	for i := range int64(3) {
 		src.out <- call(i, byte(i+1), int64(1_700_000_000+i)*int64(time.Second))
 	}
 	wait.For(t, 5*time.Second, 5*time.Millisecond, "three commits", func() bool { return len(src.commits()) == 3 })
-	cancel()
-	<-done
+	stop()
 	if got := src.commits(); got[0] != 1 || got[1] != 2 || got[2] != 3 {
 		t.Errorf("commits %v, want [1 2 3]", got)
 	}
@@ -160,13 +175,8 @@ func TestDriverIdleWaitsForCaughtUp(t *testing.T) {
 	var closed atomic.Int64
 	agg := testGraph(func(*graph.Window) { closed.Add(1) })
 	d := NewDriver(Options{Source: src, Graph: agg, Idle: 50 * time.Millisecond, Tick: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
+	stop := startDriver(d)
+	defer stop()
 	src.out <- call(0, 1, time.Now().Add(-time.Minute).UnixNano())
 	time.Sleep(300 * time.Millisecond) // six times idle, thirty ticks
 	if n := closed.Load(); n != 0 {
@@ -174,8 +184,7 @@ func TestDriverIdleWaitsForCaughtUp(t *testing.T) {
 	}
 	src.caughtUp.Store(true)
 	wait.For(t, 5*time.Second, 5*time.Millisecond, "the window closed by the wall clock", func() bool { return closed.Load() > 0 })
-	cancel()
-	<-done
+	stop()
 }
 
 // TestDriverOutageHoldsQuietPartitions: a partition that went quiet stops
@@ -187,27 +196,14 @@ func TestDriverOutageHoldsQuietPartitions(t *testing.T) {
 	run := func(outage bool) (late int) {
 		src := newFakeSource()
 		src.parts = []int{0, 1}
-		var mu sync.Mutex
+		var spans lateSpans
 		d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 5 * time.Millisecond, Quiet: 30 * time.Millisecond,
-			Applied: func(_ *consume.Batch, n int) {
-				mu.Lock()
-				late += n
-				mu.Unlock()
-			}})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = d.Run(ctx)
-		}()
+			Applied: spans.applied})
+		stop := startDriver(d)
 		const s = int64(time.Second)
 		base := int64(1_700_000_000) * s
-		at := func(p int, b *consume.Batch) *consume.Batch {
-			b.Partition = p
-			return b
-		}
-		src.out <- at(0, call(0, 1, base+2*s))
-		src.out <- at(1, call(0, 2, base+3*s))
+		src.out <- onPartition(0, call(0, 1, base+2*s))
+		src.out <- onPartition(1, call(0, 2, base+3*s))
 		time.Sleep(200 * time.Millisecond) // partition 1 is quiet long enough to be forgotten
 		// The client reports errors while the broker is away, up to the
 		// moment the backlog arrives.
@@ -217,15 +213,12 @@ func TestDriverOutageHoldsQuietPartitions(t *testing.T) {
 			}
 		}
 		failing()
-		src.out <- at(0, call(1, 3, base+60*s)) // after the outage, newer spans first
+		src.out <- onPartition(0, call(1, 3, base+60*s)) // after the outage, newer spans first
 		failing()
-		src.out <- at(1, call(1, 4, base+20*s)) // then what partition 1 was sent meanwhile
-		src.out <- at(0, call(2, 5, base+61*s)) // (a last batch: the one before is applied)
-		cancel()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return late
+		src.out <- onPartition(1, call(1, 4, base+20*s)) // then what partition 1 was sent meanwhile
+		src.out <- onPartition(0, call(2, 5, base+61*s)) // (a last batch: the one before is applied)
+		stop()
+		return int(spans.n.Load())
 	}
 	if late := run(true); late != 0 {
 		t.Errorf("after an outage, %d spans of the partition that had been quiet came too late, want 0", late)
@@ -251,16 +244,10 @@ func TestDriverRekeyedSources(t *testing.T) {
 			src.parts = []int{0} // the re-key partition alone
 		}
 		var windows atomic.Int64
-		var late atomic.Int64
+		var late lateSpans
 		agg := testGraph(func(*graph.Window) { windows.Add(1) })
-		d := NewDriver(Options{Source: src, Graph: agg, Tick: 10 * time.Millisecond,
-			Applied: func(_ *consume.Batch, n int) { late.Add(int64(n)) }})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			_ = d.Run(ctx)
-		}()
+		d := NewDriver(Options{Source: src, Graph: agg, Tick: 10 * time.Millisecond, Applied: late.applied})
+		stop := startDriver(d)
 		t0 := int64(1_700_000_000) * int64(time.Second)
 		off := int64(0)
 		send := func(source int, trace byte, end, at int64) {
@@ -288,12 +275,11 @@ func TestDriverRekeyedSources(t *testing.T) {
 			c := src.commits()
 			return len(c) > 0 && c[len(c)-1] == off+1
 		})
-		cancel()
-		<-done
+		stop()
 		switch {
-		case rekeyed && (late.Load() != 0 || windows.Load() == 0):
-			t.Errorf("re-keyed: %d spans too late, %d windows closed; want none late and windows closed by the watermarks", late.Load(), windows.Load())
-		case !rekeyed && late.Load() == 0:
+		case rekeyed && (late.n.Load() != 0 || windows.Load() == 0):
+			t.Errorf("re-keyed: %d spans too late, %d windows closed; want none late and windows closed by the watermarks", late.n.Load(), windows.Load())
+		case !rekeyed && late.n.Load() == 0:
 			t.Error("counted under the re-key partition, nothing was too late: the test shows nothing")
 		}
 	}
@@ -307,28 +293,14 @@ func TestDriverRekeyedSources(t *testing.T) {
 func TestDriverHoldsPartitionsJustAfterAnOutage(t *testing.T) {
 	src := newFakeSource()
 	src.parts = []int{0, 1}
-	var mu sync.Mutex
-	late := 0
+	var late lateSpans
 	d := NewDriver(Options{Source: src, Graph: testGraph(nil), Tick: 5 * time.Millisecond, Quiet: time.Second,
-		Applied: func(_ *consume.Batch, n int) {
-			mu.Lock()
-			late += n
-			mu.Unlock()
-		}})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = d.Run(ctx)
-	}()
+		Applied: late.applied})
+	stop := startDriver(d)
 	const s = int64(time.Second)
 	base := int64(1_700_000_000) * s
-	at := func(p int, b *consume.Batch) *consume.Batch {
-		b.Partition = p
-		return b
-	}
-	src.out <- at(0, call(0, 1, base+2*s))
-	src.out <- at(1, call(0, 2, base+3*s))
+	src.out <- onPartition(0, call(0, 1, base+2*s))
+	src.out <- onPartition(1, call(0, 2, base+3*s))
 	// The broker goes away for longer than quiet: the client reports
 	// errors all along.
 	for end := time.Now().Add(1200 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
@@ -338,14 +310,11 @@ func TestDriverHoldsPartitionsJustAfterAnOutage(t *testing.T) {
 	// to its end. Ticks pass.
 	src.caughtUp.Store(true)
 	time.Sleep(50 * time.Millisecond)
-	src.out <- at(0, call(1, 3, base+60*s)) // the producers' buffers: newer spans first
-	src.out <- at(1, call(1, 4, base+20*s)) // then partition 1's
-	src.out <- at(0, call(2, 5, base+61*s))
-	cancel()
-	<-done
-	mu.Lock()
-	defer mu.Unlock()
-	if late != 0 {
-		t.Errorf("%d spans of the partition silent since before the outage came too late, want 0", late)
+	src.out <- onPartition(0, call(1, 3, base+60*s)) // the producers' buffers: newer spans first
+	src.out <- onPartition(1, call(1, 4, base+20*s)) // then partition 1's
+	src.out <- onPartition(0, call(2, 5, base+61*s))
+	stop()
+	if n := late.n.Load(); n != 0 {
+		t.Errorf("%d spans of the partition silent since before the outage came too late, want 0", n)
 	}
 }
