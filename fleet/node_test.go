@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
@@ -24,11 +23,7 @@ import (
 // loses that way show in a counter. A member reads the summaries topic of
 // an in-process broker, where the test writes them as members would.
 func TestLateSummaryCounted(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := inProcessBroker(t)
 	reg := prometheus.NewRegistry()
 	var mu sync.Mutex
 	var merged []*graph.Window
@@ -58,21 +53,11 @@ func TestLateSummaryCounted(t *testing.T) {
 	defer out.Close()
 	publish := func(p int, w *graph.Window, closedTo time.Time) {
 		t.Helper()
-		s := &summary{Source: "spans", Partition: p, Member: "other"}
-		if w != nil {
-			pw, err := encodeWindow(w)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Window = pw
-		} else {
+		s := summary{Source: "spans", Partition: p, Member: "other"}
+		if w == nil {
 			s.ClosedTo = closedTo.UnixNano()
 		}
-		b, err := encodeSummary(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := out.WriteMessages(ctx, kafka.Message{Key: s.key(), Value: b}); err != nil {
+		if err := out.WriteMessages(ctx, kafka.Message{Key: s.key(), Value: encoded(t, s, w)}); err != nil {
 			t.Fatal(err)
 		}
 	}

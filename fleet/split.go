@@ -223,10 +223,7 @@ func spanKey(b []byte) (id []byte, end int64, err error) {
 		case num == fieldTraceID && typ == protowire.BytesType:
 			id = v
 		case num == fieldEndTime && typ == protowire.Fixed64Type:
-			x, n := protowire.ConsumeFixed64(v)
-			if n < 0 {
-				return errSplit
-			}
+			x, _ := protowire.ConsumeFixed64(v) // fields checked its length
 			end = int64(x)
 		}
 		return nil

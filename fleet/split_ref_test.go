@@ -4,28 +4,18 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/causeway/causeway/consume"
 )
 
 // splitByTraceGenerated is the split through the generated OTLP types,
 // decoding every field and encoding them again: the reference the
 // splitter is checked against, and what the re-key stage did before it.
-func splitByTraceGenerated(b []byte, enc consume.Encoding) (map[string][]byte, int64, error) {
+// It takes OTLP/protobuf; otlp_json reaches either split the same way,
+// converted first (splitter.splitByTrace).
+func splitByTraceGenerated(b []byte) (map[string][]byte, int64, error) {
 	req := &coltracepb.ExportTraceServiceRequest{}
-	if enc == consume.EncodingJSON {
-		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
-		if err != nil {
-			return nil, 0, fmt.Errorf("otlp_json: %w", err)
-		}
-		if b, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(td); err != nil {
-			return nil, 0, err
-		}
-	}
 	if err := proto.Unmarshal(b, req); err != nil {
 		return nil, 0, fmt.Errorf("otlp_proto: %w", err)
 	}

@@ -42,7 +42,7 @@ func TestSplitterMatchesGenerated(t *testing.T) {
 			inputs = append(inputs, m)
 		}
 		for _, in := range inputs {
-			want, wantEnd, werr := splitByTraceGenerated(in, consume.EncodingProto)
+			want, wantEnd, werr := splitByTraceGenerated(in)
 			got, gotEnd, gerr := s.splitByTrace(in, consume.EncodingProto)
 			switch {
 			case gerr != nil && werr == nil:
@@ -109,6 +109,6 @@ func BenchmarkSplitByTrace(b *testing.B) {
 		run(b, func(m []byte) error { _, _, err := s.split(m); return err })
 	})
 	b.Run("generated", func(b *testing.B) {
-		run(b, func(m []byte) error { _, _, err := splitByTraceGenerated(m, consume.EncodingProto); return err })
+		run(b, func(m []byte) error { _, _, err := splitByTraceGenerated(m); return err })
 	})
 }

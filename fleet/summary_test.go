@@ -36,6 +36,23 @@ func part(t *testing.T, p, i, n int) *summary {
 	return &summary{Source: "spans", Partition: p, Window: b}
 }
 
+// encoded is the message of summary s, carrying w when it is not nil.
+func encoded(tb testing.TB, s summary, w *graph.Window) []byte {
+	tb.Helper()
+	if w != nil {
+		pw, err := encodeWindow(w)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.Window = pw
+	}
+	b, err := encodeSummary(&s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // withCalls is a window over w's time with n calls on edge k.
 func withCalls(w *graph.Window, k graph.EdgeKey, n int) *graph.Window {
 	o := graph.NewWindow(w.Start, w.End)
@@ -179,15 +196,7 @@ func TestSummaryRoundTrip(t *testing.T) {
 	a, b := fullWindow(t0, 30, 1), fullWindow(t0, 20, 50)
 	through := func(w *graph.Window) *graph.Window {
 		t.Helper()
-		pw, err := encodeWindow(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := encodeSummary(&summary{Source: "spans", Partition: 3, Window: pw, Member: "m1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := decodeSummary(msg)
+		s, err := decodeSummary(encoded(t, summary{Source: "spans", Partition: 3, Member: "m1"}, w))
 		if err != nil {
 			t.Fatal(err)
 		}

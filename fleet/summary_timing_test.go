@@ -46,28 +46,13 @@ func BenchmarkSummary(b *testing.B) {
 		b.Run(fmt.Sprintf("calls=%d/encode", calls), func(b *testing.B) {
 			var size int
 			for b.Loop() {
-				pw, err := encodeWindow(w)
-				if err != nil {
-					b.Fatal(err)
-				}
-				msg, err := encodeSummary(&summary{Source: "otlp_spans", Window: pw})
-				if err != nil {
-					b.Fatal(err)
-				}
-				size = len(msg)
+				size = len(encoded(b, summary{Source: "otlp_spans"}, w))
 			}
 			b.ReportMetric(float64(size)/entries, "bytes/entry")
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/entries, "ns/entry")
 		})
 		b.Run(fmt.Sprintf("calls=%d/decode+merge", calls), func(b *testing.B) {
-			pw, err := encodeWindow(w)
-			if err != nil {
-				b.Fatal(err)
-			}
-			msg, err := encodeSummary(&summary{Source: "otlp_spans", Window: pw})
-			if err != nil {
-				b.Fatal(err)
-			}
+			msg := encoded(b, summary{Source: "otlp_spans"}, w)
 			into := summaryWindow(entries, calls) // another partition's window of the same series
 			for b.Loop() {
 				s, err := decodeSummary(msg)

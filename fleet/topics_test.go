@@ -20,11 +20,7 @@ import (
 // default), and one that finds the windows topic keeping less warns at
 // start, naming it.
 func TestWindowsTopicRetention(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := inProcessBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
@@ -61,4 +57,16 @@ func TestWindowsTopicRetention(t *testing.T) {
 	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "topic=short") || !strings.Contains(logs.String(), "retention=1h0m0s") {
 		t.Errorf("no warning for a windows topic keeping an hour:\n%s", logs)
 	}
+}
+
+// inProcessBroker is a Kafka-protocol broker in the test's process with a
+// span topic "spans" of two partitions, closed when the test ends.
+func inProcessBroker(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
