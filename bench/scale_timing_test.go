@@ -72,6 +72,12 @@ func scaleWindow(dst []span.Span, edges int, names []string, ops [][]string, t0 
 func BenchmarkScale(b *testing.B)       { scale(b, scaleServices, 100_000, 6) }
 func BenchmarkScaleSteady(b *testing.B) { scale(b, scaleServices/10, 10_000, 110) }
 
+// BenchmarkScaleSteadyOneOp is BenchmarkScaleSteady with every operation
+// called over one edge only (5,000 edges, 5,000 operations): with it, what
+// an edge and what an operation cost apart (graph.EdgeBytes and
+// graph.OperationBytes, from which the memory budget derives the caps).
+func BenchmarkScaleSteadyOneOp(b *testing.B) { scale(b, scaleServices/10, 5_000, 110) }
+
 var scaleHook func()
 
 func scale(b *testing.B, services, nEdges, windows int) {

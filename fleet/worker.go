@@ -50,6 +50,11 @@ func (w *worker) run(ctx context.Context) {
 	// A member already runs one worker per partition: one goroutine each.
 	gcfg := n.opt.Graph
 	gcfg.Workers = 1
+	// The pending-span cap is the member's: a member may be assigned every
+	// partition, so each worker holds its share of it.
+	if gcfg.MaxPendingSpans > 0 && n.partitions > 1 {
+		gcfg.MaxPendingSpans = max(1, gcfg.MaxPendingSpans/n.partitions)
+	}
 	// Its losses (spans too late, traces evicted, caps) are counted, by
 	// partition, with the member's metrics.
 	gm := n.graphMetrics(w.partition)

@@ -28,10 +28,12 @@ type Config struct {
 	// its end, for traces that finish late. Default 5s.
 	Lateness time.Duration `yaml:"lateness"`
 	// MaxPendingSpans caps the spans waiting for their trace to finish.
-	// Over it, the oldest traces are joined early (counted). Default 1,000,000.
+	// Over it, the oldest traces are joined early (counted). The detector
+	// derives it from its memory budget (WithBudget); unset here, 1,000,000.
 	MaxPendingSpans int `yaml:"max_pending_spans"`
 	// MaxEdges caps the distinct edges tracked; calls on new edges past it
-	// are counted and dropped. Default 100,000.
+	// are counted and dropped. Derived from the memory budget like
+	// MaxPendingSpans; unset here, 100,000.
 	MaxEdges int `yaml:"max_edges"`
 	// MaxOpsPerService caps the distinct operations of one service; runs of
 	// further operations are folded into the operation "__overflow__".
@@ -39,8 +41,8 @@ type Config struct {
 	MaxOpsPerService int `yaml:"max_ops_per_service"`
 	// MaxOperations caps the operations tracked in all, overflow ones
 	// included, so a flood of service names cannot grow memory either;
-	// runs and calls of further ones are counted and dropped. Default
-	// 200,000.
+	// runs and calls of further ones are counted and dropped. Derived from
+	// the memory budget like MaxPendingSpans; unset here, 200,000.
 	MaxOperations int `yaml:"max_operations"`
 	// MaxNodes caps the distinct node names: services, and the databases,
 	// caches, queues and external hosts seen from client spans. Calls and

@@ -130,3 +130,76 @@ func TestCardinalityAttackOnNodeNames(t *testing.T) {
 		t.Errorf("nodes cap hit %v times, want every folded call and run counted (at least %d)", hits, names)
 	}
 }
+
+// Under a memory budget, a flood of new names of every kind at once
+// (100,000 services, each with its own operation and its own peer host)
+// leaves the live heap within the budget: the caps derived from it
+// (graph.Config.WithBudget) and the node cap fold or drop what is past
+// them, and every cap hit is counted.
+func TestMemoryBudgetHolds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a hundred thousand traces")
+	}
+	const budget = 128 << 20
+	cfg := graph.Config{}.WithBudget(budget)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	reg := prometheus.NewRegistry()
+	m := graph.NewMetrics(reg)
+	bs := baselines.New(nil)
+	a := graph.New(cfg, func(w *graph.Window) { bs.Observe(w) }, m)
+	defer a.Close()
+	const names = 100_000
+	buf := make([]span.Span, 0, 4000)
+	var peak uint64
+	for i := range names {
+		var tid span.TraceID
+		copy(tid[:], strconv.Itoa(i))
+		tid[15] = 3
+		start := graph.Epoch + int64(i)*int64(time.Millisecond) // 100 s of event time
+		n := strconv.Itoa(i)
+		svc := "svc-" + n
+		buf = append(buf,
+			span.Span{TraceID: tid, SpanID: span.ID{1}, Service: "frontend", Name: "GET", Kind: span.KindServer, Start: start, End: start + 10e6},
+			span.Span{TraceID: tid, SpanID: span.ID{2}, ParentID: span.ID{1}, Service: "frontend", Name: "call", Kind: span.KindClient,
+				Start: start + 1e6, End: start + 9e6},
+			span.Span{TraceID: tid, SpanID: span.ID{3}, ParentID: span.ID{2}, Service: svc, Name: "GET /item/" + n, Kind: span.KindServer,
+				Start: start + 2e6, End: start + 8e6},
+			span.Span{TraceID: tid, SpanID: span.ID{4}, ParentID: span.ID{3}, Service: svc, Name: "fetch", Kind: span.KindClient,
+				ServerAddress: "tenant-" + n + ".example", Start: start + 3e6, End: start + 7e6})
+		if len(buf) == cap(buf) {
+			a.Add(buf)
+			buf = buf[:0]
+			if i%(names/10) < 1000 {
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				peak = max(peak, after.HeapAlloc)
+			}
+		}
+	}
+	a.Add(buf)
+	a.Flush()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	peak = max(peak, after.HeapAlloc)
+	used := int64(peak) - int64(before.HeapAlloc)
+	t.Logf("live heap grew by at most %d MiB under a budget of %d MiB (caps: %d pending spans, %d edges, %d operations)",
+		used>>20, budget>>20, cfg.MaxPendingSpans, cfg.MaxEdges, cfg.MaxOperations)
+	if used > budget {
+		t.Errorf("live heap grew by %d bytes, beyond the budget of %d", used, budget)
+	}
+	edges, ops := bs.Len()
+	if edges > cfg.MaxEdges || ops > cfg.MaxOperations+1 {
+		t.Errorf("baselines for %d edges and %d operations, beyond the caps %d and %d", edges, ops, cfg.MaxEdges, cfg.MaxOperations)
+	}
+	hits := graph.CapHits(m)
+	// Nodes fold first; the operations of the nodes kept reach their
+	// total cap before their edges reach theirs.
+	for _, c := range []string{"nodes", "operations_total"} {
+		if n := testutil.ToFloat64(hits.WithLabelValues(c)); n == 0 {
+			t.Errorf("the %s cap was never counted as hit", c)
+		}
+	}
+	runtime.KeepAlive(a)
+}

@@ -58,6 +58,13 @@ for name, what in (("BenchmarkScale", "100k edges, 6 windows"), ("BenchmarkScale
     if per:
         verdict = "within" if per <= 8192 else "over"
         print(f"memory per tracked edge ({what}): {per:,.0f} bytes, {verdict} the 8 KiB target")
+# Edges with half an operation each, and with one: what each costs apart,
+# against the figures the memory budget divides by (graph/budget.go).
+half, one = med("BenchmarkScaleSteady", "bytes/edge"), med("BenchmarkScaleSteadyOneOp", "bytes/edge")
+if half and one:
+    op = 2 * (one - half)
+    edge = one - op
+    print(f"memory per edge {edge:,.0f} bytes (budget counts 5,632), per operation {op:,.0f} bytes (budget counts 6,144)")
 for mode in ("serial", "parallel"):
     e2e = med(f"BenchmarkKafkaEndToEnd/{mode}", "spans/s")
     if e2e:

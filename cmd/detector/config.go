@@ -40,6 +40,11 @@ type Config struct {
 	Cluster fleet.Config `yaml:"cluster"`
 	// Graph sets windows and bounds of the service graph.
 	Graph graph.Config `yaml:"graph"`
+	// MemoryBudget is what the detector may hold in all: auto (the
+	// default: GOMEMLIMIT, else 90% of the container's memory limit, else
+	// 2GiB) or a size such as 1536MiB. The graph's caps left unset derive
+	// from it, and the Go runtime's soft memory limit is set to it.
+	MemoryBudget string `yaml:"memory_budget"`
 	// Idle is how long the wall clock may run ahead of the newest span
 	// before event time is advanced anyway, so windows close when traffic
 	// stops. Default 30s.
@@ -77,7 +82,7 @@ type DemoConfig struct {
 }
 
 func defaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", API: defaultAPIConfig(), LogLevel: "info", Idle: 30 * time.Second, SnapshotInterval: time.Minute,
+	return Config{Listen: "127.0.0.1:8080", API: defaultAPIConfig(), LogLevel: "info", MemoryBudget: "auto", Idle: 30 * time.Second, SnapshotInterval: time.Minute,
 		Demo: DemoConfig{Speed: 1, Seed: 1, ByTrace: true, History: 20 * time.Minute}}
 }
 
@@ -110,6 +115,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Graph.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := parseBudget(c.MemoryBudget); err != nil {
 		return err
 	}
 	if c.Idle < 0 {
@@ -167,6 +175,9 @@ func (c *Config) envOverrides(getenv func(string) string) error {
 	}
 	if v := getenv("CAUSEWAY_KAFKA_SASL_PASSWORD"); v != "" {
 		c.Kafka.SASL.Password = v
+	}
+	if v := getenv("CAUSEWAY_MEMORY_BUDGET"); v != "" {
+		c.MemoryBudget = v
 	}
 	if v := getenv("CAUSEWAY_STATE_DIR"); v != "" {
 		c.StateDir = v

@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+	"github.com/dustin/go-humanize"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -55,6 +58,7 @@ type Main struct {
 	incidents *incident.Manager
 	notifier  *alert.Notifier // nil without receivers
 	node      *fleet.Node     // cluster mode only
+	budget    memoryBudget
 	ready     atomic.Bool
 	initOnce  sync.Once
 	addr      chan string // holds the API address once bound
@@ -107,7 +111,10 @@ func (m *Main) Run(ctx context.Context) error {
 		defer unlock()
 	}
 	m.reg = prometheus.NewRegistry()
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "causeway_memory_budget_bytes",
+			Help: "The memory budget (memory_budget) the graph's caps derive from; the Go runtime's soft memory limit unless GOMEMLIMIT is set."},
+			func() float64 { return float64(m.budget.bytes) }))
 	det, err := m.newDetection(cfg)
 	if err != nil {
 		return err
@@ -209,6 +216,17 @@ func (m *Main) prepare(ctx context.Context, cfg *Config) (*http.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	budget, err := resolveBudget(cfg.MemoryBudget, m.Getenv("GOMEMLIMIT"), memlimit.FromCgroup)
+	if err != nil {
+		return nil, err
+	}
+	m.budget = budget
+	cfg.Graph = cfg.Graph.WithBudget(budget.bytes)
+	if budget.setRuntime {
+		debug.SetMemoryLimit(budget.bytes)
+	}
+	m.Log.Info("memory budget", "bytes", budget.bytes, "budget", humanize.IBytes(uint64(budget.bytes)), "from", budget.source,
+		"max_pending_spans", cfg.Graph.MaxPendingSpans, "max_edges", cfg.Graph.MaxEdges, "max_operations", cfg.Graph.MaxOperations)
 	if cfg.Embedded() {
 		// The simulator delivers spans promptly (no SDK or Collector
 		// batching delays), so the demo can close windows sooner.

@@ -1,0 +1,50 @@
+package graph
+
+// What each thing the caps bound costs the heap at most, measured in the
+// repository (figures in docs/operations.md, "Sizing"). A memory budget is
+// turned into caps by dividing a share of it by these.
+const (
+	// PendingSpanBytes is a span waiting for its trace, with its share of
+	// the trace's entry, index and queue item (TestPendingSpanBytes).
+	PendingSpanBytes = 300
+	// EdgeBytes and OperationBytes are an edge's and an operation's state
+	// once every baseline's sample of past windows is full: baselines,
+	// the graph's totals, exceedance references (BenchmarkScaleSteady,
+	// with half an operation per edge, and BenchmarkScaleSteadyOneOp,
+	// with one).
+	EdgeBytes      = 5632
+	OperationBytes = 6144
+)
+
+// Shares of a memory budget. Pending spans and series state are what
+// grows with traffic and with the number of names; the rest of the budget
+// is for what grows with neither (the runtime, Kafka fetches, decoding,
+// open windows, API snapshots, incidents) and for the collector's headroom.
+const (
+	pendingShare = 0.30
+	seriesShare  = 0.40
+)
+
+// MinBudget is the smallest memory budget the caps can be derived from:
+// below it, the share left for series would not hold a modest graph.
+const MinBudget = 64 << 20
+
+// WithBudget returns c with each of MaxPendingSpans, MaxEdges and
+// MaxOperations that is unset derived from a memory budget of budget
+// bytes, so that those structures at their caps take at most
+// pendingShare and seriesShare of it. Operations are capped at as many as
+// edges: each operation is called over at least one edge, except entry
+// points. Caps set explicitly are kept.
+func (c Config) WithBudget(budget int64) Config {
+	if c.MaxPendingSpans <= 0 {
+		c.MaxPendingSpans = max(1, int(float64(budget)*pendingShare/PendingSpanBytes))
+	}
+	slots := max(1, int(float64(budget)*seriesShare/(EdgeBytes+OperationBytes)))
+	if c.MaxEdges <= 0 {
+		c.MaxEdges = slots
+	}
+	if c.MaxOperations <= 0 {
+		c.MaxOperations = slots
+	}
+	return c
+}
