@@ -46,8 +46,12 @@ func New(o Options) (*Pipeline, error) {
 	return p, nil
 }
 
-// Close stops the graph's goroutines (see graph.Config.Workers).
-func (p *Pipeline) Close() { p.Graph.Close() }
+// Close stops the graph's goroutines (see graph.Config.Workers) and
+// waits for the incidents' last write.
+func (p *Pipeline) Close() {
+	p.Graph.Close()
+	p.Incidents.Flush()
+}
 
 // Window scores a closed window and updates the incidents. Graph calls it
 // for the windows it closes; a fleet member calls it for the windows it

@@ -31,6 +31,12 @@ type Config struct {
 	// Over it, the oldest traces are joined early (counted). The detector
 	// derives it from its memory budget (WithBudget); unset here, 1,000,000.
 	MaxPendingSpans int `yaml:"max_pending_spans"`
+	// MaxPendingBytes caps the heap those spans hold, their traces'
+	// entries and spare room included (pendingTrace.bytes), so that many
+	// small traces cannot outgrow the memory budget that many large ones
+	// fit in. Over it, as over MaxPendingSpans. The detector derives it from
+	// its memory budget; unset here, no cap.
+	MaxPendingBytes int64 `yaml:"max_pending_bytes"`
 	// MaxEdges caps the distinct edges tracked; calls on new edges past it
 	// are counted and dropped. Derived from the memory budget like
 	// MaxPendingSpans; unset here, 100,000.
@@ -157,6 +163,7 @@ type Aggregator struct {
 	shard     bool                                   // one of a parallel aggregator's shards: publish only hands windows on
 	par       *parallel                              // the shards; nil with one worker
 	pendingN  atomic.Int64                           // pending spans, for a parallel aggregator's gauge
+	pendingB  atomic.Int64                           // and their bytes
 
 	view *View // every closed window, for Snapshot
 }
@@ -299,9 +306,10 @@ func (a *Aggregator) add(source int, spans []span.Span) (late int) {
 	}
 	a.noteSource(source, seen, srcEnd)
 	a.m.tooLate.Add(float64(late))
-	a.evictOver(a.cfg.MaxPendingSpans)
+	a.evictOver()
 	a.advance(a.watermark())
 	a.m.pendingSpans.Set(float64(a.pend.nSpans))
+	a.m.pendingBytes.Set(float64(a.pend.nBytes))
 	return late
 }
 
@@ -320,10 +328,10 @@ func (a *Aggregator) noteSource(source int, seen bool, srcEnd int64) {
 	}
 }
 
-// evictOver joins the oldest traces early while more than limit spans
-// are pending.
-func (a *Aggregator) evictOver(limit int) {
-	for a.pend.nSpans > limit {
+// evictOver joins the oldest traces early while more spans, or more
+// bytes, are pending than the caps allow.
+func (a *Aggregator) evictOver() {
+	for a.pend.nSpans > a.cfg.MaxPendingSpans || (a.cfg.MaxPendingBytes > 0 && a.pend.nBytes > a.cfg.MaxPendingBytes) {
 		t := a.pend.popOldest()
 		a.m.evicted.Inc()
 		a.finish(t)
@@ -363,6 +371,7 @@ func (a *Aggregator) Flush() {
 	a.pend.release()
 	a.closeThrough(int64(^uint64(0) >> 1))
 	a.m.pendingSpans.Set(0)
+	a.m.pendingBytes.Set(0)
 }
 
 func (a *Aggregator) advance(now int64) {
@@ -422,7 +431,7 @@ func (a *Aggregator) oldestOpenEnd() int64 {
 
 // finish joins a finished trace and files what it shows.
 func (a *Aggregator) finish(t *pendingTrace) {
-	edges, ops := a.joiner.join(t.spans)
+	edges, ops := a.joiner.join(t)
 	late := 0
 	for i := range edges {
 		o := &edges[i]
@@ -712,6 +721,7 @@ type Metrics struct {
 	windowsClosed    prometheus.Counter
 	windowsForced    prometheus.Counter
 	pendingSpans     prometheus.Gauge
+	pendingBytes     prometheus.Gauge
 	edgesTracked     prometheus.Gauge
 	watermark        prometheus.Gauge
 }
@@ -741,12 +751,13 @@ func NewPartitionMetrics(reg prometheus.Registerer, partition int) *Metrics {
 // went to another member): what it held is no longer held here.
 func (m *Metrics) Idle() {
 	m.pendingSpans.Set(0)
+	m.pendingBytes.Set(0)
 	m.edgesTracked.Set(0)
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.tooLate, m.evicted, m.capHit, m.lateObservations, m.tracesJoined,
-		m.windowsClosed, m.windowsForced, m.pendingSpans, m.edgesTracked, m.watermark}
+		m.windowsClosed, m.windowsForced, m.pendingSpans, m.pendingBytes, m.edgesTracked, m.watermark}
 }
 
 func newMetrics(labels prometheus.Labels) *Metrics {
@@ -789,6 +800,11 @@ func newMetrics(labels prometheus.Labels) *Metrics {
 		pendingSpans: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name:        "causeway_graph_pending_spans",
 			Help:        "Spans waiting for their trace to finish.",
+			ConstLabels: labels,
+		}),
+		pendingBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name:        "causeway_graph_pending_bytes",
+			Help:        "Heap held by the spans waiting for their trace, as graph.max_pending_bytes counts it.",
 			ConstLabels: labels,
 		}),
 		edgesTracked: prometheus.NewGauge(prometheus.GaugeOpts{

@@ -50,6 +50,11 @@ type pendingState struct {
 	At      int64 // the queue entry's time (may be stale: below LastEnd)
 	ID      span.TraceID
 	LastEnd int64
+	// Compact and Peers are the trace's spans as they are held
+	// (pendingSpan). Spans is how checkpoints of earlier builds held them:
+	// read, converted, never written.
+	Compact []pendingSpan
+	Peers   []Node
 	Spans   []span.Span
 }
 
@@ -90,7 +95,7 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 		}
 		st.Open = append(st.Open, open)
 		for _, it := range p.pend.queue {
-			st.Pending = append(st.Pending, pendingState{At: it.at, ID: it.t.id, LastEnd: it.t.lastEnd, Spans: it.t.spans})
+			st.Pending = append(st.Pending, pendingState{At: it.at, ID: it.t.id, LastEnd: it.t.lastEnd, Compact: it.t.spans, Peers: it.t.peers})
 		}
 	}
 	a.adm.mu.Lock()
@@ -180,15 +185,19 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 		if a.par != nil {
 			p = parts[a.par.shardOf(ps.ID)]
 		}
-		t := &pendingTrace{id: ps.ID, lastEnd: ps.LastEnd, spans: ps.Spans}
-		p.pend.traces[ps.ID] = t
-		p.pend.queue.push(expiryItem{at: ps.At, t: t}) // in saved heap order: no moves within one heap
-		p.pend.nSpans += len(ps.Spans)
+		t := &pendingTrace{id: ps.ID, lastEnd: ps.LastEnd, spans: ps.Compact, peers: ps.Peers}
+		for i := range ps.Spans {
+			t.append(&ps.Spans[i])
+		}
+		p.pend.put(t, ps.At) // in saved heap order: no moves within one heap
 	}
 	var pendingN int
+	var pendingB int64
 	for _, p := range parts {
 		p.pendingN.Store(int64(p.pend.nSpans))
+		p.pendingB.Store(p.pend.nBytes)
 		pendingN += p.pend.nSpans
+		pendingB += p.pend.nBytes
 	}
 	a.adm.mu.Lock()
 	for _, k := range st.Edges {
@@ -216,6 +225,7 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 	a.view.mu.Unlock()
 	a.maxEnd, a.srcMax, a.closedTo = st.MaxEnd, st.SrcMax, st.ClosedTo
 	a.m.pendingSpans.Set(float64(pendingN))
+	a.m.pendingBytes.Set(float64(pendingB))
 	return nil
 }
 

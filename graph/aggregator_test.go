@@ -152,8 +152,9 @@ func TestSelfTimeNeverNegative(t *testing.T) {
 		{SpanID: span.ID{3}, ParentID: span.ID{1}, Service: "a", Name: "y", Start: 120, End: 180},
 		{SpanID: span.ID{4}, ParentID: span.ID{1}, Service: "a", Name: "y", Start: 190, End: 400},
 	}
-	j.join(spans)
-	if got := j.selfTime(spans, 0); got != 10 { // covered: 100-180 and 190-200
+	tr := traceOf(spans)
+	j.join(tr)
+	if got := j.selfTime(tr.spans, 0); got != 10 { // covered: 100-180 and 190-200
 		t.Fatalf("self time %d, want 10", got)
 	}
 }
@@ -211,7 +212,7 @@ func TestClientOperationCallee(t *testing.T) {
 		{SpanID: span.ID{5}, ParentID: span.ID{1}, Service: "frontend", Name: "render", Kind: span.KindClient, Start: 91, End: 99},
 		{SpanID: span.ID{6}, ParentID: span.ID{5}, Service: "frontend", Name: "template", Kind: span.KindInternal, Start: 92, End: 98},
 	}
-	_, ops := j.join(spans)
+	_, ops := j.join(traceOf(spans))
 	got := map[string]string{}
 	for _, o := range ops {
 		got[o.op.Service+"/"+o.op.Operation] = o.callee

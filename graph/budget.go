@@ -3,10 +3,10 @@ package graph
 // What each thing the caps bound costs the heap at most, measured in the
 // repository (figures in docs/operations.md, "Sizing"). A memory budget is
 // turned into caps by dividing a share of it by these.
+// Pending spans are counted in bytes as they are held (pendingTrace.bytes,
+// checked against the heap by TestPendingBytes), so they need no figure
+// here.
 const (
-	// PendingSpanBytes is a span waiting for its trace, with its share of
-	// the trace's entry, index and queue item (TestPendingSpanBytes).
-	PendingSpanBytes = 300
 	// EdgeBytes and OperationBytes are an edge's and an operation's state
 	// once every baseline's sample of past windows is full: baselines,
 	// the graph's totals, exceedance references (BenchmarkScaleSteady,
@@ -29,15 +29,20 @@ const (
 // below it, the share left for series would not hold a modest graph.
 const MinBudget = 64 << 20
 
-// WithBudget returns c with each of MaxPendingSpans, MaxEdges and
-// MaxOperations that is unset derived from a memory budget of budget
-// bytes, so that those structures at their caps take at most
-// pendingShare and seriesShare of it. Operations are capped at as many as
-// edges: each operation is called over at least one edge, except entry
-// points. Caps set explicitly are kept.
+// WithBudget returns c with each of MaxPendingBytes, MaxPendingSpans,
+// MaxEdges and MaxOperations that is unset derived from a memory budget of
+// budget bytes, so that those structures at their caps take at most
+// pendingShare and seriesShare of it. The span cap is set where it never
+// binds before the byte cap (every span costs at least a pendingSpan).
+// Operations are capped at as many as edges: each operation is called
+// over at least one edge, except entry points. Caps set explicitly are
+// kept.
 func (c Config) WithBudget(budget int64) Config {
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = max(1, int64(float64(budget)*pendingShare))
+	}
 	if c.MaxPendingSpans <= 0 {
-		c.MaxPendingSpans = max(1, int(float64(budget)*pendingShare/PendingSpanBytes))
+		c.MaxPendingSpans = max(1, int(c.MaxPendingBytes/pendingSpanSize))
 	}
 	slots := max(1, int(float64(budget)*seriesShare/(EdgeBytes+OperationBytes)))
 	if c.MaxEdges <= 0 {

@@ -47,8 +47,9 @@ const nsPerMS = 1e6
 // join pairs the spans of one trace and returns the calls and operation runs
 // it shows. The returned slices are owned by the joiner and valid until the
 // next call.
-func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
+func (j *joiner) join(t *pendingTrace) ([]observation, []opObservation) {
 	j.edges, j.ops = j.edges[:0], j.ops[:0]
+	spans := t.spans
 	n := len(spans)
 	j.index.reset(n)
 	for i := range spans {
@@ -74,7 +75,7 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 			continue
 		}
 		j.remote[pi] = true
-		j.pair(p, c)
+		j.pair(t, p, c)
 	}
 
 	for i := range spans {
@@ -92,28 +93,28 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 		j.ops = append(j.ops, opObservation{
 			op:         OpKey{Service: s.Service, Operation: s.Name},
 			at:         s.End,
-			durationMS: float64(s.Duration()) / nsPerMS,
+			durationMS: float64(s.duration()) / nsPerMS,
 			selfMS:     float64(j.selfTime(spans, i)) / nsPerMS,
-			failed:     s.Failed(),
+			failed:     s.Failed,
 			client:     client,
 			callee:     callee,
 		})
 		// A client or producer span nobody answered in another service
 		// calls an uninstrumented peer: a virtual node.
-		if j.remote[i] || !(s.Kind == span.KindClient || s.Kind == span.KindProducer || s.Kind == span.KindUnspecified) {
+		if j.remote[i] || !callsOut(s.Kind) {
 			continue
 		}
 		if s.Kind == span.KindUnspecified && len(j.children[i]) > 0 {
 			continue // a span with local children is not a call out
 		}
-		if peer, ok := peerOf(s); ok {
+		if peer, ok := t.peer(s); ok {
 			j.edges = append(j.edges, observation{
 				edge:      EdgeKey{Source: s.Service, Target: peer.Name, Operation: s.Name},
 				source:    Node{Name: s.Service, Kind: NodeService},
 				target:    peer,
 				at:        s.End,
-				latencyMS: float64(s.Duration()) / nsPerMS,
-				failed:    s.Failed(),
+				latencyMS: float64(s.duration()) / nsPerMS,
+				failed:    s.Failed,
 			})
 		}
 	}
@@ -121,29 +122,29 @@ func (j *joiner) join(spans []span.Span) ([]observation, []opObservation) {
 }
 
 // pair records the call from parent p to child c in another service.
-func (j *joiner) pair(p, c *span.Span) {
+func (j *joiner) pair(t *pendingTrace, p, c *pendingSpan) {
 	caller := Node{Name: p.Service, Kind: NodeService}
 	callee := Node{Name: c.Service, Kind: NodeService}
 	if p.Kind == span.KindProducer || c.Kind == span.KindConsumer {
 		// A hop through a queue. When the producer names its destination,
 		// show the queue as a node between the two services.
-		if q, ok := peerOf(p); ok && q.Kind == NodeQueue {
+		if q, ok := t.peer(p); ok && q.Kind == NodeQueue {
 			j.edges = append(j.edges,
 				observation{
 					edge:      EdgeKey{Source: p.Service, Target: q.Name, Operation: p.Name},
 					source:    caller,
 					target:    q,
 					at:        p.End,
-					latencyMS: float64(p.Duration()) / nsPerMS,
-					failed:    p.Failed(),
+					latencyMS: float64(p.duration()) / nsPerMS,
+					failed:    p.Failed,
 				},
 				observation{
 					edge:      EdgeKey{Source: q.Name, Target: c.Service, Operation: c.Name},
 					source:    q,
 					target:    callee,
 					at:        c.End,
-					latencyMS: float64(c.Duration()) / nsPerMS,
-					failed:    c.Failed(),
+					latencyMS: float64(c.duration()) / nsPerMS,
+					failed:    c.Failed,
 					hasGap:    true,
 					gapMS:     float64(c.Start-p.End) / nsPerMS,
 				})
@@ -154,8 +155,8 @@ func (j *joiner) pair(p, c *span.Span) {
 			source:    caller,
 			target:    callee,
 			at:        c.End,
-			latencyMS: float64(c.Duration()) / nsPerMS,
-			failed:    c.Failed(),
+			latencyMS: float64(c.duration()) / nsPerMS,
+			failed:    c.Failed,
 			hasGap:    true,
 			gapMS:     float64(c.Start-p.End) / nsPerMS,
 		})
@@ -166,29 +167,29 @@ func (j *joiner) pair(p, c *span.Span) {
 		source: caller,
 		target: callee,
 		at:     c.End,
-		failed: c.Failed(),
+		failed: c.Failed,
 	}
 	if p.Kind == span.KindClient {
 		// The caller's own view of the call, and what the network (or
 		// queueing in front of the callee) added to it.
 		o.at = p.End
-		o.latencyMS = float64(p.Duration()) / nsPerMS
-		o.failed = o.failed || p.Failed()
+		o.latencyMS = float64(p.duration()) / nsPerMS
+		o.failed = o.failed || p.Failed
 		o.hasGap = true
-		o.gapMS = float64(p.Duration()-c.Duration()) / nsPerMS
+		o.gapMS = float64(p.duration()-c.duration()) / nsPerMS
 	} else {
-		o.latencyMS = float64(c.Duration()) / nsPerMS
+		o.latencyMS = float64(c.duration()) / nsPerMS
 	}
 	j.edges = append(j.edges, o)
 }
 
 // selfTime returns span i's duration minus the part of it covered by its
 // children (their union, clipped to the span), in nanoseconds.
-func (j *joiner) selfTime(spans []span.Span, i int) int64 {
+func (j *joiner) selfTime(spans []pendingSpan, i int) int64 {
 	s := &spans[i]
 	kids := j.children[i]
 	if len(kids) == 0 {
-		return s.Duration()
+		return s.duration()
 	}
 	iv := j.ivals[:0]
 	for _, k := range kids {
@@ -216,5 +217,5 @@ func (j *joiner) selfTime(spans []span.Span, i int) int64 {
 		}
 	}
 	j.ivals = iv
-	return s.Duration() - covered
+	return s.duration() - covered
 }

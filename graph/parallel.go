@@ -99,10 +99,14 @@ func startParallel(a *Aggregator) *parallel {
 	}
 	shardCfg := a.cfg
 	shardCfg.MaxPendingSpans = max(1, a.cfg.MaxPendingSpans/n)
+	if a.cfg.MaxPendingBytes > 0 {
+		shardCfg.MaxPendingBytes = max(1, a.cfg.MaxPendingBytes/int64(n))
+	}
 	// Shards count into the aggregator's counters; its gauges are set
 	// here and by the merge goroutine.
 	m := *a.m
 	m.pendingSpans = prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_graph_shard_pending_spans"})
+	m.pendingBytes = prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_graph_shard_pending_bytes"})
 	m.watermark = prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_graph_shard_watermark_seconds"})
 	for i := range n {
 		sw := &shardWorker{in: make(chan shardItem, shardQueue)}
@@ -171,11 +175,13 @@ func (p *parallel) add(source int, spans []span.Span) (late int) {
 	a.noteSource(source, seen, srcEnd)
 	a.m.tooLate.Add(float64(late))
 	p.advance(p.bufs)
-	var pending int64
+	var pending, bytes int64
 	for _, sw := range p.shards {
 		pending += sw.agg.pendingN.Load()
+		bytes += sw.agg.pendingB.Load()
 	}
 	a.m.pendingSpans.Set(float64(pending))
+	a.m.pendingBytes.Set(float64(bytes))
 	return late
 }
 
@@ -244,7 +250,7 @@ func (p *parallel) runShard(i int, sw *shardWorker) {
 				a.pend.add(s)
 			}
 			a.m.tooLate.Add(float64(late))
-			a.evictOver(a.cfg.MaxPendingSpans)
+			a.evictOver()
 			a.advance(it.wm)
 			if it.spans != nil {
 				clear(it.spans) // drop string references
@@ -260,6 +266,7 @@ func (p *parallel) runShard(i int, sw *shardWorker) {
 		case itemSync:
 		}
 		a.pendingN.Store(int64(a.pend.nSpans))
+		a.pendingB.Store(a.pend.nBytes)
 		if len(sw.closed) == 0 && a.closedTo == last && it.done == nil {
 			continue
 		}

@@ -1,24 +1,97 @@
 package graph
 
 import (
+	"unsafe"
+
 	"github.com/causeway/causeway/span"
 )
+
+// pendingSpan is what joining a trace needs of one of its spans, held
+// compactly while the trace is pending: 72 bytes against span.Span's 200,
+// and pending spans are most of the detector's memory under load. The
+// trace id is the trace's; status, HTTP and gRPC codes are reduced to
+// whether the span failed; peer attributes become the peer node, kept
+// beside the trace's spans for the spans that name one. Fields are
+// exported for the checkpoint's gob stream.
+type pendingSpan struct {
+	SpanID, ParentID span.ID
+	Service, Name    string // interned by the decoder: shared, not copied
+	Start, End       int64
+	Peer             int32 // 1 + index of the span's peer node in its trace's peers; 0: none
+	Kind             span.Kind
+	Failed           bool
+}
+
+func (s *pendingSpan) duration() int64 { return s.End - s.Start }
 
 // pendingTrace is a trace whose spans are still arriving.
 type pendingTrace struct {
 	id      span.TraceID
-	spans   []span.Span
-	lastEnd int64 // latest span end seen in the trace
+	spans   []pendingSpan
+	peers   []Node // the peer nodes spans name, by pendingSpan.Peer
+	lastEnd int64  // latest span end seen in the trace
+}
+
+// append adds s to the trace. Its peer node is kept only where joining
+// can use it: on spans that call out (client, producer, unspecified) and
+// on spans naming a queue, which place the queue between producer and
+// consumer. A server span's server.address names itself, not a peer.
+func (t *pendingTrace) append(s *span.Span) {
+	ps := pendingSpan{SpanID: s.SpanID, ParentID: s.ParentID, Service: s.Service, Name: s.Name,
+		Start: s.Start, End: s.End, Kind: s.Kind, Failed: s.Failed()}
+	if n, ok := peerOf(s); ok && (callsOut(s.Kind) || n.Kind == NodeQueue) {
+		t.peers = append(t.peers, n)
+		ps.Peer = int32(len(t.peers))
+	}
+	t.spans = append(t.spans, ps)
+}
+
+// peer returns the peer node s names, if it names one.
+func (t *pendingTrace) peer(s *pendingSpan) (Node, bool) {
+	if s.Peer == 0 {
+		return Node{}, false
+	}
+	return t.peers[s.Peer-1], true
+}
+
+// What a pending trace holds, as the memory budget counts it: its
+// entry in the index (key, pointer and the map's empty room), its queue
+// item (and the queue's spare room) and the struct itself, then its
+// slices' capacity, with the most the allocator rounds a size up by
+// (an eighth). TestPendingBytes checks the sum against the heap.
+const (
+	traceOverhead   = 256
+	pendingSpanSize = int64(unsafe.Sizeof(pendingSpan{}))
+	peerNodeSize    = int64(unsafe.Sizeof(Node{}))
+)
+
+// bytes is what t holds of the heap, its slices' spare room included, as
+// the cap on pending bytes counts it. Spare room matters: a trace of one
+// span still holds a slice with room for several.
+func (t *pendingTrace) bytes() int64 { return traceBytes(cap(t.spans), cap(t.peers)) }
+
+// traceBytes is bytes for a trace with room for spans spans and peers
+// peer nodes.
+func traceBytes(spans, peers int) int64 {
+	b := int64(spans)*pendingSpanSize + int64(peers)*peerNodeSize
+	return traceOverhead + b + b/8
+}
+
+// callsOut reports whether a span of kind k may call a peer that is not
+// instrumented: a client, a producer, or a span that does not say.
+func callsOut(k span.Kind) bool {
+	return k == span.KindClient || k == span.KindProducer || k == span.KindUnspecified
 }
 
 // pending buffers spans per trace until the trace is finished: until the
 // stream's event time has moved ttl past the trace's last span, or the store
-// is over its cap and the trace is the oldest. It holds at most maxSpans
-// spans; the caller evicts through popExpired and popOldest.
+// is over its caps and the trace is the oldest. The caller holds it under
+// its caps (spans and bytes) through popExpired and popOldest.
 type pending struct {
 	traces map[span.TraceID]*pendingTrace
 	queue  expiryQueue
 	nSpans int
+	nBytes int64           // the traces' bytes(), summed
 	free   []*pendingTrace // recycled entries, to keep span slices
 }
 
@@ -35,15 +108,28 @@ func (p *pending) add(s *span.Span) {
 		} else {
 			// Room for a typical trace: growing from empty took four
 			// allocations per trace.
-			t = &pendingTrace{spans: make([]span.Span, 0, 8)}
+			t = &pendingTrace{spans: make([]pendingSpan, 0, 8)}
 		}
 		t.id, t.lastEnd = s.TraceID, s.End
 		p.traces[s.TraceID] = t
 		p.queue.push(expiryItem{at: s.End, t: t})
+		p.nBytes += t.bytes()
 	}
-	t.spans = append(t.spans, *s)
+	sc, pc := cap(t.spans), cap(t.peers)
+	t.append(s)
+	if cap(t.spans) != sc || cap(t.peers) != pc {
+		p.nBytes += t.bytes() - traceBytes(sc, pc)
+	}
 	t.lastEnd = max(t.lastEnd, s.End)
 	p.nSpans++
+}
+
+// put adds a whole trace, as a checkpoint held it.
+func (p *pending) put(t *pendingTrace, at int64) {
+	p.traces[t.id] = t
+	p.queue.push(expiryItem{at: at, t: t})
+	p.nSpans += len(t.spans)
+	p.nBytes += t.bytes()
 }
 
 // popExpired removes and returns one trace whose last span ended at or
@@ -81,6 +167,7 @@ func (p *pending) popOldest() *pendingTrace {
 func (p *pending) remove(t *pendingTrace) *pendingTrace {
 	delete(p.traces, t.id)
 	p.nSpans -= len(t.spans)
+	p.nBytes -= t.bytes()
 	return t
 }
 
@@ -94,15 +181,21 @@ func (p *pending) release() {
 	p.traces, p.queue, p.free = make(map[span.TraceID]*pendingTrace), nil, nil
 }
 
-// maxFree bounds the recycled traces kept (each with its span slice).
-const maxFree = 4096
+// maxFree bounds the recycled traces kept, and maxFreeSpans the room of
+// each (larger slices are let go): at most about 19 MiB of spare room,
+// outside the pending caps.
+const (
+	maxFree      = 4096
+	maxFreeSpans = 64
+)
 
 // recycle returns a trace taken from the store for reuse.
 func (p *pending) recycle(t *pendingTrace) {
 	clear(t.spans) // drop string references
-	t.spans = t.spans[:0]
-	// A huge trace's slice is let go.
-	if cap(t.spans) <= 256 && len(p.free) < maxFree {
+	clear(t.peers)
+	t.spans, t.peers = t.spans[:0], t.peers[:0]
+	// A large trace's slices are let go.
+	if cap(t.spans) <= maxFreeSpans && cap(t.peers) <= maxFreeSpans && len(p.free) < maxFree {
 		p.free = append(p.free, t)
 	}
 }

@@ -54,7 +54,7 @@ func (x *spanIndex) slot(id span.ID) uint64 {
 
 // put records that spans[i] has its id; a later span with the same id
 // replaces an earlier one, as in a map.
-func (x *spanIndex) put(spans []span.Span, i int) {
+func (x *spanIndex) put(spans []pendingSpan, i int) {
 	id := spans[i].SpanID
 	mask := uint64(len(x.slots) - 1)
 	for s := x.slot(id); ; s = (s + 1) & mask {
@@ -67,7 +67,7 @@ func (x *spanIndex) put(spans []span.Span, i int) {
 }
 
 // get returns the position of the span with id, and whether there is one.
-func (x *spanIndex) get(spans []span.Span, id span.ID) (int, bool) {
+func (x *spanIndex) get(spans []pendingSpan, id span.ID) (int, bool) {
 	mask := uint64(len(x.slots) - 1)
 	for s := x.slot(id); ; s = (s + 1) & mask {
 		p := x.slots[s]

@@ -15,7 +15,7 @@ func TestSpanIndexAgreesWithMap(t *testing.T) {
 	var x spanIndex
 	for _, n := range []int{0, 1, 2, 7, 8, 9, 100, 5000} {
 		for _, distinct := range []int{1, 3, n + 1} {
-			spans := make([]span.Span, n)
+			spans := make([]pendingSpan, n)
 			want := map[span.ID]int{}
 			for i := range spans {
 				var id span.ID

@@ -465,6 +465,14 @@ func (inc *Incident) copy() Incident {
 	return c
 }
 
+// Flush waits until the incidents saved so far are written to the
+// store, if there is one.
+func (m *Manager) Flush() {
+	if m.opt.Store != nil {
+		m.opt.Store.Flush()
+	}
+}
+
 // List returns incidents, newest first, filtered by state ("" for any) and
 // by having been open at some time in [since, until] (zero: unbounded).
 func (m *Manager) List(state State, since, until time.Time) []Incident {

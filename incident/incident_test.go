@@ -85,6 +85,7 @@ func TestIncidentLifecycle(t *testing.T) {
 		t.Fatalf("still open: %+v", open)
 	}
 	// The store survives a restart.
+	m.Flush()
 	again, err := NewManager(Options{Store: store})
 	if err != nil {
 		t.Fatal(err)

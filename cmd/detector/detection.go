@@ -28,14 +28,22 @@ func keepsState(cfg Config) bool { return cfg.StateDir != "" && !cfg.Cluster.Ena
 // the changes go to the alert notifier over its bounded queue, and tests
 // see the window.
 func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
-	var store *incident.Store
-	if keepsState(cfg) {
-		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile), FS: m.FS}
-	}
 	storeErrs := prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_incident_store_errors_total",
 		Help: "Writes of incidents.json that failed (the checkpoint still holds the incidents when it can be written)."})
 	m.reg.MustRegister(storeErrs)
 	storeLog := &statefs.FaultLog{Log: m.Log, What: "write " + incidentFile}
+	var store *incident.Store
+	if keepsState(cfg) {
+		// Written in the background: a slow disk holds up no window.
+		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile), FS: m.FS, Written: func(err error) {
+			if err != nil {
+				storeErrs.Inc()
+				storeLog.Failed(err)
+				return
+			}
+			storeLog.Succeeded()
+		}}
+	}
 	gcfg := withWorkers(cfg.Graph)
 	var gm *graph.Metrics
 	if cfg.Cluster.Enabled {
@@ -50,12 +58,9 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 		Incidents: incident.Options{Store: store},
 		OnWindow: func(w *graph.Window, fs []baselines.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
-			switch {
-			case err != nil:
+			if err != nil { // the incidents could not be encoded
 				storeErrs.Inc()
 				storeLog.Failed(err)
-			case len(changes) > 0 && store != nil:
-				storeLog.Succeeded()
 			}
 			logChanges(m.Log, changes)
 			if m.notifier != nil {

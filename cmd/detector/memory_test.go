@@ -97,15 +97,14 @@ func TestBudgetDerivesCaps(t *testing.T) {
 	if got.MaxEdges != 1234 {
 		t.Errorf("max_edges set to 1234 became %d", got.MaxEdges)
 	}
-	if got.MaxPendingSpans <= 0 || got.MaxOperations <= 0 {
+	if got.MaxPendingSpans <= 0 || got.MaxPendingBytes <= 0 || got.MaxOperations <= 0 {
 		t.Fatalf("caps not derived: %+v", got)
 	}
-	if used := int64(got.MaxPendingSpans)*graph.PendingSpanBytes +
-		int64(got.MaxOperations)*(graph.EdgeBytes+graph.OperationBytes); used > 1<<30 {
+	if used := got.MaxPendingBytes + int64(got.MaxOperations)*(graph.EdgeBytes+graph.OperationBytes); used > 1<<30 {
 		t.Errorf("caps at full take %d bytes, over the 1GiB budget", used)
 	}
 	half := cfg.Graph.WithBudget(1 << 29)
-	if half.MaxPendingSpans >= got.MaxPendingSpans || half.MaxOperations >= got.MaxOperations {
+	if half.MaxPendingBytes >= got.MaxPendingBytes || half.MaxOperations >= got.MaxOperations {
 		t.Errorf("a smaller budget did not lower the caps: %+v vs %+v", half, got)
 	}
 }

@@ -226,7 +226,7 @@ func (m *Main) prepare(ctx context.Context, cfg *Config) (*http.Server, error) {
 		debug.SetMemoryLimit(budget.bytes)
 	}
 	m.Log.Info("memory budget", "bytes", budget.bytes, "budget", humanize.IBytes(uint64(budget.bytes)), "from", budget.source,
-		"max_pending_spans", cfg.Graph.MaxPendingSpans, "max_edges", cfg.Graph.MaxEdges, "max_operations", cfg.Graph.MaxOperations)
+		"max_pending_bytes", cfg.Graph.MaxPendingBytes, "max_pending_spans", cfg.Graph.MaxPendingSpans, "max_edges", cfg.Graph.MaxEdges, "max_operations", cfg.Graph.MaxOperations)
 	if cfg.Embedded() {
 		// The simulator delivers spans promptly (no SDK or Collector
 		// batching delays), so the demo can close windows sooner.
