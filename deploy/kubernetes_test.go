@@ -347,6 +347,27 @@ func checkProbes(t *testing.T, c any) {
 	}
 }
 
+// TestBaseMemoryLimit: the base's memory limit is the one docs/operations.md
+// ("Sizing") derives the default memory budget from, and the one make soak
+// holds the detector to (baseManifestLimit in cmd/detector).
+func TestBaseMemoryLimit(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("kubernetes", "base", "statefulset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := decodeAll(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers := getList(getMap(one(t, docs, "StatefulSet"), "spec", "template", "spec"), "containers")
+	if len(containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(containers))
+	}
+	if lim := getString(containers[0], "resources", "limits", "memory"); lim != "2Gi" {
+		t.Errorf("base memory limit %q; the documented budget and make soak assume 2Gi", lim)
+	}
+}
+
 func checkResources(t *testing.T, c any) {
 	t.Helper()
 	for _, res := range []string{"cpu", "memory"} {

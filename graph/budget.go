@@ -20,9 +20,12 @@ const (
 // grows with traffic and with the number of names; the rest of the budget
 // is for what grows with neither (the runtime, Kafka fetches, decoding,
 // open windows, API snapshots, incidents) and for the collector's headroom.
+// Pending spans get the larger share: they are what grows with traffic
+// (rate × trace_idle), and at their cap traces are joined early, which
+// costs accuracy at once; series past their cap only fold new names.
 const (
-	pendingShare = 0.30
-	seriesShare  = 0.40
+	pendingShare = 0.45
+	seriesShare  = 0.30
 )
 
 // MinBudget is the smallest memory budget the caps can be derived from:

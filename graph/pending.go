@@ -106,9 +106,11 @@ func (p *pending) add(s *span.Span) {
 		if n := len(p.free); n > 0 {
 			t, p.free = p.free[n-1], p.free[:n-1]
 		} else {
-			// Room for a typical trace: growing from empty took four
-			// allocations per trace.
-			t = &pendingTrace{spans: make([]pendingSpan, 0, 8)}
+			// Room for a small trace: growing from empty took several
+			// allocations per trace, and room for more would be spare
+			// memory in the many traces of a few spans (the byte cap
+			// counts it).
+			t = &pendingTrace{spans: make([]pendingSpan, 0, 4)}
 		}
 		t.id, t.lastEnd = s.TraceID, s.End
 		p.traces[s.TraceID] = t

@@ -42,6 +42,10 @@ func TestSoak(t *testing.T) {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Kafka.Brokers, cfg.Kafka.Topic, cfg.Kafka.GroupID = bs, topic, topic
 	cfg.Kafka.StartAt = "latest"
+	// The budget the base manifests give: their memory limit, as auto
+	// resolves it inside such a container.
+	limit := float64(baseManifestLimit)
+	cfg.MemoryBudget = strconv.FormatInt(int64(limit*containerShare), 10)
 	m := &Main{Config: cfg}
 	ctx, cancel := context.WithTimeout(context.Background(), duration+2*time.Minute)
 	defer cancel()
@@ -77,6 +81,7 @@ func TestSoak(t *testing.T) {
 		lag      float64
 		produced int
 		consumed float64
+		pending  [2]float64 // spans waiting for their trace, and their bytes
 	}
 	var samples []sample
 	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -102,7 +107,9 @@ func TestSoak(t *testing.T) {
 			metrics.Read(live)
 			samples = append(samples, sample{at: time.Since(start).Round(time.Second), heap: live[0].Value.Uint64(),
 				lag: float64(sent) - metrictest.Value(t, m.reg, "causeway_consume_commits_total"), produced: sent,
-				consumed: metrictest.Value(t, m.reg, "causeway_spans_total")})
+				consumed: metrictest.Value(t, m.reg, "causeway_spans_total"),
+				pending: [2]float64{metrictest.Value(t, m.reg, "causeway_graph_pending_spans"),
+					metrictest.Value(t, m.reg, "causeway_graph_pending_bytes")}})
 		}
 		next = next.Add(100 * time.Millisecond)
 		if d := time.Until(next); d > 0 {
@@ -115,8 +122,8 @@ func TestSoak(t *testing.T) {
 	}
 	spans := metrictest.Value(t, m.reg, "causeway_spans_total")
 	for _, x := range samples {
-		t.Logf("%6v live heap %5.0f MiB, behind by %6.0f messages, %d messages produced, %.0f spans consumed",
-			x.at, float64(x.heap)/(1<<20), x.lag, x.produced, x.consumed)
+		t.Logf("%6v live heap %5.0f MiB, behind by %6.0f messages, %d messages produced, %.0f spans consumed, %.0f pending in %.0f MiB",
+			x.at, float64(x.heap)/(1<<20), x.lag, x.produced, x.consumed, x.pending[0], x.pending[1]/(1<<20))
 	}
 	t.Logf("produced %d messages in %v; consumed %.0f spans (%.0f spans/s; %v asked)", sent, elapsed.Round(time.Second),
 		spans, spans/elapsed.Seconds(), rate)
@@ -141,6 +148,17 @@ func TestSoak(t *testing.T) {
 	if float64(last) > 1.25*float64(mid) {
 		t.Errorf("live heap grew from %d to %d bytes", mid, last)
 	}
+	// Within the budget, the simulator and the producer in this process
+	// included; and the pending spans' cap is not what held it there.
+	evicted := metrictest.Value(t, m.reg, "causeway_graph_traces_evicted_total")
+	t.Logf("peak live heap %.0f MiB of a %.0f MiB budget; %.0f traces joined early by the pending caps",
+		float64(peak(samples))/(1<<20), float64(m.budget.bytes)/(1<<20), evicted)
+	if p := peak(samples); p > uint64(m.budget.bytes) {
+		t.Errorf("live heap peaked at %d bytes, over the %d-byte budget", p, m.budget.bytes)
+	}
+	if evicted > 0 {
+		t.Errorf("%.0f traces joined early: the pending caps of the budget do not hold %v spans/s", evicted, rate)
+	}
 	// No growing lag: the detector ends within a few seconds' worth of
 	// what was produced, and is not further behind at the end than at
 	// the middle.
@@ -153,6 +171,9 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// baseManifestLimit is the memory limit of deploy/kubernetes/base.
+const baseManifestLimit = 2 << 30
 
 func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	v := os.Getenv(name)
