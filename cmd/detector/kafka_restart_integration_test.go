@@ -60,10 +60,11 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 	if exported(t, addr, "causeway_consume_lag_messages") {
 		t.Error("causeway_consume_lag_messages exported while the broker is down")
 	}
-	// The outage outlasts idle_advance: event time must not move on with
-	// the wall clock meanwhile, or what is written after it (as a
-	// Collector's buffer would be) comes too late for its windows.
-	time.Sleep(time.Until(killed.Add(cfg.Idle + 5*time.Second)))
+	// The outage lasts 90 s, three times idle_advance: event time must not
+	// move on with the wall clock meanwhile, or what is written after it
+	// (as a Collector's buffer would be) comes too late for its windows;
+	// and the client must still be trying when the broker is back.
+	time.Sleep(time.Until(killed.Add(max(brokerOutage, cfg.Idle+5*time.Second))))
 	t0 := time.Now()
 	kb.run(t, "restart")
 	t.Logf("broker restarted in %v", time.Since(t0).Round(time.Millisecond))
@@ -83,6 +84,10 @@ func TestIntegrationBrokerRestart(t *testing.T) {
 		t.Errorf("%v spans too late after the outage, want 0", late)
 	}
 }
+
+// brokerOutage is how long TestIntegrationBrokerRestart keeps the broker
+// down.
+const brokerOutage = 90 * time.Second
 
 // committedLag is how many messages of topic the group has not committed;
 // -1 when the broker cannot say yet.
