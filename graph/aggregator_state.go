@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bufio"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -20,7 +21,10 @@ import (
 // pending traces go to the shard of their trace id, open windows to the
 // first shard (then float sums may differ in their last bits, as between
 // any two worker counts).
-const aggregatorStateVersion = 1
+//
+// Version 2 writes the pending traces after the gob stream (writePending);
+// version 1 held them in Pending, and is still read.
+const aggregatorStateVersion = 2
 
 type aggregatorState struct {
 	Version  int
@@ -36,8 +40,10 @@ type aggregatorState struct {
 	// shard. Loaded with as many workers, each shard gets its own back
 	// (the windows come out bit for bit as without the restart); with
 	// another number, they are merged into the first.
-	Open    [][]*Window
-	Pending []pendingState // in expiry-queue order, shard after shard
+	Open [][]*Window
+	// Pending is where version 1 held the pending traces, in expiry-queue
+	// order, shard after shard; version 2 writes them after the stream.
+	Pending []pendingState
 	Edges   []EdgeKey
 	Ops     map[string][]string
 	// The view behind Snapshot: every closed window merged, and the last.
@@ -94,9 +100,6 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 			open = append(open, p.open[s])
 		}
 		st.Open = append(st.Open, open)
-		for _, it := range p.pend.queue {
-			st.Pending = append(st.Pending, pendingState{At: it.at, ID: it.t.id, LastEnd: it.t.lastEnd, Compact: it.t.spans, Peers: it.t.peers})
-		}
 	}
 	a.adm.mu.Lock()
 	st.Edges = SortedKeys(a.adm.edges, CompareEdge)
@@ -113,6 +116,9 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 	st.Total, st.Last, st.FirstStart = a.view.total, a.view.last, a.view.firstStart
 	err := gob.NewEncoder(w).Encode(&st)
 	a.view.mu.Unlock()
+	if err == nil {
+		err = writePending(w, a.parts())
+	}
 	if err != nil {
 		return fmt.Errorf("save graph state: %w", err)
 	}
@@ -125,12 +131,14 @@ func (a *Aggregator) SaveState(w io.Writer) error {
 // of another length.
 func (a *Aggregator) LoadState(r io.Reader) error {
 	var st aggregatorState
-	if err := gob.NewDecoder(r).Decode(&st); err != nil {
+	// A byte reader, so that gob reads its message and no further.
+	br := bufio.NewReader(r)
+	if err := gob.NewDecoder(br).Decode(&st); err != nil {
 		return fmt.Errorf("load graph state: %w", err)
 	}
 	switch {
-	case st.Version != aggregatorStateVersion:
-		return fmt.Errorf("load graph state: version %d, this build reads %d", st.Version, aggregatorStateVersion)
+	case st.Version != 1 && st.Version != aggregatorStateVersion:
+		return fmt.Errorf("load graph state: version %d, this build reads 1 to %d", st.Version, aggregatorStateVersion)
 	case st.Window != a.cfg.Window:
 		return fmt.Errorf("load graph state: windows of %v, configured %v", st.Window, a.cfg.Window)
 	}
@@ -139,6 +147,12 @@ func (a *Aggregator) LoadState(r io.Reader) error {
 			if w == nil {
 				return errors.New("load graph state: empty window")
 			}
+		}
+	}
+	if st.Version >= 2 {
+		var err error
+		if st.Pending, err = readPending(br); err != nil {
+			return fmt.Errorf("load graph state: %w", err)
 		}
 	}
 	seen := make(map[span.TraceID]bool, len(st.Pending))

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/gob"
 	"fmt"
@@ -45,8 +46,8 @@ func edgeCounts(ws []*Window) map[string][3]int64 {
 
 // TestPendingTracesSurviveCheckpoint: traces pending at a checkpoint are
 // joined after a restart as they would have been without one, whether the
-// checkpoint holds them compactly (this build) or as whole spans (earlier
-// builds, which wrote pendingState.Spans).
+// checkpoint holds them in its own section (version 2) or as whole spans
+// in the gob stream (version 1).
 func TestPendingTracesSurviveCheckpoint(t *testing.T) {
 	var all []span.Span
 	byTrace := map[span.TraceID][]span.Span{}
@@ -74,12 +75,19 @@ func TestPendingTracesSurviveCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st aggregatorState
-	if err := gob.NewDecoder(bytes.NewReader(saved.Bytes())).Decode(&st); err != nil {
+	br := bufio.NewReader(bytes.NewReader(saved.Bytes()))
+	if err := gob.NewDecoder(br).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Pending) != 50 {
-		t.Fatalf("%d traces pending in the checkpoint, want 50", len(st.Pending))
+	var err error
+	if st.Pending, err = readPending(br); err != nil {
+		t.Fatal(err)
 	}
+	if len(st.Pending) != 50 || st.Version != 2 {
+		t.Fatalf("version %d with %d traces pending in the checkpoint, want version 2 with 50", st.Version, len(st.Pending))
+	}
+	// Version 1: the pending traces in the gob stream, as whole spans.
+	st.Version = 1
 	for i := range st.Pending {
 		p := &st.Pending[i]
 		p.Compact, p.Peers, p.Spans = nil, nil, byTrace[p.ID]
