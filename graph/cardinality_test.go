@@ -1,7 +1,9 @@
 package graph_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/causeway/causeway/api"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/span"
@@ -135,7 +138,8 @@ func TestCardinalityAttackOnNodeNames(t *testing.T) {
 // (100,000 services, each with its own operation and its own peer host)
 // leaves the live heap within the budget: the caps derived from it
 // (graph.Config.WithBudget) and the node cap fold or drop what is past
-// them, and every cap hit is counted.
+// them, and every cap hit is counted; the API serves the graph left under
+// 1 MB by default.
 func TestMemoryBudgetHolds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a hundred thousand traces")
@@ -200,6 +204,17 @@ func TestMemoryBudgetHolds(t *testing.T) {
 		if n := testutil.ToFloat64(hits.WithLabelValues(c)); n == 0 {
 			t.Errorf("the %s cap was never counted as hit", c)
 		}
+	}
+	// What the API serves of that graph by default stays small.
+	rec := httptest.NewRecorder()
+	api.Handler(api.Options{Graph: a, Gatherer: reg}).ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/graph", nil))
+	var g graph.Snapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &g); rec.Code != 200 || err != nil {
+		t.Fatalf("GET /api/v1/graph: %d %v %.200s", rec.Code, err, rec.Body.Bytes())
+	}
+	t.Logf("GET /api/v1/graph: %d bytes, %d of %d nodes", rec.Body.Len(), len(g.Nodes), g.TotalNodes)
+	if rec.Body.Len() > 1<<20 || !g.Truncated {
+		t.Errorf("GET /api/v1/graph: %d bytes (truncated %v); want under 1 MB, saying what it left out", rec.Body.Len(), g.Truncated)
 	}
 	runtime.KeepAlive(a)
 }
