@@ -79,8 +79,15 @@ func mappingFor(rel float64) mapping.IndexMapping {
 		return m.(mapping.IndexMapping)
 	}
 	m, _ := mappings.LoadOrStore(rel, newMapping(rel))
+	sharedRels.LoadOrStore(m, rel)
 	return m.(mapping.IndexMapping)
 }
+
+// sharedRels holds the relative accuracy each shared mapping was made for,
+// by mapping: what names a rebinTable.
+var sharedRels sync.Map
+
+func init() { sharedRels.Store(defaultMapping, RelativeAccuracy) }
 
 // newMapping returns DDSketch's logarithmic mapping for rel, its default.
 func newMapping(rel float64) mapping.IndexMapping {
@@ -140,12 +147,82 @@ func (l *Latency) Merge(o *Latency) {
 				c.reserve(l.d.Index(o.d.Value(lo)), l.d.Index(o.d.Value(hi)))
 			}
 		}
+		l.rebin(o)
+	}
+	l.st.MergeWith(&o.st)
+}
+
+// rebin adds o's buckets, of another mapping, to l, each by its
+// representative value, as Merge documents.
+func (l *Latency) rebin(o *Latency) {
+	t := rebinTableFor(o.d.IndexMapping, l.d.IndexMapping)
+	if t == nil {
 		o.d.ForEach(func(v, n float64) bool {
 			_ = l.d.AddWithCount(v, n)
 			return false
 		})
+		return
 	}
-	l.st.MergeWith(&o.st)
+	// What ForEach would add, in its order (zero, then positive buckets
+	// up; durations have no negative ones), with the target bucket of
+	// each positive one looked up rather than computed.
+	if z := o.d.GetZeroCount(); z != 0 {
+		_ = l.d.AddWithCount(0, z)
+	}
+	ps := l.d.GetPositiveValueStore()
+	o.d.GetPositiveValueStore().ForEach(func(i int, n float64) bool {
+		if j := i - t.lo; j >= 0 && j < len(t.to) {
+			ps.AddWithCount(int(t.to[j]), n)
+		} else {
+			_ = l.d.AddWithCount(o.d.Value(i), n)
+		}
+		return false
+	})
+}
+
+// rebinTable maps the buckets of one shared mapping to those of another:
+// bucket i of the first, represented by its value Value(i), falls in
+// bucket to[i-lo] of the second. Merging a window's sketch into a kept
+// one of another accuracy (the service graph's totals, the exceedance
+// references) computed that per bucket, an exponential and a logarithm
+// each, for every series in every window; the table computes it once per
+// bucket, for the durations rebinRange covers, and is read without locks.
+type rebinTable struct {
+	lo int
+	to []int32
+}
+
+// rebinRange is the range of durations (in the unit sketches are fed:
+// milliseconds) whose buckets a rebinTable covers; buckets outside it are
+// computed as before.
+var rebinRange = [2]float64{1e-6, 1e10}
+
+var rebinTables sync.Map // [2]float64{from, to relative accuracy} -> *rebinTable
+
+// rebinTableFor returns the table from one mapping to another when both
+// are shared mappings (mappingFor), nil otherwise: a sketch decoded with
+// a mapping of its own is rebinned bucket by bucket, and no table is kept
+// for it.
+func rebinTableFor(from, to mapping.IndexMapping) *rebinTable {
+	fr, ok := sharedRels.Load(from)
+	if !ok {
+		return nil
+	}
+	tr, ok := sharedRels.Load(to)
+	if !ok {
+		return nil
+	}
+	key := [2]float64{fr.(float64), tr.(float64)}
+	if t, ok := rebinTables.Load(key); ok {
+		return t.(*rebinTable)
+	}
+	lo, hi := from.Index(rebinRange[0]), from.Index(rebinRange[1])
+	t := &rebinTable{lo: lo, to: make([]int32, hi-lo+1)}
+	for i := range t.to {
+		t.to[i] = int32(to.Index(from.Value(lo + i)))
+	}
+	got, _ := rebinTables.LoadOrStore(key, t)
+	return got.(*rebinTable)
 }
 
 // Quantile returns the value at quantile q in [0, 1], or NaN when the sketch
@@ -241,11 +318,26 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 
 // CountAbove returns how many observations lie above v, within the
 // sketch's relative accuracy (each bucket counts by its representative
-// value).
+// value). Buckets are ordered by value, so only the bucket holding v needs
+// its value computed; the others count by their index alone (computing
+// every bucket's value took an exponential each, for several thresholds
+// of every series in every window).
 func (l *Latency) CountAbove(v float64) float64 {
+	switch {
+	case v < 0:
+		return l.d.GetCount()
+	case math.IsInf(v, 1):
+		return 0
+	case !(v > 0): // zero, or NaN, which nothing is above
+		if v == 0 {
+			return l.d.GetCount() - l.d.GetZeroCount()
+		}
+		return 0
+	}
+	k := l.d.Index(v)
 	var n float64
-	l.d.ForEach(func(x, c float64) bool {
-		if x > v {
+	l.d.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
+		if i > k || (i == k && l.d.Value(i) > v) {
 			n += c
 		}
 		return false

@@ -133,3 +133,79 @@ func TestMergeOtherMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestCountAboveMatchesBucketWalk: CountAbove, which computes the value of
+// only the bucket holding its threshold, counts exactly what walking every
+// bucket by its representative value counts, for window and kept sketches
+// of several accuracies, at thresholds on, just off and between bucket
+// values, and at the edges (zero, negative, NaN, infinite, tiny).
+func TestCountAboveMatchesBucketWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	walk := func(l *Latency, v float64) float64 {
+		var n float64
+		l.ForEach(func(x, c float64) {
+			if x > v {
+				n += c
+			}
+		})
+		return n
+	}
+	for _, l := range []*Latency{NewLatency(), NewCompact(0.01), NewCompact(0.05)} {
+		for range 2000 {
+			l.Add(math.Exp(rng.NormFloat64()*2 + 3))
+		}
+		l.Add(0)
+		l.Add(0)
+		thresholds := []float64{0, -1, math.NaN(), math.Inf(1), math.Inf(-1), 1e-300, math.MaxFloat64}
+		l.ForEach(func(x, _ float64) {
+			thresholds = append(thresholds, x, math.Nextafter(x, 0), math.Nextafter(x, math.Inf(1)), x*0.995, x*1.005)
+		})
+		for range 2000 {
+			thresholds = append(thresholds, math.Exp(rng.NormFloat64()*3+3))
+		}
+		for _, v := range thresholds {
+			if got, want := l.CountAbove(v), walk(l, v); got != want {
+				t.Fatalf("%v: CountAbove(%v) = %v, walking the buckets %v", l, v, got, want)
+			}
+		}
+	}
+}
+
+// TestRebinTableMatchesBucketWalk: merging a sketch into one of another
+// accuracy through the shared mappings' table puts every bucket where
+// adding its representative value would, inside the table's range and
+// out of it.
+func TestRebinTableMatchesBucketWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, rel := range []float64{0.05, 0.02, 0.005} {
+		src := NewLatency()
+		for range 5000 {
+			src.Add(math.Exp(rng.NormFloat64()*4 + 2))
+		}
+		src.Add(0)
+		src.Add(1e-9) // below the table's range
+		src.Add(1e13) // above it
+		viaTable, walked := NewCompact(rel), NewCompact(rel)
+		viaTable.Merge(NewCompact(rel)) // an empty merge first: nothing to add
+		viaTable.Merge(src)
+		if rebinTableFor(src.d.IndexMapping, viaTable.d.IndexMapping) == nil {
+			t.Fatalf("rel %v: no table between two shared mappings", rel)
+		}
+		src.ForEach(func(v, n float64) { _ = walked.d.AddWithCount(v, n) })
+		type bin struct{ v, n float64 }
+		var a, b []bin
+		viaTable.ForEach(func(v, n float64) { a = append(a, bin{v, n}) })
+		walked.ForEach(func(v, n float64) { b = append(b, bin{v, n}) })
+		if !slices.Equal(a, b) {
+			t.Fatalf("rel %v: merged through the table\n%v\nbucket by bucket\n%v", rel, a, b)
+		}
+	}
+	// A mapping of its own (as a decoded sketch may carry) gets no table.
+	own, err := mapping.NewLogarithmicMapping(0.05)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rebinTableFor(own, mappingFor(0.05)) != nil {
+		t.Error("a table for a mapping that is not shared")
+	}
+}
