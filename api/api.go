@@ -3,9 +3,11 @@
 package api
 
 import (
+	"bytes"
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -86,6 +88,9 @@ const (
 	// stays small; MaxGraphNodes is the most a limit may ask for.
 	DefaultGraphNodes = 500
 	MaxGraphNodes     = 10_000
+	// maxGraphBytes bounds GET /api/v1/graph without a limit: fewer than
+	// DefaultGraphNodes nodes are returned when that many would not fit.
+	maxGraphBytes = 1 << 20
 	// maxParam bounds every query parameter and path segment in bytes.
 	maxParam = 1024
 )
@@ -131,16 +136,34 @@ func routes(o Options) []route {
 			badRequest(w, o.Log, "service must be at most "+strconv.Itoa(maxParam)+" bytes")
 			return
 		}
-		limit := DefaultGraphNodes
+		limit, asked := DefaultGraphNodes, false
 		if v := q.Get("limit"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > MaxGraphNodes {
 				badRequest(w, o.Log, "limit: "+strconv.Quote(truncate(v))+" is not a whole number from 1 to "+strconv.Itoa(MaxGraphNodes))
 				return
 			}
-			limit = n
+			limit, asked = n, true
 		}
-		writeJSON(w, o.Log, http.StatusOK, o.Graph.Snapshot().Bounded(service, limit))
+		snap := o.Graph.Snapshot()
+		b, err := encodeJSON(snap.Bounded(service, limit))
+		// Without a limit asked for, the busiest nodes that fit in
+		// maxGraphBytes: nodes with many operations each make for large
+		// answers.
+		for err == nil && !asked && len(b) > maxGraphBytes && limit > 1 {
+			// In proportion to the size, a little under: nodes differ.
+			limit = max(1, min(limit-1, int(float64(limit)*0.95*maxGraphBytes/float64(len(b)))))
+			b, err = encodeJSON(snap.Bounded(service, limit))
+		}
+		if err != nil {
+			if o.Log != nil {
+				o.Log.Error("encode graph", "err", err)
+			}
+			http.Error(w, "encode graph", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(b)
 	})
 	mux.HandleFunc("GET /api/v1/edges/{edge}/baseline", func(w http.ResponseWriter, r *http.Request) {
 		if len(r.PathValue("edge")) > maxParam || len(r.URL.Query().Get("operation")) > maxParam {
@@ -261,12 +284,23 @@ func (l routeList) HandleFunc(p string, f func(http.ResponseWriter, *http.Reques
 func writeJSON(w http.ResponseWriter, log *slog.Logger, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
+	if err := newEncoder(w).Encode(v); err != nil && log != nil {
+		log.Debug("write response", "err", err)
+	}
+}
+
+// encodeJSON returns v as writeJSON writes it.
+func encodeJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	err := newEncoder(&b).Encode(v)
+	return b.Bytes(), err
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false) // edges read "a->b"
-	if err := enc.Encode(v); err != nil && log != nil {
-		log.Debug("write response", "err", err)
-	}
+	return enc
 }
 
 type slogPrinter struct{ log *slog.Logger }

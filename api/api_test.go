@@ -198,3 +198,48 @@ func TestGraphBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphBoundedInBytes: when the busiest DefaultGraphNodes nodes would
+// not fit in 1 MB (services with many operations each), GET /api/v1/graph
+// without a limit answers with fewer, the busiest, under 1 MB; a limit
+// asked for is served as asked.
+func TestGraphBoundedInBytes(t *testing.T) {
+	const n, ops = 2000, 20
+	snap := &graph.Snapshot{}
+	for i := range n {
+		id := fmt.Sprintf("svc-%06d", i)
+		nv := graph.NodeView{Node: graph.Node{Name: id, Kind: graph.NodeService}}
+		for j := range ops {
+			nv.Operations = append(nv.Operations, graph.OpView{Name: fmt.Sprintf("GET /api/v1/items/%d", j), Total: graph.StatsView{Requests: 1}})
+		}
+		snap.Nodes = append(snap.Nodes, nv)
+		if i > 0 {
+			snap.Edges = append(snap.Edges, graph.EdgeView{Source: "svc-000000", Target: id, TargetKind: graph.NodeService,
+				Total: graph.StatsView{Requests: int64(n - i)}})
+		}
+	}
+	srv := httptest.NewServer(Handler(Options{Graph: fixedGraph{snap}}))
+	defer srv.Close()
+	get := func(q string) (graph.Snapshot, int) {
+		resp, err := http.Get(srv.URL + "/api/v1/graph" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var g graph.Snapshot
+		if resp.StatusCode != 200 || json.Unmarshal(b, &g) != nil {
+			t.Fatalf("graph%s: %d %.200s", q, resp.StatusCode, b)
+		}
+		return g, len(b)
+	}
+	g, size := get("")
+	t.Logf("default: %d of %d nodes in %d bytes", len(g.Nodes), n, size)
+	if size > 1<<20 || len(g.Nodes) == 0 || len(g.Nodes) >= DefaultGraphNodes || !g.Truncated || g.Nodes[0].Name != "svc-000000" {
+		t.Errorf("default: %d nodes (first %s), %d bytes, truncated %v; want fewer than %d, the busiest, under 1 MB",
+			len(g.Nodes), g.Nodes[0].Name, size, g.Truncated, DefaultGraphNodes)
+	}
+	if g, size := get(fmt.Sprintf("?limit=%d", DefaultGraphNodes)); len(g.Nodes) != DefaultGraphNodes || size <= 1<<20 {
+		t.Errorf("limit=%d: %d nodes in %d bytes; want as many as asked (the fixture is over 1 MB then)", DefaultGraphNodes, len(g.Nodes), size)
+	}
+}
