@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # the plugin's own packages.
 PLUGIN  := grafana-plugin
 
-.PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench bench-peer eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
+.PHONY: all build run test deps check-deps unit lint fuzz-short fuzz integration crash soak bench bench-peer bench-fleet eval replay-nezha clean plugin plugin-deps plugin-frontend plugin-test deploy-check profile
 
 all: build
 
@@ -138,6 +138,10 @@ bench-peer: build
 	mkdir -p $(PEER_DIR) && cp -r $(PEER_SRC)/peer $(PEER_SRC)/eval $(PEER_DIR)/
 	cd $(PEER_DIR)/peer && RUNS=$(PEER_RUNS) PASSES=1 DATASETS="$(PEER_DATASETS)" NO_COLLECTOR=1 \
 		OURS_CMD='$(CURDIR)/$(BIN)/detector replay --input {lpb} --format otlp_proto --out $(PEER_DIR)/ours.json' ./run.sh
+
+## bench-fleet: CPU seconds per million spans of one detector, one cluster member and two, trace-keyed and re-keyed, reading the same ten simulated minutes from a real broker on loopback (TestFleetCost); prints one table
+bench-fleet:
+	OTELCOL_BIN=unused KAFKA_PORT=19392 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-fleetcost scripts/integration.sh -run '^TestFleetCost$$' -v ./cmd/detector
 
 ## profile: CPU and allocation profiles of the pipeline replaying two simulated minutes (622k spans) on one core, and the top of each; files in bin/profile
 profile:

@@ -84,23 +84,27 @@ const spansPerTrace = 4
 // `causeway_consume_errors_total{reason="bad_json"}`; 0 when absent.
 func scrape(t *testing.T, addr, series string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
+	v, err := scrapeValue(addr, series)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return v
+}
+
+// scrapeValue is scrape, returning its error.
+func scrapeValue(addr, series string) (float64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			return strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0
+	return 0, sc.Err()
 }
 
 // waitMetric polls /metrics until series reaches want. A real broker gives

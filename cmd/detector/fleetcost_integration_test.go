@@ -1,0 +1,227 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/span"
+	"github.com/causeway/causeway/sim"
+)
+
+// TestFleetCost (make bench-fleet) measures what scaling out costs per
+// span: the CPU seconds per million spans of one unclustered detector, one
+// cluster member and two, each reading the same ten simulated minutes from
+// earliest on a real broker, written trace-keyed (one message per trace,
+// keyed by its id) and as the Collector writes without
+// partition_traces_by_id (batches, which members re-key). CPU is the
+// processes' own (user and system), from start to idle; it prints one
+// table and compares with the targets of docs/fleet.md. It is a
+// measurement: it fails only when a run does not read every span.
+func TestFleetCost(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	bs := brokers(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	type cost struct {
+		cpu   time.Duration
+		spans float64
+	}
+	costs := map[string]cost{}
+	var order []string
+	for _, keyed := range []bool{true, false} {
+		topic := fmt.Sprintf("cost_%v_%s", keyed, suffix)
+		createTopic(t, bs, topic, 6)
+		n := produceMinutes(t, bs, topic, keyed, 10*time.Minute)
+		for _, members := range []int{0, 1, 2} {
+			name := fmt.Sprintf("%s, %s", map[bool]string{true: "trace-keyed", false: "batches"}[keyed],
+				map[int]string{0: "one detector", 1: "one member", 2: "two members"}[members])
+			cpu, read := runForCost(t, bin, bs, topic, keyed, members, fmt.Sprintf("%s_%d_%v", suffix, members, keyed), n)
+			costs[name] = cost{cpu, float64(n)}
+			order = append(order, name)
+			t.Logf("%s: %v CPU for %d spans (%v read)", name, cpu.Round(time.Millisecond), n, read)
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-32s %12s %10s\n", "readers", "CPU s/M spans", "vs alone")
+	for _, name := range order {
+		c := costs[name]
+		alone := costs[strings.SplitN(name, ",", 2)[0]+", one detector"]
+		per := c.cpu.Seconds() / c.spans * 1e6
+		fmt.Fprintf(&b, "%-32s %12.2f %9.2fx\n", name, per, c.cpu.Seconds()/alone.cpu.Seconds()*alone.spans/c.spans)
+	}
+	t.Logf("fleet cost (targets, docs/fleet.md: a trace-keyed member at most 1.2x one detector, a re-keying member at most 2x):\n%s", b.String())
+	fmt.Print(b.String())
+}
+
+// produceMinutes writes d of simulated traffic, ending now, to topic:
+// trace-keyed (hashed to partitions by trace id) or in batches spread
+// round robin. It returns the spans written.
+func produceMinutes(t *testing.T, bs []string, topic string, keyed bool, d time.Duration) int {
+	t.Helper()
+	cfg := sim.Default()
+	cfg.Faults, cfg.ByTrace, cfg.Start = nil, keyed, time.Now().Add(-d)
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bal kafka.Balancer = &kafka.RoundRobin{}
+	if keyed {
+		bal = &kafka.Hash{}
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(bs...), Topic: topic, Balancer: bal, Transport: &kafka.Transport{},
+		BatchTimeout: 5 * time.Millisecond, BatchSize: 1000, BatchBytes: 900_000, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
+	spans := 0
+	for step := time.Duration(0); step < d; step += 10 * time.Second {
+		var msgs []kafka.Message
+		for _, m := range s.Messages(10 * time.Second) {
+			res, err := dec.Decode(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spans += len(res.Spans)
+			msgs = append(msgs, kafka.Message{Key: m.Key, Value: m.Value})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return spans
+}
+
+// runForCost starts one unclustered detector (members 0) or that many
+// cluster members on topic from earliest, waits until they are idle, and
+// returns the CPU they used, and the spans they report read.
+func runForCost(t *testing.T, bin string, bs []string, topic string, keyed bool, members int, id string, spans int) (time.Duration, float64) {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "causeway.yaml")
+	yaml := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  topic: %s
+  group_id: cost-%s
+  trace_keyed: %v
+  max_clock_skew: 1h
+idle_advance: 0s
+`, strings.Join(bs, ", "), topic, id, keyed)
+	if members > 0 {
+		yaml += fmt.Sprintf(`cluster:
+  enabled: true
+  windows_topic: windows_%s
+  leader_topic: leader_%s
+  rekey_topic: rekey_%s
+  session_timeout: 6s
+`, id, id, id)
+	}
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type proc struct {
+		cmd *exec.Cmd
+		api string
+		log string
+	}
+	var ps []*proc
+	for i := range max(members, 1) {
+		p := &proc{api: freeAddr(t), log: filepath.Join(dir, fmt.Sprintf("%d.log", i))}
+		p.cmd = exec.Command(bin, "run", "--config", conf, "--listen", p.api)
+		f, err := os.Create(p.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		p.cmd.Stdout, p.cmd.Stderr = f, f
+		if err := p.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	stopAll := func() {
+		for _, p := range ps {
+			if p.cmd.ProcessState == nil {
+				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				_ = p.cmd.Wait()
+			}
+		}
+	}
+	defer stopAll()
+	// Idle: no process used more than 2% of a core over the last 3 s,
+	// after the spans were read.
+	read := func() float64 {
+		var n float64
+		for _, p := range ps {
+			n += scrapeOr(p.api, "causeway_spans_total")
+		}
+		return n
+	}
+	var history []time.Duration
+	deadline := time.Now().Add(4 * time.Minute)
+	for {
+		time.Sleep(500 * time.Millisecond)
+		var cpu time.Duration
+		for _, p := range ps {
+			cpu += procCPU(t, p.cmd.Process.Pid)
+		}
+		history = append(history, cpu)
+		if k := len(history); k > 6 && read() >= float64(spans) && history[k-1]-history[k-7] < time.Duration(len(ps))*60*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			for _, p := range ps {
+				b, _ := os.ReadFile(p.log)
+				t.Logf("log (tail):\n%s", tail(string(b), 3000))
+			}
+			t.Fatalf("not idle with every span read after 4 minutes: %v of %d spans read", read(), spans)
+		}
+	}
+	n := read()
+	stopAll()
+	var cpu time.Duration
+	for _, p := range ps {
+		cpu += p.cmd.ProcessState.UserTime() + p.cmd.ProcessState.SystemTime()
+	}
+	return cpu, n
+}
+
+// scrapeOr is scrape without failing: 0 while the process starts.
+func scrapeOr(addr, series string) float64 {
+	v, err := scrapeValue(addr, series)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// procCPU is the user and system time pid has used so far.
+func procCPU(t *testing.T, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0 // it has exited
+	}
+	// Fields after the command name, which ends with the last ")".
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	if len(f) < 13 {
+		t.Fatalf("/proc/%d/stat: %q", pid, b)
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * time.Second / 100 // USER_HZ
+}
