@@ -17,8 +17,8 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
-	"github.com/causeway/causeway/span"
 	"github.com/causeway/causeway/sim"
+	"github.com/causeway/causeway/span"
 )
 
 // TestFleetCost (make bench-fleet) measures what scaling out costs per
