@@ -5,6 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,8 @@ import (
 // processes' own (user and system), from start to idle; it prints one
 // table and compares with the targets of docs/fleet.md. It is a
 // measurement: it fails only when a run does not read every span.
+// FLEETCOST_PROFILE=DIR writes a CPU profile of each process's first ten
+// seconds there.
 func TestFleetCost(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "detector")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -131,6 +135,10 @@ idle_advance: 0s
   session_timeout: 6s
 `, id, id, id)
 	}
+	profiles := os.Getenv("FLEETCOST_PROFILE")
+	if profiles != "" {
+		yaml += "pprof: true\n"
+	}
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -153,6 +161,9 @@ idle_advance: 0s
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
+		if profiles != "" {
+			go profileCPU(t, p.api, filepath.Join(profiles, fmt.Sprintf("%s-%d.pprof", id, i)))
+		}
 	}
 	stopAll := func() {
 		for _, p := range ps {
@@ -224,4 +235,25 @@ func procCPU(t *testing.T, pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * time.Second / 100 // USER_HZ
+}
+
+// profileCPU writes ten seconds of the CPU profile of the detector at api
+// to path, once its API answers.
+func profileCPU(t *testing.T, api, path string) {
+	for range 100 {
+		resp, err := http.Get("http://" + api + "/debug/pprof/profile?seconds=10")
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, b, 0o644)
+		}
+		if err != nil {
+			t.Logf("profile %s: %v", path, err)
+		}
+		return
+	}
 }
