@@ -58,6 +58,13 @@ type Node struct {
 
 	graphMu sync.Mutex
 	graphM  map[int]*graph.Metrics // per span partition, created when first owned
+
+	// commitMu lets one partition worker at a time commit to the group's
+	// coordinator. kafka-go's connection to it has one reader; a goroutine
+	// whose response is not the next one spins until it is, so the
+	// workers' commits, each after a window, took a fifth of a member's
+	// CPU when several waited at once (make bench-fleet's profile).
+	commitMu sync.Mutex
 }
 
 // graphMetrics returns the graph metrics of the workers of partition p,

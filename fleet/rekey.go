@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -32,70 +31,10 @@ func (n *Node) rekey(ctx context.Context) error {
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 15 * time.Second, Transport: n.tr}
 	defer out.Close()
 	// The latest span end read from each span partition: the watermark
-	// carried to every re-key partition after the traces that reach it.
+	// carried to every re-key partition after each message.
 	reached := map[int]int64{}
 	var split splitter
 	for {
-		batch := n.fetchRekeyBatch(ctx, r)
-		if batch == nil {
-			return nil
-		}
-		var msgs []kafka.Message
-		advanced := map[int]int64{}
-		for _, msg := range batch {
-			traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
-			if err != nil {
-				// The partition workers never see it: count it here, as
-				// the single-detector path would.
-				n.m.errors.WithLabelValues("rekey").Inc()
-				n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
-			}
-			from := []byte(strconv.Itoa(msg.Partition))
-			for id, b := range traces {
-				msgs = append(msgs, kafka.Message{Key: []byte(id), Value: b, Headers: []kafka.Header{{Key: headerRekeySource, Value: from}}})
-			}
-			if newest > reached[msg.Partition] {
-				reached[msg.Partition], advanced[msg.Partition] = newest, newest
-			}
-		}
-		if !n.writeRekeyed(ctx, out, msgs, true) {
-			return nil
-		}
-		// Written after the traces, so every re-key partition has them
-		// before it hears that their span partition has passed them.
-		var marks []kafka.Message
-		for _, src := range slices.Sorted(maps.Keys(advanced)) {
-			from, wm := []byte(strconv.Itoa(src)), []byte(strconv.FormatInt(advanced[src], 10))
-			for p := range n.partitions {
-				marks = append(marks, kafka.Message{Headers: []kafka.Header{{Key: headerRekeySource, Value: from},
-					{Key: headerRekeyWatermark, Value: wm}, {Key: headerRekeyTo, Value: []byte(strconv.Itoa(p))}}})
-			}
-		}
-		if !n.writeRekeyed(ctx, out, marks, false) {
-			return nil
-		}
-		if err := r.CommitMessages(ctx, batch...); err != nil && ctx.Err() == nil {
-			n.log.Warn("re-key: commit", "err", err)
-		}
-	}
-}
-
-// Bounds of what the re-key stage reads before it writes: each write to
-// the re-key topic and each commit is a round trip to the brokers, which
-// per message cost a re-keying member more than the splitting did.
-const (
-	rekeyBatchMessages = 256
-	rekeyBatchBytes    = 2 << 20
-	// rekeyBatchWait is how long it waits for one more message already
-	// on its way before writing what it has.
-	rekeyBatchWait = 2 * time.Millisecond
-)
-
-// fetchRekeyBatch waits for a message, then takes the ones that follow
-// without waiting, up to the batch bounds; nil once ctx ends.
-func (n *Node) fetchRekeyBatch(ctx context.Context, r *kafka.Reader) []kafka.Message {
-	var batch []kafka.Message
-	for len(batch) == 0 {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -107,23 +46,39 @@ func (n *Node) fetchRekeyBatch(ctx context.Context, r *kafka.Reader) []kafka.Mes
 			}
 			continue
 		}
-		batch = append(batch, msg)
-	}
-	size := len(batch[0].Value)
-	for len(batch) < rekeyBatchMessages && size < rekeyBatchBytes {
-		wctx, cancel := context.WithTimeout(ctx, rekeyBatchWait)
-		msg, err := r.FetchMessage(wctx)
-		cancel()
+		traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
 		if err != nil {
-			if ctx.Err() == nil && wctx.Err() == nil {
-				n.log.Warn("re-key: read", "err", err)
-			}
-			break
+			// The partition workers never see it: count it here, as the
+			// single-detector path would.
+			n.m.errors.WithLabelValues("rekey").Inc()
+			n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 		}
-		batch = append(batch, msg)
-		size += len(msg.Value)
+		from := []byte(strconv.Itoa(msg.Partition))
+		msgs := make([]kafka.Message, 0, len(traces))
+		for id, b := range traces {
+			msgs = append(msgs, kafka.Message{Key: []byte(id), Value: b, Headers: []kafka.Header{{Key: headerRekeySource, Value: from}}})
+		}
+		if !n.writeRekeyed(ctx, out, msgs, true) {
+			return nil
+		}
+		if newest > reached[msg.Partition] {
+			reached[msg.Partition] = newest
+			// Written after the traces, so every re-key partition has them
+			// before it hears that their span partition has passed them.
+			wm := []byte(strconv.FormatInt(newest, 10))
+			marks := make([]kafka.Message, n.partitions)
+			for p := range marks {
+				marks[p] = kafka.Message{Headers: []kafka.Header{{Key: headerRekeySource, Value: from},
+					{Key: headerRekeyWatermark, Value: wm}, {Key: headerRekeyTo, Value: []byte(strconv.Itoa(p))}}}
+			}
+			if !n.writeRekeyed(ctx, out, marks, false) {
+				return nil
+			}
+		}
+		if err := r.CommitMessages(ctx, msg); err != nil && ctx.Err() == nil {
+			n.log.Warn("re-key: commit", "err", err)
+		}
 	}
-	return batch
 }
 
 // Headers of the re-key topic's messages. Every message names the span

@@ -153,5 +153,7 @@ func (s *partitionSource) Commit(_ context.Context, _ int, ps ...consume.Positio
 	for _, p := range ps {
 		offsets[p.Partition] = p.Offset + 1
 	}
+	s.n.commitMu.Lock()
+	defer s.n.commitMu.Unlock()
 	return s.gen.CommitOffsets(map[string]map[int]int64{s.topic: offsets})
 }
