@@ -48,18 +48,10 @@ func (w *worker) run(ctx context.Context) {
 	defer md.Close()
 	var closed []*graph.Window
 	// A member already runs one worker per partition: one goroutine each.
-	gcfg := n.opt.Graph
-	gcfg.Workers = 1
 	// The pending caps are the member's: a member may be assigned every
-	// partition, so each worker holds its share of it.
-	if n.partitions > 1 {
-		if gcfg.MaxPendingSpans > 0 {
-			gcfg.MaxPendingSpans = max(1, gcfg.MaxPendingSpans/n.partitions)
-		}
-		if gcfg.MaxPendingBytes > 0 {
-			gcfg.MaxPendingBytes = max(1, gcfg.MaxPendingBytes/int64(n.partitions))
-		}
-	}
+	// partition, so each worker holds its share of them.
+	gcfg := n.opt.Graph.SplitPending(n.partitions)
+	gcfg.Workers = 1
 	// Its losses (spans too late, traces evicted, caps) are counted, by
 	// partition, with the member's metrics.
 	gm := n.graphMetrics(w.partition)

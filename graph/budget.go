@@ -32,6 +32,22 @@ const (
 // below it, the share left for series would not hold a modest graph.
 const MinBudget = 64 << 20
 
+// SplitPending returns c with the pending caps divided between n
+// aggregators that each hold a share of the traces (graph workers, a
+// fleet member's partition workers). Caps left unset stay unset.
+func (c Config) SplitPending(n int) Config {
+	if n <= 1 {
+		return c
+	}
+	if c.MaxPendingSpans > 0 {
+		c.MaxPendingSpans = max(1, c.MaxPendingSpans/n)
+	}
+	if c.MaxPendingBytes > 0 {
+		c.MaxPendingBytes = max(1, c.MaxPendingBytes/int64(n))
+	}
+	return c
+}
+
 // WithBudget returns c with each of MaxPendingBytes, MaxPendingSpans,
 // MaxEdges and MaxOperations that is unset derived from a memory budget of
 // budget bytes, so that those structures at their caps take at most

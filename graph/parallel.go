@@ -97,11 +97,7 @@ func startParallel(a *Aggregator) *parallel {
 		free:    make(chan []span.Span, n*(shardQueue+2)),
 		sent:    make([]int64, n),
 	}
-	shardCfg := a.cfg
-	shardCfg.MaxPendingSpans = max(1, a.cfg.MaxPendingSpans/n)
-	if a.cfg.MaxPendingBytes > 0 {
-		shardCfg.MaxPendingBytes = max(1, a.cfg.MaxPendingBytes/int64(n))
-	}
+	shardCfg := a.cfg.SplitPending(n)
 	// Shards count into the aggregator's counters; its gauges are set
 	// here and by the merge goroutine.
 	m := *a.m

@@ -76,3 +76,19 @@ func TestPendingBytes(t *testing.T) {
 		runtime.KeepAlive(p)
 	}
 }
+
+// TestSplitPending: the pending caps are divided between the aggregators
+// sharing them; unset caps stay unset (each aggregator then takes the
+// default), and one aggregator keeps them whole.
+func TestSplitPending(t *testing.T) {
+	c := Config{MaxPendingSpans: 1000, MaxPendingBytes: 1 << 20}
+	if got := c.SplitPending(4); got.MaxPendingSpans != 250 || got.MaxPendingBytes != 1<<18 {
+		t.Errorf("split in 4: %d spans, %d bytes", got.MaxPendingSpans, got.MaxPendingBytes)
+	}
+	if got := c.SplitPending(1); got != c {
+		t.Errorf("one aggregator: %+v, want %+v", got, c)
+	}
+	if got := (Config{}).SplitPending(6); got.MaxPendingSpans != 0 || got.MaxPendingBytes != 0 {
+		t.Errorf("unset caps became %d spans, %d bytes", got.MaxPendingSpans, got.MaxPendingBytes)
+	}
+}

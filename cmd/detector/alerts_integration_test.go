@@ -152,10 +152,7 @@ func TestIntegrationAlertmanager(t *testing.T) {
 // TestIntegrationAlertsSurviveKill: the detector is killed (SIGKILL) while
 // its webhook is down with an event undelivered; the next run delivers it.
 func TestIntegrationAlertsSurviveKill(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t)
 	state := t.TempDir()
 	hookAddr := freeAddr(t) // nothing listens there yet
 	logs := filepath.Join(t.TempDir(), "detector.log")

@@ -6,8 +6,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,10 +52,7 @@ func TestIntegrationCrashReplay(t *testing.T) {
 	t.Logf("CAUSEWAY_CRASH_SEED=%d CAUSEWAY_CRASH_KILLS=%d", seed, kills)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	bin := filepath.Join(t.TempDir(), "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t)
 	topic := "it_crash_" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	// One partition: a detector that starts on several reads the first
 	// fetched one ahead, and spans of the others can come too late for

@@ -32,17 +32,18 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 		Help: "Writes of incidents.json that failed (the checkpoint still holds the incidents when it can be written)."})
 	m.reg.MustRegister(storeErrs)
 	storeLog := &statefs.FaultLog{Log: m.Log, What: "write " + incidentFile}
+	stored := func(err error) {
+		if err != nil {
+			storeErrs.Inc()
+			storeLog.Failed(err)
+			return
+		}
+		storeLog.Succeeded()
+	}
 	var store *incident.Store
 	if keepsState(cfg) {
 		// Written in the background: a slow disk holds up no window.
-		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile), FS: m.FS, Written: func(err error) {
-			if err != nil {
-				storeErrs.Inc()
-				storeLog.Failed(err)
-				return
-			}
-			storeLog.Succeeded()
-		}}
+		store = &incident.Store{Path: filepath.Join(cfg.StateDir, incidentFile), FS: m.FS, Written: stored}
 	}
 	gcfg := withWorkers(cfg.Graph)
 	var gm *graph.Metrics
@@ -59,8 +60,7 @@ func (m *Main) newDetection(cfg Config) (*detect.Pipeline, error) {
 		OnWindow: func(w *graph.Window, fs []baselines.Finding, changes []incident.Change, err error) {
 			logFindings(m.Log, fs)
 			if err != nil { // the incidents could not be encoded
-				storeErrs.Inc()
-				storeLog.Failed(err)
+				stored(err)
 			}
 			logChanges(m.Log, changes)
 			if m.notifier != nil {

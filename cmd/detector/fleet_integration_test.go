@@ -33,10 +33,7 @@ import (
 // fleet re-keys spans and finds the same edges as with trace-keyed ones.
 // Either way its graph holds the calls the lone detector's does.
 func TestIntegrationFleet(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t)
 	edges := map[bool]string{}
 	for _, keyed := range []bool{true, false} {
 		t.Run(fmt.Sprintf("trace_keyed=%v", keyed), func(t *testing.T) {

@@ -35,10 +35,7 @@ import (
 // FLEETCOST_PROFILE=DIR writes a CPU profile of each process's first ten
 // seconds there.
 func TestFleetCost(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "detector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildDetector(t)
 	bs := brokers(t)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	type cost struct {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,6 +81,17 @@ func traceRequest(n int, at time.Time) *coltracepb.ExportTraceServiceRequest {
 }
 
 const spansPerTrace = 4
+
+// buildDetector builds this package's detector into a temporary directory
+// and returns its path, for tests that run it as a process.
+func buildDetector(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "detector")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
 
 // scrape returns the value of one metric line of /metrics, e.g.
 // `causeway_consume_errors_total{reason="bad_json"}`; 0 when absent.

@@ -62,14 +62,21 @@ func parseBudget(s string) (bytes int64, auto bool, err error) {
 // container's memory limit (cgroup v1 or v2), else defaultBudget.
 // container is memlimit.FromCgroup outside tests.
 func resolveBudget(setting, gomemlimit string, container func() (uint64, error)) (memoryBudget, error) {
+	b, err := budgetFrom(setting, gomemlimit != "", container)
+	b.setRuntime = gomemlimit == ""
+	return b, err
+}
+
+// budgetFrom is resolveBudget's bytes and source.
+func budgetFrom(setting string, gomemlimit bool, container func() (uint64, error)) (memoryBudget, error) {
 	n, auto, err := parseBudget(setting)
 	if err != nil {
 		return memoryBudget{}, err
 	}
 	if !auto {
-		return memoryBudget{bytes: n, source: "memory_budget", setRuntime: gomemlimit == ""}, nil
+		return memoryBudget{bytes: n, source: "memory_budget"}, nil
 	}
-	if gomemlimit != "" {
+	if gomemlimit {
 		if limit := debug.SetMemoryLimit(-1); limit > 0 && limit < math.MaxInt64 {
 			return memoryBudget{bytes: max(limit, graph.MinBudget), source: "GOMEMLIMIT"}, nil
 		}
@@ -78,12 +85,10 @@ func resolveBudget(setting, gomemlimit string, container func() (uint64, error))
 	switch {
 	case err == nil && limit > 0 && limit < math.MaxInt64:
 		return memoryBudget{bytes: max(int64(float64(limit)*containerShare), graph.MinBudget),
-			source:     fmt.Sprintf("%.0f%% of the container's limit of %s", containerShare*100, humanize.IBytes(limit)),
-			setRuntime: gomemlimit == ""}, nil
+			source: fmt.Sprintf("%.0f%% of the container's limit of %s", containerShare*100, humanize.IBytes(limit))}, nil
 	case err == nil, errors.Is(err, memlimit.ErrNoLimit), errors.Is(err, memlimit.ErrNoCgroup):
-		return memoryBudget{bytes: defaultBudget, source: "the default (no container memory limit found)", setRuntime: gomemlimit == ""}, nil
+		return memoryBudget{bytes: defaultBudget, source: "the default (no container memory limit found)"}, nil
 	default:
-		return memoryBudget{bytes: defaultBudget, source: fmt.Sprintf("the default (the container's limit could not be read: %v)", err),
-			setRuntime: gomemlimit == ""}, nil
+		return memoryBudget{bytes: defaultBudget, source: fmt.Sprintf("the default (the container's limit could not be read: %v)", err)}, nil
 	}
 }

@@ -324,15 +324,12 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 // of every series in every window).
 func (l *Latency) CountAbove(v float64) float64 {
 	switch {
+	case math.IsNaN(v), math.IsInf(v, 1): // nothing is above
+		return 0
 	case v < 0:
 		return l.d.GetCount()
-	case math.IsInf(v, 1):
-		return 0
-	case !(v > 0): // zero, or NaN, which nothing is above
-		if v == 0 {
-			return l.d.GetCount() - l.d.GetZeroCount()
-		}
-		return 0
+	case v == 0:
+		return l.d.GetCount() - l.d.GetZeroCount()
 	}
 	k := l.d.Index(v)
 	var n float64
