@@ -11,6 +11,7 @@ type metrics struct {
 	lateParts prometheus.Counter
 	repeated  prometheus.Counter
 	rekeyed   prometheus.Counter
+	repeats   prometheus.Counter
 	acks      prometheus.Counter
 	errors    *prometheus.CounterVec
 }
@@ -32,14 +33,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		repeated: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_repeated_summaries_total",
 			Help: "Window summaries dropped as repeats of windows their partition had already closed (a new owner re-reading spans; expected after a hand-over)."}),
 		rekeyed: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekeyed_traces_total",
-			Help: "Trace batches re-keyed by trace id for the partition workers."}),
+			Help: "Traces re-keyed by trace id for the partition workers."}),
+		repeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekey_repeats_total",
+			Help: "Re-keyed span messages a partition worker had applied already and skipped: written again after a re-key hand-over or a retried write (expected then; nothing is counted twice)."}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_deliveries_heard_total",
 			Help: "Alert deliveries read from the leader topic (recorded by any leader, this member included): events no later leader sends again."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "causeway_fleet_errors_total",
 			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.acks, m.errors)
+		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.repeats, m.acks, m.errors)
 	}
 	return m
 }

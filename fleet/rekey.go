@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -16,25 +17,101 @@ import (
 // rekey is the first stage when span messages are batches of many traces
 // (the Collector without partition_traces_by_id): members share the span
 // topic in a group of their own, split each message by trace, and write
-// each trace's spans (as OTLP protobuf) to the re-key topic keyed by trace
-// id, so that every trace's spans meet in one partition. An offset is
-// committed only after its traces are written.
+// the traces to the re-key topic by the hash of their id, so that every
+// trace's spans meet in one partition. An offset is committed only after
+// its traces are written.
 //
 // It splits messages without decoding them into the generated OTLP types
-// (splitter): resources, scopes and spans are copied as they are.
+// (splitter): resources, scopes and spans are copied as they are. It reads
+// what has arrived (rekeyBatch) and writes, for each span partition in it
+// and each re-key partition, one message: the traces of each span message
+// as one segment, in offset order (rekeyOut). A segment names its span
+// message, so that a partition worker applies each span message's traces
+// once however often they are written (repeats).
 func (n *Node) rekey(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, GroupID: n.kcfg.GroupID + "-rekey", Topic: n.kcfg.Topic,
 		Dialer: n.dialer, MinBytes: 1, MaxBytes: n.kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
 		SessionTimeout: n.cfg.SessionTimeout, StartOffset: kafka.FirstOffset, Logger: kafka.LoggerFunc(func(string, ...any) {})})
 	defer r.Close()
 	out := &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.RekeyTopic, Balancer: rekeyBalancer{&kafka.Hash{}},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 15 * time.Second, Transport: n.tr}
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 15 * time.Second, Transport: n.tr,
+		// Batches bounded by bytes (the broker's bound on a record batch)
+		// more than by count: a write holds at most one message per span
+		// partition for each re-key partition, so a batch that fails
+		// while another succeeds never leaves a gap within one span
+		// partition's segments.
+		BatchSize: max(100, 2*n.spanParts)}
 	defer out.Close()
 	// The latest span end read from each span partition: the watermark
-	// carried to every re-key partition after each message.
+	// carried to every re-key partition after the traces that reach it.
 	reached := map[int]int64{}
+	o := newRekeyOut(n.partitions, n.cfg.MaxMessageBytes)
 	var split splitter
 	for {
+		batch := n.fetchRekeyBatch(ctx, r)
+		if batch == nil {
+			return nil
+		}
+		advanced := map[int]int64{}
+		flush := func(upTo int) bool {
+			if upTo == 0 {
+				return true
+			}
+			if !n.writeRekeyed(ctx, out, o.messages(), o.traces) || !n.writeMarks(ctx, out, advanced) {
+				return false
+			}
+			o.reset()
+			clear(advanced)
+			if err := r.CommitMessages(ctx, batch[:upTo]...); err != nil && ctx.Err() == nil {
+				n.log.Warn("re-key: commit", "err", err)
+			}
+			batch = batch[upTo:]
+			return true
+		}
+		for i := 0; i < len(batch); i++ {
+			msg := batch[i]
+			traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
+			if err != nil {
+				// The partition workers never see it: count it here, as
+				// the single-detector path would.
+				n.m.errors.WithLabelValues("rekey").Inc()
+				n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
+			}
+			o.stage(traces)
+			if o.full(msg.Partition) {
+				// Written first, so that no message passes the bound.
+				if !flush(i) {
+					return nil
+				}
+				i = 0
+			}
+			o.add(msg.Partition, msg.Offset)
+			if newest > reached[msg.Partition] {
+				reached[msg.Partition], advanced[msg.Partition] = newest, newest
+			}
+		}
+		if !flush(len(batch)) {
+			return nil
+		}
+	}
+}
+
+// Bounds of what the re-key stage reads before it writes: each write to
+// the re-key topic and each commit is a round trip to the brokers, which
+// per message cost a re-keying member more than the splitting did.
+const (
+	rekeyBatchMessages = 256
+	rekeyBatchBytes    = 2 << 20
+	// rekeyBatchWait is how long it waits for one more message already
+	// on its way before writing what it has.
+	rekeyBatchWait = 2 * time.Millisecond
+)
+
+// fetchRekeyBatch waits for a message, then takes the ones that follow
+// without waiting, up to the batch bounds; nil once ctx ends.
+func (n *Node) fetchRekeyBatch(ctx context.Context, r *kafka.Reader) []kafka.Message {
+	var batch []kafka.Message
+	for len(batch) == 0 {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -46,43 +123,45 @@ func (n *Node) rekey(ctx context.Context) error {
 			}
 			continue
 		}
-		traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
+		batch = append(batch, msg)
+	}
+	size := len(batch[0].Value)
+	for len(batch) < rekeyBatchMessages && size < rekeyBatchBytes {
+		wctx, cancel := context.WithTimeout(ctx, rekeyBatchWait)
+		msg, err := r.FetchMessage(wctx)
+		cancel()
 		if err != nil {
-			// The partition workers never see it: count it here, as the
-			// single-detector path would.
-			n.m.errors.WithLabelValues("rekey").Inc()
-			n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
-		}
-		from := []byte(strconv.Itoa(msg.Partition))
-		msgs := make([]kafka.Message, 0, len(traces))
-		for id, b := range traces {
-			msgs = append(msgs, kafka.Message{Key: []byte(id), Value: b, Headers: []kafka.Header{{Key: headerRekeySource, Value: from}}})
-		}
-		if !n.writeRekeyed(ctx, out, msgs, true) {
-			return nil
-		}
-		if newest > reached[msg.Partition] {
-			reached[msg.Partition] = newest
-			// Written after the traces, so every re-key partition has them
-			// before it hears that their span partition has passed them.
-			wm := []byte(strconv.FormatInt(newest, 10))
-			marks := make([]kafka.Message, n.partitions)
-			for p := range marks {
-				marks[p] = kafka.Message{Headers: []kafka.Header{{Key: headerRekeySource, Value: from},
-					{Key: headerRekeyWatermark, Value: wm}, {Key: headerRekeyTo, Value: []byte(strconv.Itoa(p))}}}
+			if ctx.Err() == nil && wctx.Err() == nil {
+				n.log.Warn("re-key: read", "err", err)
 			}
-			if !n.writeRekeyed(ctx, out, marks, false) {
-				return nil
-			}
+			break
 		}
-		if err := r.CommitMessages(ctx, msg); err != nil && ctx.Err() == nil {
-			n.log.Warn("re-key: commit", "err", err)
+		batch = append(batch, msg)
+		size += len(msg.Value)
+	}
+	return batch
+}
+
+// writeMarks writes a watermark record for each span partition in
+// advanced to every re-key partition: after the traces, so that every
+// re-key partition has them before it hears that their span partition
+// has passed them.
+func (n *Node) writeMarks(ctx context.Context, out *kafka.Writer, advanced map[int]int64) bool {
+	var marks []kafka.Message
+	for _, src := range slices.Sorted(maps.Keys(advanced)) {
+		from, wm := []byte(strconv.Itoa(src)), []byte(strconv.FormatInt(advanced[src], 10))
+		for p := range n.partitions {
+			marks = append(marks, kafka.Message{Headers: []kafka.Header{{Key: headerRekeySource, Value: from},
+				{Key: headerRekeyWatermark, Value: wm}, {Key: headerRekeyTo, Value: []byte(strconv.Itoa(p))}}})
 		}
 	}
+	return n.writeRekeyed(ctx, out, marks, 0)
 }
 
 // Headers of the re-key topic's messages. Every message names the span
-// partition its spans were read from; a watermark record (no value) says
+// partition its spans were read from. A message of traces lists its
+// segments (headerRekeySegments: "offset:length,..."), the traces of one
+// span message each, in offset order. A watermark record (no value) says
 // that span partition has been re-keyed up to the event time it carries
 // (Unix ns, the latest span end read from it), and is written to every
 // re-key partition (headerRekeyTo) after the traces it covers. Partition
@@ -93,6 +172,7 @@ const (
 	headerRekeySource    = "causeway.rekey.source"
 	headerRekeyWatermark = "causeway.rekey.watermark"
 	headerRekeyTo        = "causeway.rekey.to"
+	headerRekeySegments  = "causeway.rekey.segments"
 )
 
 // rekeyBalancer sends a watermark record to the partition it names and
@@ -111,15 +191,14 @@ func (b rekeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
 }
 
 // writeRekeyed writes msgs to the re-key topic, retrying until the broker
-// takes them; false when ctx ended first. traces: they are re-keyed
-// traces (counted), not watermark records.
-func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, traces bool) bool {
+// takes them; false when ctx ended first. They hold traces traces
+// (counted once written). A retry writes every message again: a
+// partition worker skips the segments it has applied.
+func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, traces int) bool {
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		err := out.WriteMessages(ctx, msgs...)
 		if err == nil {
-			if traces {
-				n.m.rekeyed.Add(float64(len(msgs)))
-			}
+			n.m.rekeyed.Add(float64(traces))
 			break
 		}
 		if ctx.Err() != nil {
@@ -134,6 +213,107 @@ func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka
 		}
 	}
 	return true
+}
+
+// rekeyOut is what the re-key stage writes for a batch: per span
+// partition and re-key partition, one message whose value is its segments
+// one after the other (each a whole ExportTraceServiceRequest, so the
+// value is one too) and whose header lists them.
+type rekeyOut struct {
+	max   int   // bound of a message's value, but for a single segment
+	parts []int // the re-key partitions
+	hash  kafka.Hash
+	msgs  map[rekeyPair]*rekeyMsg
+	order []rekeyPair
+	// traces counts the traces held; staged is the message being added,
+	// by re-key partition, with stagedTraces traces.
+	traces       int
+	staged       map[int][]byte
+	stagedTraces int
+}
+
+type rekeyPair struct{ from, to int }
+
+type rekeyMsg struct {
+	value, segments []byte
+}
+
+func newRekeyOut(partitions, max int) *rekeyOut {
+	o := &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, staged: map[int][]byte{}}
+	for p := range partitions {
+		o.parts = append(o.parts, p)
+	}
+	return o
+}
+
+// stage sorts one span message's traces by re-key partition, as
+// rekeyBalancer would send a message keyed by the trace id.
+func (o *rekeyOut) stage(traces map[string][]byte) {
+	for p, b := range o.staged {
+		o.staged[p] = b[:0]
+	}
+	for id, b := range traces {
+		p := o.hash.Balance(kafka.Message{Key: []byte(id)}, o.parts...)
+		o.staged[p] = append(o.staged[p], b...)
+	}
+	o.stagedTraces = len(traces)
+}
+
+// full reports whether adding the staged message from span partition from
+// would take a message that holds something past the bound.
+func (o *rekeyOut) full(from int) bool {
+	for p, b := range o.staged {
+		if m := o.msgs[rekeyPair{from, p}]; m != nil && len(b) > 0 && len(m.value)+len(b) > o.max {
+			return true
+		}
+	}
+	return false
+}
+
+// add appends the staged message, read at offset of span partition from,
+// as a segment of each re-key partition it has traces for.
+func (o *rekeyOut) add(from int, offset int64) {
+	o.traces += o.stagedTraces
+	for p, b := range o.staged {
+		if len(b) == 0 {
+			continue
+		}
+		k := rekeyPair{from, p}
+		m := o.msgs[k]
+		if m == nil {
+			m = &rekeyMsg{}
+			o.msgs[k] = m
+			o.order = append(o.order, k)
+		}
+		if len(m.segments) > 0 {
+			m.segments = append(m.segments, ',')
+		}
+		m.segments = strconv.AppendInt(m.segments, offset, 10)
+		m.segments = append(m.segments, ':')
+		m.segments = strconv.AppendInt(m.segments, int64(len(b)), 10)
+		m.value = append(m.value, b...)
+	}
+}
+
+// messages returns what add gathered, one message per span partition and
+// re-key partition.
+func (o *rekeyOut) messages() []kafka.Message {
+	out := make([]kafka.Message, 0, len(o.order))
+	for _, k := range o.order {
+		m := o.msgs[k]
+		out = append(out, kafka.Message{Value: m.value, Headers: []kafka.Header{
+			{Key: headerRekeySource, Value: []byte(strconv.Itoa(k.from))},
+			{Key: headerRekeyTo, Value: []byte(strconv.Itoa(k.to))},
+			{Key: headerRekeySegments, Value: m.segments}}})
+	}
+	return out
+}
+
+// reset empties it for the next batch. The messages written keep their
+// memory: the writer may still hold them.
+func (o *rekeyOut) reset() {
+	clear(o.msgs)
+	o.order, o.traces = o.order[:0], 0
 }
 
 // splitByTrace returns one OTLP protobuf request per trace in the message,

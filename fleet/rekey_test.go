@@ -2,9 +2,12 @@ package fleet
 
 import (
 	"encoding/hex"
+	"log/slog"
 	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -121,5 +124,212 @@ func TestRekeyHeaders(t *testing.T) {
 	rekeyedFrom(&b, nil)
 	if b.EventSource() != -1 || b.SourceAt != 0 {
 		t.Errorf("a message naming no span partition counts under %d (watermark %d)", b.EventSource(), b.SourceAt)
+	}
+}
+
+// rekeyFixture is n span messages of realistic traffic, as OTLP protobuf.
+func rekeyFixture(t *testing.T, n int) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for i := range n {
+		b, err := proto.Marshal(otlptest.RealisticRequest(120, int64(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// rekeyWrite is what the re-key stage writes for span messages msgs read
+// from span partition from, starting at offset first, in batches of
+// batch messages, into parts re-key partitions (bounded to max bytes).
+func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts, max int) [][]kafka.Message {
+	t.Helper()
+	o := newRekeyOut(parts, max)
+	var split splitter
+	var written [][]kafka.Message
+	for i, m := range msgs {
+		traces, _, err := split.splitByTrace(m, consume.EncodingProto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.stage(traces)
+		if o.full(from) {
+			written = append(written, o.messages())
+			o.reset()
+		}
+		o.add(from, first+int64(i))
+		if (i+1)%batch == 0 || i == len(msgs)-1 {
+			written = append(written, o.messages())
+			o.reset()
+		}
+	}
+	return written
+}
+
+// TestRekeyOut: a batch's traces go out as one message per span partition
+// and re-key partition, each trace to the partition of its id's hash, with
+// one segment per span message whose lengths cover the value; nothing is
+// lost or added, and no message passes the bound but by a single segment.
+func TestRekeyOut(t *testing.T) {
+	msgs := rekeyFixture(t, 6)
+	want := 0
+	for _, m := range msgs {
+		var r coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(m, &r); err != nil {
+			t.Fatal(err)
+		}
+		want += countSpans(&r)
+	}
+	const parts, bound = 4, 10 << 10
+	bal := rekeyBalancer{&kafka.Hash{}}
+	got := 0
+	writes := rekeyWrite(t, msgs, 2, 100, 3, parts, bound)
+	if len(writes) <= 2 {
+		t.Errorf("%d writes for two batches: the bound never split one", len(writes))
+	}
+	for _, batch := range writes {
+		seen := map[int]bool{}
+		for _, m := range batch {
+			to := bal.Balance(m, 0, 1, 2, 3)
+			if seen[to] {
+				t.Errorf("two messages for re-key partition %d in one write", to)
+			}
+			seen[to] = true
+			var segs []byte
+			for _, h := range m.Headers {
+				if h.Key == headerRekeySegments {
+					segs = h.Value
+				}
+			}
+			skip, repeats, next, err := applied(segs, 0, false)
+			if err != nil || skip != 0 || repeats != 0 || next < 100 || next > 105 {
+				t.Errorf("segments %q: skip %d, repeats %d, last %d, %v", segs, skip, repeats, next, err)
+			}
+			total := 0
+			for _, seg := range strings.Split(string(segs), ",") {
+				l, _ := strconv.Atoi(seg[strings.IndexByte(seg, ':')+1:])
+				total += l
+			}
+			if total != len(m.Value) {
+				t.Errorf("segments %q cover %d bytes of %d", segs, total, len(m.Value))
+			}
+			if len(m.Value) > bound && strings.Contains(string(segs), ",") {
+				t.Errorf("a message of %d bytes, %d segments, passes the bound %d", len(m.Value), strings.Count(string(segs), ",")+1, bound)
+			}
+			var r coltracepb.ExportTraceServiceRequest
+			if err := proto.Unmarshal(m.Value, &r); err != nil {
+				t.Fatal(err)
+			}
+			for _, rs := range r.ResourceSpans {
+				for _, ss := range rs.ScopeSpans {
+					for _, sp := range ss.Spans {
+						got++
+						key := kafka.Message{Key: []byte(hex.EncodeToString(sp.TraceId))}
+						if p := bal.Balance(key, 0, 1, 2, 3); p != to {
+							t.Errorf("span of trace %x in re-key partition %d, its id hashes to %d", sp.TraceId, to, p)
+						}
+					}
+				}
+			}
+		}
+	}
+	if got != want {
+		t.Errorf("%d spans re-keyed, want %d", got, want)
+	}
+}
+
+func countSpans(r *coltracepb.ExportTraceServiceRequest) int {
+	n := 0
+	for _, rs := range r.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			n += len(ss.Spans)
+		}
+	}
+	return n
+}
+
+// TestRekeyRepeatsSkipped: the re-key stage writes span messages 0-7 of a
+// span partition; a member taking over re-reads it from offset 3, in
+// batches of other bounds, and a failed write is written again whole.
+// Every re-key partition's worker applies each span message's traces
+// exactly once and counts the repeats.
+func TestRekeyRepeatsSkipped(t *testing.T) {
+	msgs := rekeyFixture(t, 8)
+	const parts = 3
+	first := rekeyWrite(t, msgs[:6], 1, 0, 2, parts, 1<<20) // the owner wrote 0-5 ...
+	retried := first[len(first)-1]                          // ... its last write twice ...
+	again := rekeyWrite(t, msgs[3:], 1, 3, 3, parts, 1<<20) // ... and its successor re-read from 3
+	var stream []kafka.Message
+	for _, w := range append(append(first, retried), again...) {
+		stream = append(stream, w...)
+	}
+	want := 0
+	for _, m := range msgs {
+		var r coltracepb.ExportTraceServiceRequest
+		if err := proto.Unmarshal(m, &r); err != nil {
+			t.Fatal(err)
+		}
+		want += countSpans(&r)
+	}
+
+	bal := rekeyBalancer{&kafka.Hash{}}
+	got, repeats := 0, 0.0
+	for p := range parts {
+		n := &Node{m: newMetrics(nil)}
+		s := &partitionSource{n: n, topic: "rekey", partition: p, applied: map[int]int64{}, log: slog.New(slog.DiscardHandler)}
+		for _, m := range stream {
+			if bal.Balance(m, 0, 1, 2) != p {
+				continue
+			}
+			var r coltracepb.ExportTraceServiceRequest
+			if err := proto.Unmarshal(s.unapplied(m), &r); err != nil {
+				t.Fatal(err)
+			}
+			got += countSpans(&r)
+		}
+		repeats += testutil.ToFloat64(n.m.repeats)
+		if e := testutil.ToFloat64(n.m.errors.WithLabelValues("rekey")); e != 0 {
+			t.Errorf("partition %d: %v errors", p, e)
+		}
+	}
+	if got != want {
+		t.Errorf("%d spans applied, want %d once each", got, want)
+	}
+	if repeats == 0 {
+		t.Error("no repeat counted")
+	}
+	t.Logf("%d spans applied once, %v repeated segments skipped", got, repeats)
+}
+
+// TestSegmentsApplied: the segments header read against the last offset
+// applied from its span partition.
+func TestSegmentsApplied(t *testing.T) {
+	for _, c := range []struct {
+		segs          string
+		last          int64
+		known         bool
+		skip, repeats int
+		next          int64
+		err           bool
+	}{
+		{segs: "5:10,6:20", last: 0, known: false, next: 6},
+		{segs: "5:10,6:20", last: 4, known: true, next: 6},
+		{segs: "5:10,6:20", last: 5, known: true, skip: 10, repeats: 1, next: 6},
+		{segs: "5:10,6:20", last: 9, known: true, skip: 30, repeats: 2, next: 9},
+		{segs: "0:7", last: 0, known: true, skip: 7, repeats: 1, next: 0},
+		{segs: "0:7", last: 0, known: false, next: 0},
+		{segs: "6:1,5:1", err: true},
+		{segs: "5:1,5:1", err: true},
+		{segs: "5", err: true},
+		{segs: "x:1", err: true},
+		{segs: "5:-1", err: true},
+	} {
+		skip, repeats, next, err := applied([]byte(c.segs), c.last, c.known)
+		if (err != nil) != c.err || err == nil && (skip != c.skip || repeats != c.repeats || next != c.next) {
+			t.Errorf("%q after %d (%v): skip %d, repeats %d, next %d, err %v; want %d, %d, %d, err %v",
+				c.segs, c.last, c.known, skip, repeats, next, err, c.skip, c.repeats, c.next, c.err)
+		}
 	}
 }

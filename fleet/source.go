@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -26,11 +27,14 @@ type partitionSource struct {
 	log       *slog.Logger
 	out       chan *consume.Batch
 	troubled  consume.ErrorClock
+	// applied is, per span partition, the offset of the last span message
+	// whose re-keyed traces were applied (repeats).
+	applied map[int]int64
 }
 
 func newPartitionSource(n *Node, gen *kafka.Generation, partition int, start int64, md *consume.MessageDecoder, maxBytes int, log *slog.Logger) *partitionSource {
 	s := &partitionSource{n: n, gen: gen, topic: n.source, partition: partition, start: start, md: md, log: log,
-		out: make(chan *consume.Batch, 16)}
+		out: make(chan *consume.Batch, 16), applied: map[int]int64{}}
 	s.r = kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: partition, Dialer: n.dialer,
 		MinBytes: 1, MaxBytes: maxBytes, MaxWait: 500 * time.Millisecond,
 		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
@@ -59,6 +63,9 @@ func (s *partitionSource) run(ctx context.Context) error {
 			}
 			continue
 		}
+		if s.rekeyed() {
+			msg.Value = s.unapplied(msg)
+		}
 		b := s.md.Decode(ctx, msg)
 		if s.rekeyed() {
 			rekeyedFrom(b, msg.Headers)
@@ -79,6 +86,74 @@ func (s *partitionSource) Release(b *consume.Batch) { s.md.Release(b) }
 
 // rekeyed reports whether the source reads the re-key topic.
 func (s *partitionSource) rekeyed() bool { return s.topic != s.n.kcfg.Topic }
+
+// unapplied returns the part of a re-keyed message's value that holds
+// span messages not applied yet, and records them as applied.
+//
+// The re-key stage is at-least-once: a member that takes over a span
+// partition re-reads it from the last commit, and a failed write is
+// written again, so a span message's traces can reach a re-key partition
+// twice. Each span partition's segments reach a re-key partition in
+// offset order, and a repeat comes after the first copy, so a segment at
+// or below the last offset applied from its span partition is one. A
+// worker starts with nothing applied: a repeat of a segment before the
+// offset it starts from has its spans in windows already published, which
+// it drops as too late.
+func (s *partitionSource) unapplied(msg kafka.Message) []byte {
+	from, segs := -1, []byte(nil)
+	for _, h := range msg.Headers {
+		switch h.Key {
+		case headerRekeySource:
+			if v, err := strconv.Atoi(string(h.Value)); err == nil {
+				from = v
+			}
+		case headerRekeySegments:
+			segs = h.Value
+		}
+	}
+	if from < 0 || len(segs) == 0 {
+		return msg.Value // an older member's message of one trace, or a watermark record
+	}
+	last, ok := s.applied[from]
+	skip, repeats, next, err := applied(segs, last, ok)
+	if err != nil || skip > len(msg.Value) {
+		s.n.m.errors.WithLabelValues("rekey").Inc()
+		s.log.Warn("re-keyed message with unreadable segments; applied whole", "offset", msg.Offset, "err", err)
+		return msg.Value
+	}
+	s.applied[from] = next
+	if repeats > 0 {
+		s.n.m.repeats.Add(float64(repeats))
+	}
+	return msg.Value[skip:]
+}
+
+// applied reads a segments header ("offset:length,...", offsets rising)
+// against the last offset applied (known: any was): it returns the length
+// of the leading segments at or below it, how many they are, and the
+// offset applied after the message.
+func applied(segs []byte, last int64, known bool) (skip, repeats int, next int64, err error) {
+	next, fresh := last, false
+	for len(segs) > 0 {
+		var seg []byte
+		seg, segs, _ = bytes.Cut(segs, []byte{','})
+		o, l, ok := bytes.Cut(seg, []byte{':'})
+		offset, err1 := strconv.ParseInt(string(o), 10, 64)
+		length, err2 := strconv.Atoi(string(l))
+		switch {
+		case !ok || err1 != nil || err2 != nil || length < 0:
+			return 0, 0, 0, fmt.Errorf("segment %q", seg)
+		case known && offset <= next && fresh:
+			return 0, 0, 0, fmt.Errorf("segment %q after offset %d", seg, next)
+		case known && offset <= next:
+			skip += length
+			repeats++
+		default:
+			fresh, known, next = true, true, offset
+		}
+	}
+	return skip, repeats, next, nil
+}
 
 // rekeyedFrom marks b as re-keyed, from the span partition its headers
 // name (-1 when they name none: its spans then neither hold event time
