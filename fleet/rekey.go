@@ -46,7 +46,6 @@ func (n *Node) rekey(ctx context.Context) error {
 	// carried to every re-key partition after the traces that reach it.
 	reached := map[int]int64{}
 	o := newRekeyOut(n.partitions, n.cfg.MaxMessageBytes)
-	var split splitter
 	for {
 		batch := n.fetchRekeyBatch(ctx, r)
 		if batch == nil {
@@ -57,7 +56,7 @@ func (n *Node) rekey(ctx context.Context) error {
 			if upTo == 0 {
 				return true
 			}
-			if !n.writeRekeyed(ctx, out, o.messages(), o.traces) || !n.writeMarks(ctx, out, advanced) {
+			if !n.writeRekeyed(ctx, out, o.messages(), o.spans) || !n.writeMarks(ctx, out, advanced) {
 				return false
 			}
 			o.reset()
@@ -70,14 +69,13 @@ func (n *Node) rekey(ctx context.Context) error {
 		}
 		for i := 0; i < len(batch); i++ {
 			msg := batch[i]
-			traces, newest, err := split.splitByTrace(msg.Value, n.kcfg.Encoding)
+			newest, err := o.stage(msg.Value, n.kcfg.Encoding)
 			if err != nil {
 				// The partition workers never see it: count it here, as
 				// the single-detector path would.
 				n.m.errors.WithLabelValues("rekey").Inc()
 				n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 			}
-			o.stage(traces)
 			if o.full(msg.Partition) {
 				// Written first, so that no message passes the bound.
 				if !flush(i) {
@@ -191,14 +189,14 @@ func (b rekeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
 }
 
 // writeRekeyed writes msgs to the re-key topic, retrying until the broker
-// takes them; false when ctx ended first. They hold traces traces
-// (counted once written). A retry writes every message again: a
+// takes them; false when ctx ended first. They hold spans spans (counted
+// once written). A retry writes every message again: a
 // partition worker skips the segments it has applied.
-func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, traces int) bool {
+func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, spans int) bool {
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		err := out.WriteMessages(ctx, msgs...)
 		if err == nil {
-			n.m.rekeyed.Add(float64(traces))
+			n.m.rekeyed.Add(float64(spans))
 			break
 		}
 		if ctx.Err() != nil {
@@ -217,19 +215,18 @@ func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka
 
 // rekeyOut is what the re-key stage writes for a batch: per span
 // partition and re-key partition, one message whose value is its segments
-// one after the other (each a whole ExportTraceServiceRequest, so the
-// value is one too) and whose header lists them.
+// one after the other (each an ExportTraceServiceRequest, so the value is
+// one too) and whose header lists them.
 type rekeyOut struct {
-	max   int   // bound of a message's value, but for a single segment
-	parts []int // the re-key partitions
-	hash  kafka.Hash
+	max   int // bound of a message's value, but for a single segment
+	split splitter
 	msgs  map[rekeyPair]*rekeyMsg
 	order []rekeyPair
-	// traces counts the traces held; staged is the message being added,
-	// by re-key partition, with stagedTraces traces.
-	traces       int
-	staged       map[int][]byte
-	stagedTraces int
+	// spans counts the spans held; staged is the span message being
+	// added, by re-key partition, with stagedSpans spans.
+	spans       int
+	staged      [][]byte
+	stagedSpans int
 }
 
 type rekeyPair struct{ from, to int }
@@ -239,24 +236,32 @@ type rekeyMsg struct {
 }
 
 func newRekeyOut(partitions, max int) *rekeyOut {
-	o := &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, staged: map[int][]byte{}}
-	for p := range partitions {
-		o.parts = append(o.parts, p)
-	}
-	return o
+	return &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, staged: make([][]byte, partitions)}
 }
 
-// stage sorts one span message's traces by re-key partition, as
-// rekeyBalancer would send a message keyed by the trace id.
-func (o *rekeyOut) stage(traces map[string][]byte) {
+// stage splits one span message by re-key partition (splitter.splitParts)
+// and returns the latest span end in it (Unix ns); a message it cannot
+// split stages nothing.
+func (o *rekeyOut) stage(msg []byte, enc consume.Encoding) (int64, error) {
 	for p, b := range o.staged {
 		o.staged[p] = b[:0]
 	}
-	for id, b := range traces {
-		p := o.hash.Balance(kafka.Message{Key: []byte(id)}, o.parts...)
-		o.staged[p] = append(o.staged[p], b...)
+	o.stagedSpans = 0
+	if enc == consume.EncodingJSON {
+		var err error
+		if msg, err = jsonToProto(msg); err != nil {
+			return 0, err
+		}
 	}
-	o.stagedTraces = len(traces)
+	spans, newest, err := o.split.splitParts(msg, len(o.staged), o.staged)
+	if err != nil {
+		for p, b := range o.staged {
+			o.staged[p] = b[:0]
+		}
+		return 0, err
+	}
+	o.stagedSpans = spans
+	return newest, nil
 }
 
 // full reports whether adding the staged message from span partition from
@@ -271,9 +276,9 @@ func (o *rekeyOut) full(from int) bool {
 }
 
 // add appends the staged message, read at offset of span partition from,
-// as a segment of each re-key partition it has traces for.
+// as a segment of each re-key partition it has spans for.
 func (o *rekeyOut) add(from int, offset int64) {
-	o.traces += o.stagedTraces
+	o.spans += o.stagedSpans
 	for p, b := range o.staged {
 		if len(b) == 0 {
 			continue
@@ -313,7 +318,17 @@ func (o *rekeyOut) messages() []kafka.Message {
 // memory: the writer may still hold them.
 func (o *rekeyOut) reset() {
 	clear(o.msgs)
-	o.order, o.traces = o.order[:0], 0
+	o.order, o.spans = o.order[:0], 0
+}
+
+// jsonToProto re-encodes an otlp_json message as OTLP protobuf, which the
+// splitter walks.
+func jsonToProto(b []byte) ([]byte, error) {
+	td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
+	if err != nil {
+		return nil, fmt.Errorf("otlp_json: %w", err)
+	}
+	return (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 }
 
 // splitByTrace returns one OTLP protobuf request per trace in the message,
@@ -321,11 +336,8 @@ func (o *rekeyOut) reset() {
 // resources and scopes are kept with their spans (splitter).
 func (s *splitter) splitByTrace(b []byte, enc consume.Encoding) (map[string][]byte, int64, error) {
 	if enc == consume.EncodingJSON {
-		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
-		if err != nil {
-			return nil, 0, fmt.Errorf("otlp_json: %w", err)
-		}
-		if b, err = (&ptrace.ProtoMarshaler{}).MarshalTraces(td); err != nil {
+		var err error
+		if b, err = jsonToProto(b); err != nil {
 			return nil, 0, err
 		}
 	}

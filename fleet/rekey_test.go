@@ -3,6 +3,7 @@ package fleet
 import (
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,14 +148,11 @@ func rekeyFixture(t *testing.T, n int) [][]byte {
 func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts, max int) [][]kafka.Message {
 	t.Helper()
 	o := newRekeyOut(parts, max)
-	var split splitter
 	var written [][]kafka.Message
 	for i, m := range msgs {
-		traces, _, err := split.splitByTrace(m, consume.EncodingProto)
-		if err != nil {
+		if _, err := o.stage(m, consume.EncodingProto); err != nil {
 			t.Fatal(err)
 		}
-		o.stage(traces)
 		if o.full(from) {
 			written = append(written, o.messages())
 			o.reset()
@@ -168,19 +166,28 @@ func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts
 	return written
 }
 
-// TestRekeyOut: a batch's traces go out as one message per span partition
-// and re-key partition, each trace to the partition of its id's hash, with
-// one segment per span message whose lengths cover the value; nothing is
-// lost or added, and no message passes the bound but by a single segment.
+// TestRekeyOut: a batch's spans go out as one message per span partition
+// and re-key partition, each span to the partition of its trace id's
+// hash, under its own resource (each resource once per segment), with one
+// segment per span message whose lengths cover the value; nothing is lost
+// or added, and no message passes the bound but by a single segment.
 func TestRekeyOut(t *testing.T) {
 	msgs := rekeyFixture(t, 6)
 	want := 0
+	svc := map[string]string{} // span id -> service.name
 	for _, m := range msgs {
 		var r coltracepb.ExportTraceServiceRequest
 		if err := proto.Unmarshal(m, &r); err != nil {
 			t.Fatal(err)
 		}
 		want += countSpans(&r)
+		for _, rs := range r.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					svc[hex.EncodeToString(sp.SpanId)] = serviceName(rs)
+				}
+			}
+		}
 	}
 	const parts, bound = 4, 10 << 10
 	bal := rekeyBalancer{&kafka.Hash{}}
@@ -222,7 +229,9 @@ func TestRekeyOut(t *testing.T) {
 			if err := proto.Unmarshal(m.Value, &r); err != nil {
 				t.Fatal(err)
 			}
+			resources := map[string]int{}
 			for _, rs := range r.ResourceSpans {
+				resources[rs.Resource.String()]++
 				for _, ss := range rs.ScopeSpans {
 					for _, sp := range ss.Spans {
 						got++
@@ -230,7 +239,16 @@ func TestRekeyOut(t *testing.T) {
 						if p := bal.Balance(key, 0, 1, 2, 3); p != to {
 							t.Errorf("span of trace %x in re-key partition %d, its id hashes to %d", sp.TraceId, to, p)
 						}
+						if name := serviceName(rs); name != svc[hex.EncodeToString(sp.SpanId)] {
+							t.Errorf("span %x under %q, sent under %q", sp.SpanId, name, svc[hex.EncodeToString(sp.SpanId)])
+						}
 					}
+				}
+			}
+			segments := strings.Count(string(segs), ",") + 1
+			for res, k := range resources {
+				if k > segments {
+					t.Errorf("resource %.60s... %d times in a message of %d segments", res, k, segments)
 				}
 			}
 		}
@@ -330,6 +348,31 @@ func TestSegmentsApplied(t *testing.T) {
 		if (err != nil) != c.err || err == nil && (skip != c.skip || repeats != c.repeats || next != c.next) {
 			t.Errorf("%q after %d (%v): skip %d, repeats %d, next %d, err %v; want %d, %d, %d, err %v",
 				c.segs, c.last, c.known, skip, repeats, next, err, c.skip, c.repeats, c.next, c.err)
+		}
+	}
+}
+
+// TestTracePartitionMatchesHash: the splitter puts a trace in the re-key
+// partition kafka-go's Hash balancer gives a message keyed by its hex id,
+// as members that wrote a message per trace did.
+func TestTracePartitionMatchesHash(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	bal := &kafka.Hash{}
+	for i := range 2000 {
+		id := make([]byte, 16)
+		for j := range id {
+			id[j] = byte(r.Uint32())
+		}
+		if i == 0 {
+			id = nil // a span without a trace id
+		}
+		n := 1 + r.IntN(64)
+		parts := make([]int, n)
+		for p := range parts {
+			parts[p] = p
+		}
+		if got, want := tracePartition(id, n), bal.Balance(kafka.Message{Key: []byte(hex.EncodeToString(id))}, parts...); got != want {
+			t.Fatalf("trace %x of %d partitions: %d, kafka.Hash %d", id, n, got, want)
 		}
 	}
 }

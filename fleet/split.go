@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -38,12 +39,22 @@ type splitter struct {
 	traces map[string]*traceParts
 	order  []*traceParts // in order of first span, for a stable output
 	free   []*traceParts
+	// byPart holds, when splitting by re-key partition, each partition's
+	// spans; parts is how many partitions, 0 when splitting by trace.
+	byPart []*traceParts
+	parts  int
+	// Per ResourceSpans and ScopeSpans of the message, their fields other
+	// than the children, as encoded (slices of the message, copied into
+	// each output).
+	rsHeads, ssHeads []head
+	spans            int // in the message
 }
 
-// traceParts is one trace's spans, grouped by the ResourceSpans and
-// ScopeSpans they came in.
+// traceParts is one trace's spans (or one re-key partition's), grouped by
+// the ResourceSpans and ScopeSpans they came in.
 type traceParts struct {
 	id     string
+	part   int
 	groups []spanGroup
 }
 
@@ -56,6 +67,35 @@ type spanGroup struct {
 // hex trace id, and the latest span end in msg (Unix ns). The requests
 // share no memory with msg.
 func (s *splitter) split(msg []byte) (map[string][]byte, int64, error) {
+	newest, err := s.scan(msg, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make(map[string][]byte, len(s.order))
+	for _, t := range s.order {
+		out[t.id] = t.appendTo(nil, s.rsHeads, s.ssHeads)
+	}
+	return out, newest, nil
+}
+
+// splitParts appends to dst[p], for each of parts re-key partitions p, an
+// ExportTraceServiceRequest of msg's spans whose trace id hashes to p
+// (tracePartition), with their resources and scopes; it returns how many
+// spans msg holds and the latest span end (Unix ns). dst has parts
+// entries; those without spans are left as they are.
+func (s *splitter) splitParts(msg []byte, parts int, dst [][]byte) (spans int, newest int64, err error) {
+	if newest, err = s.scan(msg, parts); err != nil {
+		return 0, 0, err
+	}
+	for _, t := range s.order {
+		dst[t.part] = t.appendTo(dst[t.part], s.rsHeads, s.ssHeads)
+	}
+	return s.spans, newest, nil
+}
+
+// scan walks msg and files its spans by trace, or with parts > 0 by re-key
+// partition, in s.order; it returns the latest span end (Unix ns).
+func (s *splitter) scan(msg []byte, parts int) (int64, error) {
 	if s.traces == nil {
 		s.traces = map[string]*traceParts{}
 	}
@@ -65,23 +105,23 @@ func (s *splitter) split(msg []byte) (map[string][]byte, int64, error) {
 		s.free = append(s.free, t)
 	}
 	s.order = s.order[:0]
+	s.parts = parts
+	s.byPart = append(s.byPart[:0], make([]*traceParts, parts)...)
+	s.rsHeads, s.ssHeads, s.spans = s.rsHeads[:0], s.ssHeads[:0], 0
 
-	// Per ResourceSpans and ScopeSpans, their fields other than the
-	// children, as encoded (slices of msg, copied into each output).
-	var rsHeads, ssHeads []head
 	var newest int64
 	err := fields(msg, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
 		if num != fieldResourceSpans || typ != protowire.BytesType {
 			return nil // unknown at the top: dropped, as the generated split drops it
 		}
-		rs := len(rsHeads)
+		rs := len(s.rsHeads)
 		var rhead head
 		err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
 			if num != fieldScopeSpans || typ != protowire.BytesType {
 				rhead.add(raw)
 				return nil
 			}
-			ss := len(ssHeads)
+			ss := len(s.ssHeads)
 			var shead head
 			err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
 				if num != fieldSpans || typ != protowire.BytesType {
@@ -94,43 +134,73 @@ func (s *splitter) split(msg []byte) (map[string][]byte, int64, error) {
 				}
 				newest = max(newest, end)
 				s.add(id, rs, ss, v)
+				s.spans++
 				return nil
 			})
-			ssHeads = append(ssHeads, shead)
+			s.ssHeads = append(s.ssHeads, shead)
 			return err
 		})
-		rsHeads = append(rsHeads, rhead)
+		s.rsHeads = append(s.rsHeads, rhead)
 		return err
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("otlp_proto: %w", err)
+		return 0, fmt.Errorf("otlp_proto: %w", err)
 	}
-	out := make(map[string][]byte, len(s.order))
-	for _, t := range s.order {
-		out[t.id] = t.encode(rsHeads, ssHeads)
+	return newest, nil
+}
+
+// tracePartition is the re-key partition of a trace, of parts: that of a
+// message keyed by its hex id under kafka-go's Hash balancer (FNV-1a,
+// as Sarama's), without making the key. Members that wrote a message per
+// trace keyed so put a trace where this does, so both can run at once
+// during an upgrade (TestTracePartitionMatchesHash).
+func tracePartition(id []byte, parts int) int {
+	const digits = "0123456789abcdef"
+	h := uint32(2166136261)
+	for _, c := range id {
+		h = (h ^ uint32(digits[c>>4])) * 16777619
+		h = (h ^ uint32(digits[c&15])) * 16777619
 	}
-	return out, newest, nil
+	p := int32(h) % int32(parts)
+	if p < 0 {
+		p = -p
+	}
+	return int(p)
 }
 
 // add files span (its encoded bytes) under its trace id, in the group of
 // ResourceSpans rs and ScopeSpans ss.
 func (s *splitter) add(id []byte, rs, ss int, span []byte) {
-	t, ok := s.traces[string(id)]
-	if !ok {
-		if n := len(s.free); n > 0 {
-			t, s.free = s.free[n-1], s.free[:n-1]
-		} else {
-			t = &traceParts{}
+	var t *traceParts
+	if s.parts > 0 {
+		p := tracePartition(id, s.parts)
+		if t = s.byPart[p]; t == nil {
+			t = s.take()
+			t.id, t.part = "", p
+			s.byPart[p] = t
 		}
+	} else if t = s.traces[string(id)]; t == nil {
+		t = s.take()
 		t.id = hex.EncodeToString(id)
 		s.traces[string(id)] = t
-		s.order = append(s.order, t)
 	}
 	if n := len(t.groups); n > 0 && t.groups[n-1].rs == rs && t.groups[n-1].ss == ss {
 		t.groups[n-1].spans = append(t.groups[n-1].spans, span)
 		return
 	}
 	t.groups = append(t.groups, spanGroup{rs: rs, ss: ss, spans: [][]byte{span}})
+}
+
+// take returns a traceParts for a new trace or partition, in s.order.
+func (s *splitter) take() *traceParts {
+	var t *traceParts
+	if n := len(s.free); n > 0 {
+		t, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		t = &traceParts{}
+	}
+	s.order = append(s.order, t)
+	return t
 }
 
 // head is the fields of a ResourceSpans or ScopeSpans other than its
@@ -152,16 +222,16 @@ func (h *head) appendTo(b []byte) []byte {
 	return b
 }
 
-// encode writes the trace's request: for each ResourceSpans its spans came
-// in, that ResourceSpans' other fields and, for each of its ScopeSpans,
-// that ScopeSpans' other fields and the trace's spans. It is sized first,
-// so the request is allocated once.
-func (t *traceParts) encode(rsHeads, ssHeads []head) []byte {
+// appendTo appends the trace's request to out: for each ResourceSpans its
+// spans came in, that ResourceSpans' other fields and, for each of its
+// ScopeSpans, that ScopeSpans' other fields and the trace's spans. It is
+// sized first, so out grows at most once.
+func (t *traceParts) appendTo(out []byte, rsHeads, ssHeads []head) []byte {
 	total := 0
 	t.walk(func(rs int, scopes []spanGroup) {
 		total += sizeField(fieldResourceSpans, t.rsSize(rs, scopes, rsHeads, ssHeads))
 	})
-	out := make([]byte, 0, total)
+	out = slices.Grow(out, total)
 	t.walk(func(rs int, scopes []spanGroup) {
 		out = protowire.AppendTag(out, fieldResourceSpans, protowire.BytesType)
 		out = protowire.AppendVarint(out, uint64(t.rsSize(rs, scopes, rsHeads, ssHeads)))
@@ -216,19 +286,43 @@ func sizeField(num protowire.Number, n int) int {
 }
 
 // spanKey reads a span's trace id (the last one, as protobuf merges) and
-// its end time.
+// its end time. It is fields without the callback: every span of a
+// re-keyed message passes here, and the walk is most of the split's cost.
 func spanKey(b []byte) (id []byte, end int64, err error) {
-	err = fields(b, func(num protowire.Number, typ protowire.Type, v, _ []byte) error {
-		switch {
-		case num == fieldTraceID && typ == protowire.BytesType:
-			id = v
-		case num == fieldEndTime && typ == protowire.Fixed64Type:
-			x, _ := protowire.ConsumeFixed64(v) // fields checked its length
-			end = int64(x)
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(n))
 		}
-		return nil
-	})
-	return id, end, err
+		b = b[n:]
+		switch typ {
+		case protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
+			}
+			if num == fieldTraceID {
+				id = v
+			}
+			b = b[m:]
+		case protowire.Fixed64Type:
+			x, m := protowire.ConsumeFixed64(b)
+			if m < 0 {
+				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
+			}
+			if num == fieldEndTime {
+				end = int64(x)
+			}
+			b = b[m:]
+		default:
+			m := protowire.ConsumeFieldValue(num, typ, b)
+			if m < 0 {
+				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
+			}
+			b = b[m:]
+		}
+	}
+	return id, end, nil
 }
 
 // fields calls f with every field of the message b: its number, wire

@@ -81,7 +81,8 @@ func TestSplitterMatchesGenerated(t *testing.T) {
 }
 
 // BenchmarkSplitByTrace is the re-key stage's cost per span: the splitter
-// against the generated types' decode and encode.
+// by trace and by re-key partition (what the stage runs) against the
+// generated types' decode and encode.
 func BenchmarkSplitByTrace(b *testing.B) {
 	req := otlptest.RealisticRequest(500, 1)
 	msg, err := proto.Marshal(req)
@@ -107,6 +108,17 @@ func BenchmarkSplitByTrace(b *testing.B) {
 	b.Run("splitter", func(b *testing.B) {
 		var s splitter
 		run(b, func(m []byte) error { _, _, err := s.split(m); return err })
+	})
+	b.Run("partitions", func(b *testing.B) {
+		var s splitter
+		dst := make([][]byte, 4)
+		run(b, func(m []byte) error {
+			for p := range dst {
+				dst[p] = dst[p][:0]
+			}
+			_, _, err := s.splitParts(m, len(dst), dst)
+			return err
+		})
 	})
 	b.Run("generated", func(b *testing.B) {
 		run(b, func(m []byte) error { _, _, err := splitByTraceGenerated(m); return err })
