@@ -57,6 +57,7 @@ func (w *worker) run(ctx context.Context) {
 	gm := n.graphMetrics(w.partition)
 	defer gm.Idle()
 	agg := graph.New(gcfg, func(win *graph.Window) { closed = append(closed, win) }, gm)
+	agg.SkipView() // the member merges and serves the windows
 	agg.StartAfter(n.closedTo(w.partition))
 
 	start := w.offset

@@ -165,7 +165,8 @@ type Aggregator struct {
 	pendingN  atomic.Int64                           // pending spans, for a parallel aggregator's gauge
 	pendingB  atomic.Int64                           // and their bytes
 
-	view *View // every closed window, for Snapshot
+	view   *View // every closed window, for Snapshot
+	noView bool  // SkipView: closed windows are not kept in view
 }
 
 // New returns an aggregator that hands closed windows to onWindow (which
@@ -619,13 +620,21 @@ func (a *Aggregator) publish(w *Window) {
 		a.onWindow(w)
 		return
 	}
-	a.view.Add(w)
+	if !a.noView {
+		a.view.Add(w)
+	}
 	a.m.windowsClosed.Inc()
 	a.m.watermark.Set(float64(w.End.UnixNano()) / 1e9)
 	if a.onWindow != nil {
 		a.onWindow(w)
 	}
 }
+
+// SkipView stops keeping closed windows for Snapshot, which then stays
+// empty: a fleet partition worker's windows are merged, and served, by its
+// member, and a view of each partition's own would cost the member CPU
+// for nothing. Call it before any span.
+func (a *Aggregator) SkipView() { a.noView = true }
 
 // Snapshot returns the graph as of the last closed window. It is safe to
 // call from any goroutine; the result is immutable.

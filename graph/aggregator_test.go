@@ -262,3 +262,31 @@ func TestWindowCallees(t *testing.T) {
 		t.Errorf("Ads/Get: callee %q, unanswered %v; want adservice, every call answered", w.Callees[ads], w.Unanswered[ads])
 	}
 }
+
+// TestSkipView: an aggregator that skips its view hands every closed
+// window on and keeps none for Snapshot; one that does not serves them.
+func TestSkipView(t *testing.T) {
+	for _, skip := range []bool{false, true} {
+		var calls int64
+		a := New(Config{Window: 10 * time.Second, TraceIdle: time.Second, Lateness: time.Second},
+			func(w *Window) {
+				for _, e := range w.Edges {
+					calls += e.Requests
+				}
+			}, nil)
+		if skip {
+			a.SkipView()
+		}
+		for i := range 5 {
+			a.Add(call(i, "cart", "Get", time.Duration(i)*10*time.Second))
+		}
+		a.AdvanceTo(epoch + int64(100*time.Second))
+		var served int64
+		for _, e := range a.Snapshot().Edges {
+			served += e.Total.Requests
+		}
+		if want := map[bool]int64{false: calls, true: 0}[skip]; calls != 5 || served != want {
+			t.Errorf("skip view %v: %d calls handed on, %d served; want 5 and %d", skip, calls, served, want)
+		}
+	}
+}
