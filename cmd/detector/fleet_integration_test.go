@@ -212,8 +212,9 @@ alerts:
 	// The fleet's graph holds the calls one detector's does: none lost
 	// to the re-keying's order (batches) or to the leader's death
 	// (trace-keyed). Batches let the lone detector split a trace whose
-	// spans it reads from partitions far apart, and the re-keying is
-	// at-least-once: a couple of percent either way.
+	// spans it reads from partitions far apart: a couple of percent
+	// either way. (TestIntegrationFleetKill compares each edge with
+	// replay.)
 	t.Logf("calls in the graph: fleet %d, lone detector %d", calls, soloCalls)
 	if soloCalls == 0 || math.Abs(float64(calls-soloCalls)) > 0.02*float64(soloCalls) {
 		t.Errorf("calls in the graph: fleet %d, lone detector %d; want within 2%%", calls, soloCalls)

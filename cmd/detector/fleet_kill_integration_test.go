@@ -398,9 +398,10 @@ cluster:
 
 	if !keyed {
 		// The re-key stage is at-least-once: a message re-read after the
-		// kill or a rebalance is split and written again. What it wrote
-		// twice explains calls counted twice.
-		t.Logf("re-key topic, for the %d trace parts of the batches: %s", traffic.parts, readRekeyed(t, bs, "kill_rekey_"+id))
+		// kill or a rebalance is split and written again, and the
+		// partition workers skip what they applied already. What it wrote
+		// twice shows the skipping was needed.
+		t.Logf("re-key topic, for the batches' %d traces: %s", traffic.parts, readRekeyed(t, bs, "kill_rekey_"+id))
 	}
 	var logs []string
 	for _, m := range members {
@@ -538,10 +539,10 @@ func progress(api string) string {
 
 // fleetFigures are a member's fleet counters once idle, for the log.
 func fleetFigures(api string) string {
-	return fmt.Sprintf("%s; %v windows merged, %v repeated and %v late summaries dropped, %v spans too late (spans re-read behind a published watermark count here), %v traces re-keyed",
+	return fmt.Sprintf("%s; %v windows merged, %v repeated and %v late summaries dropped, %v spans too late (spans re-read behind a published watermark count here), %v spans re-keyed, %v re-keyed span messages skipped as repeats",
 		progress(api), scrapeOr(api, "causeway_fleet_windows_merged_total"), scrapeOr(api, "causeway_fleet_repeated_summaries_total"),
 		scrapeOr(api, "causeway_fleet_late_summaries_total"), scrapeSum(api, "causeway_graph_spans_too_late_total"),
-		scrapeOr(api, "causeway_fleet_rekeyed_traces_total"))
+		scrapeOr(api, "causeway_fleet_rekeyed_spans_total"), scrapeOr(api, "causeway_fleet_rekey_repeats_total"))
 }
 
 // scrapeSum is the sum of every series of a metric, whatever its labels
@@ -696,7 +697,7 @@ func boundaryLosses(calls []asyncCall, hs []handOver) (map[string]int64, string)
 	return out, strings.Join(s, ", ")
 }
 
-// rekeyed is what the re-key topic holds: trace messages (watermark
+// rekeyed is what the re-key topic holds: messages of spans (watermark
 // records, which have no value, left out), how many of them repeat an
 // earlier one byte for byte, and the spans of those repeats. where says,
 // per span partition the repeats were read from, how many and where the
@@ -709,7 +710,7 @@ type rekeyed struct {
 }
 
 func (r rekeyed) String() string {
-	s := fmt.Sprintf("%d trace messages; %d written again (%d spans)", r.written, r.twice, r.spans)
+	s := fmt.Sprintf("%d messages of spans; %d written again (%d spans)", r.written, r.twice, r.spans)
 	for _, k := range slices.Sorted(maps.Keys(r.where)) {
 		s += "; " + r.where[k]
 	}
@@ -777,7 +778,7 @@ func readRekeyed(t *testing.T, bs []string, topic string) rekeyed {
 		r.Close()
 	}
 	for k, n := range count {
-		out.where[k] = fmt.Sprintf("%d traces %s", n, out.where[k])
+		out.where[k] = fmt.Sprintf("%d messages %s", n, out.where[k])
 	}
 	return out
 }
