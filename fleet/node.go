@@ -321,7 +321,11 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 	}
 	want = append(want, kafka.TopicConfig{Topic: n.cfg.WindowsTopic, NumPartitions: wp, ReplicationFactor: -1, ConfigEntries: retention})
 	if !n.kcfg.IsTraceKeyed() {
-		want = append(want, kafka.TopicConfig{Topic: n.cfg.RekeyTopic, NumPartitions: spans, ReplicationFactor: -1})
+		// A re-keyed segment is at most about as large as the span message
+		// it came from (a subset of its spans, each resource once): the
+		// topic takes messages as large as the span reader does.
+		want = append(want, kafka.TopicConfig{Topic: n.cfg.RekeyTopic, NumPartitions: spans, ReplicationFactor: -1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(n.kcfg.MaxMessageBytes)}}})
 	}
 	for _, tc := range want {
 		if p, err := count(tc.Topic); err == nil && p > 0 {

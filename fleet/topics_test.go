@@ -70,3 +70,40 @@ func inProcessBroker(t *testing.T) *kfake.Cluster {
 	t.Cleanup(c.Close)
 	return c
 }
+
+// TestRekeyTopicTakesSpanMessages: a member re-keying batch messages
+// creates the re-key topic taking messages as large as its span reader
+// does, since a re-keyed segment can be about as large as the span
+// message it came from.
+func TestRekeyTopicTakesSpanMessages(t *testing.T) {
+	c := inProcessBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keyed := false
+	n, err := New(Config{Enabled: true, WindowsTopic: "w", LeaderTopic: "l", RekeyTopic: "rekey", Member: "m"},
+		Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans", TraceKeyed: &keyed, MaxMessageBytes: 8 << 20},
+			Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.ensureTopics(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
+	resp, err := client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: "rekey", ConfigNames: []string{"max.message.bytes"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, r := range resp.Resources {
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "max.message.bytes" {
+				got = e.ConfigValue
+			}
+		}
+	}
+	if got != "8388608" {
+		t.Errorf("re-key topic created with max.message.bytes %q, want 8388608", got)
+	}
+}
