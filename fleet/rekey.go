@@ -23,11 +23,12 @@ import (
 //
 // It splits messages without decoding them into the generated OTLP types
 // (splitter): resources, scopes and spans are copied as they are. It reads
-// what has arrived (rekeyBatch) and writes, for each span partition in it
-// and each re-key partition, one message: the traces of each span message
-// as one segment, in offset order (rekeyOut). A segment names its span
-// message, so that a partition worker applies each span message's traces
-// once however often they are written (repeats).
+// what has arrived (fetchRekeyBatch) and writes, for each span partition
+// in it and each re-key partition, one message: each span message's spans
+// for that partition as one segment, in offset order (rekeyOut). A segment
+// names its span message, so that a partition worker applies each span
+// message's spans once however often they are written
+// (partitionSource.unapplied).
 func (n *Node) rekey(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, GroupID: n.kcfg.GroupID + "-rekey", Topic: n.kcfg.Topic,
 		Dialer: n.dialer, MinBytes: 1, MaxBytes: n.kcfg.MaxMessageBytes + 1<<20, MaxWait: 500 * time.Millisecond,
@@ -157,8 +158,8 @@ func (n *Node) writeMarks(ctx context.Context, out *kafka.Writer, advanced map[i
 }
 
 // Headers of the re-key topic's messages. Every message names the span
-// partition its spans were read from. A message of traces lists its
-// segments (headerRekeySegments: "offset:length,..."), the traces of one
+// partition its spans were read from. A message of spans lists its
+// segments (headerRekeySegments: "offset:length,..."), the spans of one
 // span message each, in offset order. A watermark record (no value) says
 // that span partition has been re-keyed up to the event time it carries
 // (Unix ns, the latest span end read from it), and is written to every
@@ -190,8 +191,8 @@ func (b rekeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
 
 // writeRekeyed writes msgs to the re-key topic, retrying until the broker
 // takes them; false when ctx ended first. They hold spans spans (counted
-// once written). A retry writes every message again: a
-// partition worker skips the segments it has applied.
+// once written). A retry writes every message again: a partition worker
+// skips the segments it has applied.
 func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, spans int) bool {
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		err := out.WriteMessages(ctx, msgs...)

@@ -28,7 +28,7 @@ type partitionSource struct {
 	out       chan *consume.Batch
 	troubled  consume.ErrorClock
 	// applied is, per span partition, the offset of the last span message
-	// whose re-keyed traces were applied (repeats).
+	// whose re-keyed spans were applied (unapplied).
 	applied map[int]int64
 }
 
@@ -92,7 +92,7 @@ func (s *partitionSource) rekeyed() bool { return s.topic != s.n.kcfg.Topic }
 //
 // The re-key stage is at-least-once: a member that takes over a span
 // partition re-reads it from the last commit, and a failed write is
-// written again, so a span message's traces can reach a re-key partition
+// written again, so a span message's spans can reach a re-key partition
 // twice. Each span partition's segments reach a re-key partition in
 // offset order, and a repeat comes after the first copy, so a segment at
 // or below the last offset applied from its span partition is one. A

@@ -106,7 +106,8 @@ func (s *splitter) scan(msg []byte, parts int) (int64, error) {
 	}
 	s.order = s.order[:0]
 	s.parts = parts
-	s.byPart = append(s.byPart[:0], make([]*traceParts, parts)...)
+	s.byPart = slices.Grow(s.byPart[:0], parts)[:parts]
+	clear(s.byPart)
 	s.rsHeads, s.ssHeads, s.spans = s.rsHeads[:0], s.ssHeads[:0], 0
 
 	var newest int64
