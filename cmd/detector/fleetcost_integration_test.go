@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,41 +33,72 @@ import (
 // processes' own (user and system), from start to idle; it prints one
 // table and compares with the targets of docs/fleet.md. It is a
 // measurement: it fails only when a run does not read every span.
-// FLEETCOST_PROFILE=DIR writes a CPU profile of each process's first ten
-// seconds there.
+// FLEETCOST_RUNS=N reads each topic N times with each set of readers and
+// prints medians, each ratio taken within its run, with their range (a
+// shared machine's runs vary by a fifth). FLEETCOST_PROFILE=DIR writes a
+// CPU profile of each process's first ten seconds there.
 func TestFleetCost(t *testing.T) {
 	bin := buildDetector(t)
 	bs := brokers(t)
-	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
-	type cost struct {
-		cpu   time.Duration
-		spans float64
+	runs := 1
+	if v := os.Getenv("FLEETCOST_RUNS"); v != "" {
+		var err error
+		if runs, err = strconv.Atoi(v); err != nil || runs < 1 {
+			t.Fatalf("FLEETCOST_RUNS=%q: want a count of runs", v)
+		}
 	}
-	costs := map[string]cost{}
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	// Per set of readers, per run: CPU seconds per million spans, and the
+	// ratio to one detector of the same run.
+	perM, ratio := map[string][]float64{}, map[string][]float64{}
 	var order []string
 	for _, keyed := range []bool{true, false} {
 		topic := fmt.Sprintf("cost_%v_%s", keyed, suffix)
 		createTopic(t, bs, topic, 6)
 		n := produceMinutes(t, bs, topic, keyed, 10*time.Minute)
-		for _, members := range []int{0, 1, 2} {
-			name := fmt.Sprintf("%s, %s", map[bool]string{true: "trace-keyed", false: "batches"}[keyed],
-				map[int]string{0: "one detector", 1: "one member", 2: "two members"}[members])
-			cpu, read := runForCost(t, bin, bs, topic, keyed, members, fmt.Sprintf("%s_%d_%v", suffix, members, keyed), n)
-			costs[name] = cost{cpu, float64(n)}
-			order = append(order, name)
-			t.Logf("%s: %v CPU for %d spans (%v read)", name, cpu.Round(time.Millisecond), n, read)
+		for run := range runs {
+			var alone float64
+			for _, members := range []int{0, 1, 2} {
+				name := fmt.Sprintf("%s, %s", map[bool]string{true: "trace-keyed", false: "batches"}[keyed],
+					map[int]string{0: "one detector", 1: "one member", 2: "two members"}[members])
+				cpu, read := runForCost(t, bin, bs, topic, keyed, members, fmt.Sprintf("%s_%d_%v_%d", suffix, members, keyed, run), n)
+				per := cpu.Seconds() / float64(n) * 1e6
+				if members == 0 {
+					alone = per
+				}
+				if run == 0 {
+					order = append(order, name)
+				}
+				perM[name], ratio[name] = append(perM[name], per), append(ratio[name], per/alone)
+				t.Logf("%s, run %d: %v CPU for %d spans (%v read)", name, run+1, cpu.Round(time.Millisecond), n, read)
+			}
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-32s %12s %10s\n", "readers", "CPU s/M spans", "vs alone")
+	fmt.Fprintf(&b, "%-32s %12s %10s", "readers", "CPU s/M spans", "vs alone")
+	if runs > 1 {
+		fmt.Fprintf(&b, "   (medians of %d runs; ratios' range)", runs)
+	}
+	b.WriteString("\n")
 	for _, name := range order {
-		c := costs[name]
-		alone := costs[strings.SplitN(name, ",", 2)[0]+", one detector"]
-		per := c.cpu.Seconds() / c.spans * 1e6
-		fmt.Fprintf(&b, "%-32s %12.2f %9.2fx\n", name, per, c.cpu.Seconds()/alone.cpu.Seconds()*alone.spans/c.spans)
+		fmt.Fprintf(&b, "%-32s %12.2f %9.2fx", name, median(perM[name]), median(ratio[name]))
+		if runs > 1 {
+			fmt.Fprintf(&b, "   %.2f-%.2fx", slices.Min(ratio[name]), slices.Max(ratio[name]))
+		}
+		b.WriteString("\n")
 	}
 	t.Logf("fleet cost (targets, docs/fleet.md: a trace-keyed member at most 1.2x one detector, a re-keying member at most 2x):\n%s", b.String())
 	fmt.Print(b.String())
+}
+
+// median is the middle value of xs (the mean of the two middle ones for
+// an even count).
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // produceMinutes writes d of simulated traffic, ending now, to topic:
