@@ -52,6 +52,7 @@ type Node struct {
 
 	mu     sync.Mutex
 	merge  *merger
+	local  *localWindows // windows this process published, until read back
 	ready  atomic.Bool
 	leader atomic.Bool
 	acks   *kafka.Writer
@@ -108,7 +109,7 @@ func New(cfg Config, opt Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, opt: opt, kcfg: kcfg, log: opt.Log.With("member", cfg.Member), m: newMetrics(opt.Registerer),
+	n := &Node{cfg: cfg, opt: opt, kcfg: kcfg, local: newLocalWindows(), log: opt.Log.With("member", cfg.Member), m: newMetrics(opt.Registerer),
 		dialer: dialer, tr: tr, source: kcfg.Topic}
 	if !kcfg.IsTraceKeyed() {
 		n.source = cfg.RekeyTopic
@@ -463,6 +464,16 @@ func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}
 func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error {
 	logged := map[string]bool{}
 	return n.readAll(ctx, n.cfg.WindowsTopic, caughtUp, func(m kafka.Message) {
+		if w, p, ok := n.local.take(m.Headers); ok {
+			n.mu.Lock()
+			if w != nil {
+				n.merge.addWindow(n.source, p, w)
+			} else {
+				n.merge.hear(p)
+			}
+			n.mu.Unlock()
+			return
+		}
 		s, err := decodeSummary(m.Value)
 		if err == nil && s.Source == n.source {
 			n.mu.Lock()

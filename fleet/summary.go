@@ -297,20 +297,31 @@ func (m *merger) add(s *summary) error {
 	if err != nil {
 		return err
 	}
+	m.addWindow(s.Source, s.Partition, w)
+	return nil
+}
+
+// addWindow merges w, part or all of a window of partition p, as add does
+// a decoded summary's; it takes w over.
+func (m *merger) addWindow(source string, p int, w *graph.Window) {
+	m.heard[p] = m.now()
 	end := w.End.UnixNano()
-	if repeat := end <= m.closedTo[s.Partition]; repeat || end <= m.emitted {
+	if repeat := end <= m.closedTo[p]; repeat || end <= m.emitted {
 		if m.onLate != nil {
-			m.onLate(s.Source, s.Partition, w.Start, repeat)
+			m.onLate(source, p, w.Start, repeat)
 		}
-		return nil
+		return
 	}
 	if o, ok := m.open[w.Start.UnixNano()]; ok {
 		o.Merge(w)
 	} else {
 		m.open[w.Start.UnixNano()] = w
 	}
-	return nil
 }
+
+// hear notes a summary of partition p whose window was merged already (a
+// later part of a window kept in memory).
+func (m *merger) hear(p int) { m.heard[p] = m.now() }
 
 // complete is the watermark of the whole topic: the least of the
 // partitions', leaving out a partition nothing was heard from for maxWait

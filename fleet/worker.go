@@ -103,6 +103,7 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 			n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
 			continue
 		}
+		first := len(msgs)
 		for _, p := range parts {
 			m, err := w.message(&summary{Window: p})
 			if err != nil {
@@ -111,6 +112,15 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 				continue
 			}
 			msgs = append(msgs, m)
+		}
+		// Kept whole only when every part goes out: this member merges
+		// the window as it is when it reads the first part back.
+		if len(msgs)-first == len(parts) {
+			if h, ok := n.local.put(win, w.partition, len(parts)); ok {
+				for i := first; i < len(msgs); i++ {
+					msgs[i].Headers = append(msgs[i].Headers, h)
+				}
+			}
 		}
 	}
 	m, err := w.message(&summary{ClosedTo: closedTo})
