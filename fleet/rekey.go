@@ -70,21 +70,22 @@ func (n *Node) rekey(ctx context.Context) error {
 		}
 		for i := 0; i < len(batch); i++ {
 			msg := batch[i]
-			newest, err := o.stage(msg.Value, n.kcfg.Encoding)
+			newest, full, err := o.add(msg.Partition, msg.Offset, msg.Value, n.kcfg.Encoding)
+			if full {
+				// Written first, so that no message passes the bound; the
+				// message then goes into empty ones.
+				if !flush(i) {
+					return nil
+				}
+				i = 0
+				newest, _, err = o.add(msg.Partition, msg.Offset, msg.Value, n.kcfg.Encoding)
+			}
 			if err != nil {
 				// The partition workers never see it: count it here, as
 				// the single-detector path would.
 				n.m.errors.WithLabelValues("rekey").Inc()
 				n.log.Warn("re-key: undecodable message skipped", "partition", msg.Partition, "offset", msg.Offset, "err", err)
 			}
-			if o.full(msg.Partition) {
-				// Written first, so that no message passes the bound.
-				if !flush(i) {
-					return nil
-				}
-				i = 0
-			}
-			o.add(msg.Partition, msg.Offset)
 			if newest > reached[msg.Partition] {
 				reached[msg.Partition], advanced[msg.Partition] = newest, newest
 			}
@@ -223,11 +224,11 @@ type rekeyOut struct {
 	split splitter
 	msgs  map[rekeyPair]*rekeyMsg
 	order []rekeyPair
-	// spans counts the spans held; staged is the span message being
-	// added, by re-key partition, with stagedSpans spans.
-	spans       int
-	staged      [][]byte
-	stagedSpans int
+	spans int // the spans held
+	// dst and held are add's, per re-key partition: the values it splits
+	// into and their lengths before.
+	dst  [][]byte
+	held []int
 }
 
 type rekeyPair struct{ from, to int }
@@ -237,51 +238,42 @@ type rekeyMsg struct {
 }
 
 func newRekeyOut(partitions, max int) *rekeyOut {
-	return &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, staged: make([][]byte, partitions)}
+	return &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, dst: make([][]byte, partitions), held: make([]int, partitions)}
 }
 
-// stage splits one span message by re-key partition (splitter.splitParts)
-// and returns the latest span end in it (Unix ns); a message it cannot
-// split stages nothing.
-func (o *rekeyOut) stage(msg []byte, enc consume.Encoding) (int64, error) {
-	for p, b := range o.staged {
-		o.staged[p] = b[:0]
-	}
-	o.stagedSpans = 0
+// add splits span message msg, read at offset of span partition from, by
+// re-key partition (splitter.splitParts), straight into the messages of
+// that span partition, each part a segment; it returns the latest span end
+// in msg (Unix ns). full: it would take a message that holds something
+// past the bound, and nothing is added; write what is held (messages,
+// reset) and add it again. A message it cannot split adds nothing.
+func (o *rekeyOut) add(from int, offset int64, msg []byte, enc consume.Encoding) (newest int64, full bool, err error) {
 	if enc == consume.EncodingJSON {
-		var err error
 		if msg, err = jsonToProto(msg); err != nil {
-			return 0, err
+			return 0, false, err
 		}
 	}
-	spans, newest, err := o.split.splitParts(msg, len(o.staged), o.staged)
+	for p := range o.dst {
+		o.dst[p] = nil
+		if m := o.msgs[rekeyPair{from, p}]; m != nil {
+			o.dst[p] = m.value
+		}
+		o.held[p] = len(o.dst[p])
+	}
+	spans, newest, err := o.split.splitParts(msg, len(o.dst), o.dst)
 	if err != nil {
-		for p, b := range o.staged {
-			o.staged[p] = b[:0]
-		}
-		return 0, err
+		return 0, false, err
 	}
-	o.stagedSpans = spans
-	return newest, nil
-}
-
-// full reports whether adding the staged message from span partition from
-// would take a message that holds something past the bound.
-func (o *rekeyOut) full(from int) bool {
-	for p, b := range o.staged {
-		if m := o.msgs[rekeyPair{from, p}]; m != nil && len(b) > 0 && len(m.value)+len(b) > o.max {
-			return true
+	for p, b := range o.dst {
+		if o.held[p] > 0 && len(b) > o.held[p] && len(b) > o.max {
+			// What it appended lies past the held values' ends: they
+			// are as they were.
+			return 0, true, nil
 		}
 	}
-	return false
-}
-
-// add appends the staged message, read at offset of span partition from,
-// as a segment of each re-key partition it has spans for.
-func (o *rekeyOut) add(from int, offset int64) {
-	o.spans += o.stagedSpans
-	for p, b := range o.staged {
-		if len(b) == 0 {
+	o.spans += spans
+	for p, b := range o.dst {
+		if len(b) == o.held[p] {
 			continue
 		}
 		k := rekeyPair{from, p}
@@ -296,9 +288,10 @@ func (o *rekeyOut) add(from int, offset int64) {
 		}
 		m.segments = strconv.AppendInt(m.segments, offset, 10)
 		m.segments = append(m.segments, ':')
-		m.segments = strconv.AppendInt(m.segments, int64(len(b)), 10)
-		m.value = append(m.value, b...)
+		m.segments = strconv.AppendInt(m.segments, int64(len(b)-o.held[p]), 10)
+		m.value = b
 	}
+	return newest, false, nil
 }
 
 // messages returns what add gathered, one message per span partition and

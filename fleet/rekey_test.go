@@ -150,14 +150,18 @@ func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts
 	o := newRekeyOut(parts, max)
 	var written [][]kafka.Message
 	for i, m := range msgs {
-		if _, err := o.stage(m, consume.EncodingProto); err != nil {
-			t.Fatal(err)
-		}
-		if o.full(from) {
+		_, full, err := o.add(from, first+int64(i), m, consume.EncodingProto)
+		if full {
 			written = append(written, o.messages())
 			o.reset()
+			_, full, err = o.add(from, first+int64(i), m, consume.EncodingProto)
+			if full {
+				t.Fatal("a message full with nothing held")
+			}
 		}
-		o.add(from, first+int64(i))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if (i+1)%batch == 0 || i == len(msgs)-1 {
 			written = append(written, o.messages())
 			o.reset()
