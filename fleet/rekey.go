@@ -36,6 +36,8 @@ func (n *Node) rekey(ctx context.Context) error {
 	defer r.Close()
 	out := &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.RekeyTopic, Balancer: rekeyBalancer{&kafka.Hash{}},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 15 * time.Second, Transport: n.tr,
+		// Synchronous (not Async): a write holds no message once it
+		// returns, so rekeyOut reuses their memory for the next batch.
 		// Batches bounded by bytes (the broker's bound on a record batch)
 		// more than by count: a write holds at most one message per span
 		// partition for each re-key partition, so a batch that fails
@@ -224,7 +226,8 @@ type rekeyOut struct {
 	split splitter
 	msgs  map[rekeyPair]*rekeyMsg
 	order []rekeyPair
-	spans int // the spans held
+	spare map[rekeyPair]*rekeyMsg // written, their memory free for the next batch
+	spans int                     // the spans held
 	// dst and held are add's, per re-key partition: the values it splits
 	// into and their lengths before.
 	dst  [][]byte
@@ -238,7 +241,8 @@ type rekeyMsg struct {
 }
 
 func newRekeyOut(partitions, max int) *rekeyOut {
-	return &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, dst: make([][]byte, partitions), held: make([]int, partitions)}
+	return &rekeyOut{max: max, msgs: map[rekeyPair]*rekeyMsg{}, spare: map[rekeyPair]*rekeyMsg{},
+		dst: make([][]byte, partitions), held: make([]int, partitions)}
 }
 
 // add splits span message msg, read at offset of span partition from, by
@@ -257,6 +261,8 @@ func (o *rekeyOut) add(from int, offset int64, msg []byte, enc consume.Encoding)
 		o.dst[p] = nil
 		if m := o.msgs[rekeyPair{from, p}]; m != nil {
 			o.dst[p] = m.value
+		} else if m := o.spare[rekeyPair{from, p}]; m != nil {
+			o.dst[p] = m.value[:0]
 		}
 		o.held[p] = len(o.dst[p])
 	}
@@ -279,7 +285,12 @@ func (o *rekeyOut) add(from int, offset int64, msg []byte, enc consume.Encoding)
 		k := rekeyPair{from, p}
 		m := o.msgs[k]
 		if m == nil {
-			m = &rekeyMsg{}
+			if m = o.spare[k]; m != nil {
+				delete(o.spare, k)
+				m.segments = m.segments[:0]
+			} else {
+				m = &rekeyMsg{}
+			}
 			o.msgs[k] = m
 			o.order = append(o.order, k)
 		}
@@ -295,7 +306,7 @@ func (o *rekeyOut) add(from int, offset int64, msg []byte, enc consume.Encoding)
 }
 
 // messages returns what add gathered, one message per span partition and
-// re-key partition.
+// re-key partition; their values and headers are valid until reset.
 func (o *rekeyOut) messages() []kafka.Message {
 	out := make([]kafka.Message, 0, len(o.order))
 	for _, k := range o.order {
@@ -308,9 +319,13 @@ func (o *rekeyOut) messages() []kafka.Message {
 	return out
 }
 
-// reset empties it for the next batch. The messages written keep their
-// memory: the writer may still hold them.
+// reset empties it for the next batch, once the messages are written:
+// their memory serves the next batch's messages (a synchronous write
+// holds none after it returns).
 func (o *rekeyOut) reset() {
+	for k, m := range o.msgs {
+		o.spare[k] = m
+	}
 	clear(o.msgs)
 	o.order, o.spans = o.order[:0], 0
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -149,10 +150,23 @@ func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts
 	t.Helper()
 	o := newRekeyOut(parts, max)
 	var written [][]kafka.Message
+	// What is written, copied: the next batch reuses the memory.
+	take := func() []kafka.Message {
+		var out []kafka.Message
+		for _, m := range o.messages() {
+			m.Value = slices.Clone(m.Value)
+			m.Headers = slices.Clone(m.Headers)
+			for i := range m.Headers {
+				m.Headers[i].Value = slices.Clone(m.Headers[i].Value)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
 	for i, m := range msgs {
 		_, full, err := o.add(from, first+int64(i), m, consume.EncodingProto)
 		if full {
-			written = append(written, o.messages())
+			written = append(written, take())
 			o.reset()
 			_, full, err = o.add(from, first+int64(i), m, consume.EncodingProto)
 			if full {
@@ -163,7 +177,7 @@ func rekeyWrite(t *testing.T, msgs [][]byte, from int, first int64, batch, parts
 			t.Fatal(err)
 		}
 		if (i+1)%batch == 0 || i == len(msgs)-1 {
-			written = append(written, o.messages())
+			written = append(written, take())
 			o.reset()
 		}
 	}
