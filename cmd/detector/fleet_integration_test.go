@@ -52,6 +52,30 @@ type member struct {
 	log       string
 }
 
+// start runs `detector run` with configuration conf (and state directory
+// stateDir, when set) as m's process: on a new free port each time, its
+// output appended to m.log after a line marking the start. The caller
+// stops it.
+func (m *member) start(t *testing.T, bin, conf, stateDir string) {
+	t.Helper()
+	m.api = freeAddr(t)
+	args := []string{"run", "--config", conf, "--listen", m.api}
+	if stateDir != "" {
+		args = append(args, "--state-dir", stateDir)
+	}
+	m.cmd = exec.Command(bin, args...)
+	f, err := os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close() // the process has its own copy
+	fmt.Fprintf(f, "----- start %s\n", time.Now().Format(time.RFC3339Nano))
+	m.cmd.Stdout, m.cmd.Stderr = f, f
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func runFleet(t *testing.T, bin string, keyed bool) string {
 	bs := brokers(t)
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
@@ -91,16 +115,8 @@ alerts:
 	}
 	var members []*member
 	for _, name := range []string{"a", "b"} {
-		m := &member{name: name, api: freeAddr(t), log: filepath.Join(dir, name+".log")}
-		m.cmd = exec.Command(bin, "run", "--config", conf, "--listen", m.api, "--state-dir", filepath.Join(dir, name))
-		f, err := os.Create(m.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.cmd.Stdout, m.cmd.Stderr = f, f
-		if err := m.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		m := &member{name: name, log: filepath.Join(dir, name+".log")}
+		m.start(t, bin, conf, filepath.Join(dir, name))
 		members = append(members, m)
 	}
 	defer func() {

@@ -284,24 +284,13 @@ cluster:
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// start runs m's process: a new one on a new port each time, with the
-	// same configuration and state directory, its output appended to one
-	// log. Whatever is still running when the test ends is stopped: SIGTERM,
-	// then SIGKILL if it has not exited within 30 s.
+	// start runs m's process (member.start): a new one on a new port each
+	// time, with the same configuration and state directory, its output
+	// appended to one log. Whatever is still running when the test ends is
+	// stopped: SIGTERM, then SIGKILL if it has not exited within 30 s.
 	start := func(m *member) {
 		t.Helper()
-		m.api = freeAddr(t)
-		m.cmd = exec.Command(bin, "run", "--config", conf, "--listen", m.api, "--state-dir", filepath.Join(dir, m.name))
-		f, err := os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		fmt.Fprintf(f, "----- start %s\n", time.Now().Format(time.RFC3339Nano))
-		m.cmd.Stdout, m.cmd.Stderr = f, f
-		if err := m.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		m.start(t, bin, conf, filepath.Join(dir, m.name))
 		cmd := m.cmd
 		t.Cleanup(func() {
 			if cmd.ProcessState != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -171,24 +170,10 @@ idle_advance: 0s
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	type proc struct {
-		cmd *exec.Cmd
-		api string
-		log string
-	}
-	var ps []*proc
+	var ps []*member
 	for i := range max(members, 1) {
-		p := &proc{api: freeAddr(t), log: filepath.Join(dir, fmt.Sprintf("%d.log", i))}
-		p.cmd = exec.Command(bin, "run", "--config", conf, "--listen", p.api)
-		f, err := os.Create(p.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		p.cmd.Stdout, p.cmd.Stderr = f, f
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		p := &member{name: strconv.Itoa(i), log: filepath.Join(dir, fmt.Sprintf("%d.log", i))}
+		p.start(t, bin, conf, "")
 		ps = append(ps, p)
 		if profiles != "" {
 			go profileCPU(t, p.api, filepath.Join(profiles, fmt.Sprintf("%s-%d.pprof", id, i)))
