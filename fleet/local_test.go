@@ -54,6 +54,7 @@ func TestLocalWindowsMergeAsDecoded(t *testing.T) {
 		m := newMerger(2, time.Minute, func() time.Time { return t0 }, func(w *graph.Window) { out = w })
 		own, other := fullWindow(t0, 30, 1), fullWindow(t0, 20, 50)
 		if local {
+			m.hear(0)
 			m.addWindow("spans", 0, own)
 		} else if err := m.add(decoded(t, 0, own)); err != nil {
 			t.Fatal(err)

@@ -466,10 +466,9 @@ func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error 
 	return n.readAll(ctx, n.cfg.WindowsTopic, caughtUp, func(m kafka.Message) {
 		if w, p, ok := n.local.take(m.Headers); ok {
 			n.mu.Lock()
-			if w != nil {
+			n.merge.hear(p)
+			if w != nil { // the first part: the whole window
 				n.merge.addWindow(n.source, p, w)
-			} else {
-				n.merge.hear(p)
 			}
 			n.mu.Unlock()
 			return

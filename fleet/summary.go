@@ -285,7 +285,7 @@ func newMerger(partitions int, maxWait time.Duration, now func() time.Time, emit
 // owner re-reading spans) and is dropped, as is one for a window already
 // handed on.
 func (m *merger) add(s *summary) error {
-	m.heard[s.Partition] = m.now()
+	m.hear(s.Partition)
 	if s.Window == nil {
 		if s.ClosedTo > m.closedTo[s.Partition] {
 			m.closedTo[s.Partition] = s.ClosedTo
@@ -302,9 +302,8 @@ func (m *merger) add(s *summary) error {
 }
 
 // addWindow merges w, part or all of a window of partition p, as add does
-// a decoded summary's; it takes w over.
+// a decoded summary's; it takes w over. The caller has heard p.
 func (m *merger) addWindow(source string, p int, w *graph.Window) {
-	m.heard[p] = m.now()
 	end := w.End.UnixNano()
 	if repeat := end <= m.closedTo[p]; repeat || end <= m.emitted {
 		if m.onLate != nil {
@@ -319,8 +318,7 @@ func (m *merger) addWindow(source string, p int, w *graph.Window) {
 	}
 }
 
-// hear notes a summary of partition p whose window was merged already (a
-// later part of a window kept in memory).
+// hear notes a summary of partition p read: the partition is alive.
 func (m *merger) hear(p int) { m.heard[p] = m.now() }
 
 // complete is the watermark of the whole topic: the least of the
