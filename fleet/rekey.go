@@ -339,16 +339,3 @@ func jsonToProto(b []byte) ([]byte, error) {
 	}
 	return (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 }
-
-// splitByTrace returns one OTLP protobuf request per trace in the message,
-// keyed by hex trace id, and the latest span end in it (Unix ns);
-// resources and scopes are kept with their spans (splitter).
-func (s *splitter) splitByTrace(b []byte, enc consume.Encoding) (map[string][]byte, int64, error) {
-	if enc == consume.EncodingJSON {
-		var err error
-		if b, err = jsonToProto(b); err != nil {
-			return nil, 0, err
-		}
-	}
-	return s.split(b)
-}

@@ -20,8 +20,9 @@ import (
 	"github.com/causeway/causeway/consume/otlp/otlptest"
 )
 
-// TestSplitByTrace: every span lands in its trace's request, with its own
-// resource and scope, in both encodings; nothing is lost or added.
+// TestSplitByTrace: every span lands in the re-key partition of its
+// trace, with its own resource and scope, in both encodings; nothing is
+// lost or added.
 func TestSplitByTrace(t *testing.T) {
 	req := otlptest.RealisticRequest(400, 7)
 	want := map[string]int{}   // trace -> spans
@@ -52,40 +53,47 @@ func TestSplitByTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const parts = 4
+	bal := rekeyBalancer{&kafka.Hash{}}
 	for enc, in := range map[consume.Encoding][]byte{consume.EncodingProto: pb, consume.EncodingJSON: js} {
-		out, end, err := (&splitter{}).splitByTrace(in, enc)
-		if err != nil {
-			t.Fatalf("%s: %v", enc, err)
+		o := newRekeyOut(parts, 1<<30)
+		end, full, err := o.add(0, 0, in, enc)
+		if err != nil || full {
+			t.Fatalf("%s: full %v, %v", enc, full, err)
 		}
 		if end != int64(newest) || end == 0 {
 			t.Errorf("%s: latest span end %d, want %d", enc, end, newest)
 		}
-		if len(out) != len(want) {
-			t.Fatalf("%s: %d traces, want %d", enc, len(out), len(want))
-		}
-		for id, b := range out {
+		got := map[string]int{}
+		for _, m := range o.messages() {
+			to := bal.Balance(m, allPartitions(parts)...)
 			var r coltracepb.ExportTraceServiceRequest
-			if err := proto.Unmarshal(b, &r); err != nil {
+			if err := proto.Unmarshal(m.Value, &r); err != nil {
 				t.Fatal(err)
 			}
-			n := 0
 			for _, rs := range r.ResourceSpans {
 				name := serviceName(rs)
 				for _, ss := range rs.ScopeSpans {
 					for _, sp := range ss.Spans {
-						n++
-						if hex.EncodeToString(sp.TraceId) != id || svc[hex.EncodeToString(sp.SpanId)] != name {
-							t.Errorf("%s: span %x of trace %x under %q in the request of %s", enc, sp.SpanId, sp.TraceId, name, id)
+						id := hex.EncodeToString(sp.TraceId)
+						got[id]++
+						if p := bal.Balance(kafka.Message{Key: []byte(id)}, allPartitions(parts)...); p != to || svc[hex.EncodeToString(sp.SpanId)] != name {
+							t.Errorf("%s: span %x of trace %s (partition %d) under %q in the request of partition %d", enc, sp.SpanId, id, p, name, to)
 						}
 					}
 				}
 			}
-			if n != want[id] {
-				t.Errorf("%s: trace %s has %d spans, want %d", enc, id, n, want[id])
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d traces, want %d", enc, len(got), len(want))
+		}
+		for id, n := range want {
+			if got[id] != n {
+				t.Errorf("%s: trace %s has %d spans, want %d", enc, id, got[id], n)
 			}
 		}
 	}
-	if _, _, err := (&splitter{}).splitByTrace([]byte("not otlp"), consume.EncodingProto); err == nil {
+	if _, _, err := newRekeyOut(parts, 1<<30).add(0, 0, []byte("not otlp"), consume.EncodingProto); err == nil {
 		t.Error("garbage split without error")
 	}
 }

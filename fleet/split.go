@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +19,8 @@ const (
 
 var errSplit = errors.New("malformed OTLP protobuf")
 
-// splitter splits an OTLP/protobuf ExportTraceServiceRequest by trace
+// splitter splits an OTLP/protobuf ExportTraceServiceRequest by re-key
+// partition (the partition of each span's trace id, tracePartition)
 // without decoding it into the generated types: it walks the request,
 // its ResourceSpans and ScopeSpans, and each span's fields far enough to
 // find its trace id and end time, and copies everything else (resources,
@@ -28,21 +28,16 @@ var errSplit = errors.New("malformed OTLP protobuf")
 // runs it on every message, and decoding every field into the generated
 // types and encoding them again was most of its cost
 // (BenchmarkSplitByTrace). fleet's split_test.go checks it against the
-// generated types' split (splitByTraceGenerated). A problem inside a
-// copied part (a span's attributes, a resource) is not found here: the
-// partition worker that decodes the re-keyed span reports it, as it
-// would the span topic's.
+// generated types' split (splitPartsGenerated). A problem inside a copied
+// part (a span's attributes, a resource) is not found here: the partition
+// worker that decodes the re-keyed span reports it, as it would the span
+// topic's.
 //
 // A splitter keeps its buffers between messages; it is not safe for
 // concurrent use.
 type splitter struct {
-	traces map[string]*traceParts
-	order  []*traceParts // in order of first span, for a stable output
-	free   []*traceParts
-	// byPart holds, when splitting by re-key partition, each partition's
-	// spans; parts is how many partitions, 0 when splitting by trace.
-	byPart []*traceParts
-	parts  int
+	parts []*partSpans // by re-key partition, kept between messages
+	order []*partSpans // the partitions the message has spans for, in order of first span
 	// Per ResourceSpans and ScopeSpans of the message, their fields other
 	// than the children, as encoded (slices of the message, copied into
 	// each output).
@@ -50,10 +45,9 @@ type splitter struct {
 	spans            int // in the message
 }
 
-// traceParts is one trace's spans (or one re-key partition's), grouped by
-// the ResourceSpans and ScopeSpans they came in.
-type traceParts struct {
-	id     string
+// partSpans is one re-key partition's spans of the message, grouped by the
+// ResourceSpans and ScopeSpans they came in.
+type partSpans struct {
 	part   int
 	groups []spanGroup
 }
@@ -61,21 +55,6 @@ type traceParts struct {
 type spanGroup struct {
 	rs, ss int      // indexes into the message's resource and scope heads
 	spans  [][]byte // each a whole encoded Span
-}
-
-// split returns one ExportTraceServiceRequest per trace in msg, keyed by
-// hex trace id, and the latest span end in msg (Unix ns). The requests
-// share no memory with msg.
-func (s *splitter) split(msg []byte) (map[string][]byte, int64, error) {
-	newest, err := s.scan(msg, 0)
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make(map[string][]byte, len(s.order))
-	for _, t := range s.order {
-		out[t.id] = t.appendTo(nil, s.rsHeads, s.ssHeads)
-	}
-	return out, newest, nil
 }
 
 // splitParts appends to dst[p], for each of parts re-key partitions p, an
@@ -93,21 +72,19 @@ func (s *splitter) splitParts(msg []byte, parts int, dst [][]byte) (spans int, n
 	return s.spans, newest, nil
 }
 
-// scan walks msg and files its spans by trace, or with parts > 0 by re-key
-// partition, in s.order; it returns the latest span end (Unix ns).
+// scan walks msg and files its spans by re-key partition, of parts, in
+// s.order; it returns the latest span end (Unix ns).
 func (s *splitter) scan(msg []byte, parts int) (int64, error) {
-	if s.traces == nil {
-		s.traces = map[string]*traceParts{}
-	}
-	clear(s.traces)
 	for _, t := range s.order {
 		t.groups = t.groups[:0]
-		s.free = append(s.free, t)
 	}
 	s.order = s.order[:0]
-	s.parts = parts
-	s.byPart = slices.Grow(s.byPart[:0], parts)[:parts]
-	clear(s.byPart)
+	if len(s.parts) != parts {
+		s.parts = make([]*partSpans, parts)
+		for p := range s.parts {
+			s.parts[p] = &partSpans{part: p}
+		}
+	}
 	s.rsHeads, s.ssHeads, s.spans = s.rsHeads[:0], s.ssHeads[:0], 0
 
 	var newest int64
@@ -169,39 +146,19 @@ func tracePartition(id []byte, parts int) int {
 	return int(p)
 }
 
-// add files span (its encoded bytes) under its trace id, in the group of
-// ResourceSpans rs and ScopeSpans ss.
+// add files span (its encoded bytes) under the re-key partition of its
+// trace id, in the group of ResourceSpans rs and ScopeSpans ss.
 func (s *splitter) add(id []byte, rs, ss int, span []byte) {
-	var t *traceParts
-	if s.parts > 0 {
-		p := tracePartition(id, s.parts)
-		if t = s.byPart[p]; t == nil {
-			t = s.take()
-			t.id, t.part = "", p
-			s.byPart[p] = t
-		}
-	} else if t = s.traces[string(id)]; t == nil {
-		t = s.take()
-		t.id = hex.EncodeToString(id)
-		s.traces[string(id)] = t
+	t := s.parts[tracePartition(id, len(s.parts))]
+	n := len(t.groups)
+	if n == 0 {
+		s.order = append(s.order, t)
 	}
-	if n := len(t.groups); n > 0 && t.groups[n-1].rs == rs && t.groups[n-1].ss == ss {
+	if n > 0 && t.groups[n-1].rs == rs && t.groups[n-1].ss == ss {
 		t.groups[n-1].spans = append(t.groups[n-1].spans, span)
 		return
 	}
 	t.groups = append(t.groups, spanGroup{rs: rs, ss: ss, spans: [][]byte{span}})
-}
-
-// take returns a traceParts for a new trace or partition, in s.order.
-func (s *splitter) take() *traceParts {
-	var t *traceParts
-	if n := len(s.free); n > 0 {
-		t, s.free = s.free[n-1], s.free[:n-1]
-	} else {
-		t = &traceParts{}
-	}
-	s.order = append(s.order, t)
-	return t
 }
 
 // head is the fields of a ResourceSpans or ScopeSpans other than its
@@ -223,11 +180,11 @@ func (h *head) appendTo(b []byte) []byte {
 	return b
 }
 
-// appendTo appends the trace's request to out: for each ResourceSpans its
-// spans came in, that ResourceSpans' other fields and, for each of its
-// ScopeSpans, that ScopeSpans' other fields and the trace's spans. It is
-// sized first, so out grows at most once.
-func (t *traceParts) appendTo(out []byte, rsHeads, ssHeads []head) []byte {
+// appendTo appends the partition's request to out: for each ResourceSpans
+// its spans came in, that ResourceSpans' other fields and, for each of its
+// ScopeSpans, that ScopeSpans' other fields and the partition's spans. It
+// is sized first, so out grows at most once.
+func (t *partSpans) appendTo(out []byte, rsHeads, ssHeads []head) []byte {
 	total := 0
 	t.walk(func(rs int, scopes []spanGroup) {
 		total += sizeField(fieldResourceSpans, t.rsSize(rs, scopes, rsHeads, ssHeads))
@@ -250,9 +207,9 @@ func (t *traceParts) appendTo(out []byte, rsHeads, ssHeads []head) []byte {
 	return out
 }
 
-// walk calls f with each ResourceSpans the trace's spans came in and the
+// walk calls f with each ResourceSpans the partition's spans came in and the
 // groups of its spans in it, in order.
-func (t *traceParts) walk(f func(rs int, scopes []spanGroup)) {
+func (t *partSpans) walk(f func(rs int, scopes []spanGroup)) {
 	for i := 0; i < len(t.groups); {
 		j := i
 		for j < len(t.groups) && t.groups[j].rs == t.groups[i].rs {
@@ -263,8 +220,8 @@ func (t *traceParts) walk(f func(rs int, scopes []spanGroup)) {
 	}
 }
 
-// rsSize is the encoded length of the trace's part of ResourceSpans rs.
-func (t *traceParts) rsSize(rs int, scopes []spanGroup, rsHeads, ssHeads []head) int {
+// rsSize is the encoded length of the partition's part of ResourceSpans rs.
+func (t *partSpans) rsSize(rs int, scopes []spanGroup, rsHeads, ssHeads []head) int {
 	n := rsHeads[rs].size
 	for _, g := range scopes {
 		n += sizeField(fieldScopeSpans, g.size(ssHeads))

@@ -7,17 +7,17 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/consume/otlp/otlptest"
 )
 
 // TestSplitterMatchesGenerated cross-checks the splitter against the
 // split through the generated OTLP types: on realistic requests, and on
-// them with bytes flipped or cut, the same traces with the same spans,
-// resources and scopes, and the same latest span end. The splitter copies
-// resources, scopes and span contents without looking inside, so it may
-// accept a message the generated split rejects for a problem in there
-// (the partition worker reports it then), never the other way round.
+// them with bytes flipped or cut, into 1, 3 and 8 re-key partitions, the
+// same partitions with the same spans, resources and scopes, and the same
+// latest span end. The splitter copies resources, scopes and span contents
+// without looking inside, so it may accept a message the generated split
+// rejects for a problem in there (the partition worker reports it then),
+// never the other way round.
 func TestSplitterMatchesGenerated(t *testing.T) {
 	var s splitter // reused, as the re-key stage does
 	r := rand.New(rand.NewPCG(3, 4))
@@ -41,9 +41,11 @@ func TestSplitterMatchesGenerated(t *testing.T) {
 			}
 			inputs = append(inputs, m)
 		}
+		parts := []int{1, 3, 8}[seed%3]
 		for _, in := range inputs {
-			want, wantEnd, werr := splitByTraceGenerated(in)
-			got, gotEnd, gerr := s.splitByTrace(in, consume.EncodingProto)
+			want, wantEnd, werr := splitPartsGenerated(in, parts)
+			got := make([][]byte, parts)
+			spans, gotEnd, gerr := s.splitParts(in, parts, got)
 			switch {
 			case gerr != nil && werr == nil:
 				t.Fatalf("seed %d: the splitter rejects what the generated split reads: %v", seed, gerr)
@@ -57,20 +59,29 @@ func TestSplitterMatchesGenerated(t *testing.T) {
 			if gotEnd != wantEnd {
 				t.Errorf("seed %d: latest span end %d, want %d", seed, gotEnd, wantEnd)
 			}
-			if len(got) != len(want) {
-				t.Fatalf("seed %d: %d traces, want %d", seed, len(got), len(want))
-			}
-			for id, w := range want {
+			total := 0
+			for p, w := range want {
+				if (got[p] == nil) != (w == nil) {
+					t.Fatalf("seed %d: partition %d: %d bytes, want %d", seed, p, len(got[p]), len(w))
+				}
 				var a, b coltracepb.ExportTraceServiceRequest
-				if err := proto.Unmarshal(got[id], &a); err != nil {
-					t.Fatalf("seed %d: trace %s: the splitter's request does not decode: %v", seed, id, err)
+				if err := proto.Unmarshal(got[p], &a); err != nil {
+					t.Fatalf("seed %d: partition %d: the splitter's request does not decode: %v", seed, p, err)
 				}
 				if err := proto.Unmarshal(w, &b); err != nil {
 					t.Fatal(err)
 				}
 				if !proto.Equal(&a, &b) {
-					t.Fatalf("seed %d: trace %s:\n got %v\nwant %v", seed, id, &a, &b)
+					t.Fatalf("seed %d: partition %d:\n got %v\nwant %v", seed, p, &a, &b)
 				}
+				for _, rs := range b.ResourceSpans {
+					for _, ss := range rs.ScopeSpans {
+						total += len(ss.Spans)
+					}
+				}
+			}
+			if spans != total {
+				t.Errorf("seed %d: the splitter counts %d spans, the requests hold %d", seed, spans, total)
 			}
 		}
 	}
@@ -81,8 +92,8 @@ func TestSplitterMatchesGenerated(t *testing.T) {
 }
 
 // BenchmarkSplitByTrace is the re-key stage's cost per span: the splitter
-// by trace and by re-key partition (what the stage runs) against the
-// generated types' decode and encode.
+// into four re-key partitions against the generated types' decode and
+// encode.
 func BenchmarkSplitByTrace(b *testing.B) {
 	req := otlptest.RealisticRequest(500, 1)
 	msg, err := proto.Marshal(req)
@@ -107,10 +118,6 @@ func BenchmarkSplitByTrace(b *testing.B) {
 	}
 	b.Run("splitter", func(b *testing.B) {
 		var s splitter
-		run(b, func(m []byte) error { _, _, err := s.split(m); return err })
-	})
-	b.Run("partitions", func(b *testing.B) {
-		var s splitter
 		dst := make([][]byte, 4)
 		run(b, func(m []byte) error {
 			for p := range dst {
@@ -121,6 +128,6 @@ func BenchmarkSplitByTrace(b *testing.B) {
 		})
 	})
 	b.Run("generated", func(b *testing.B) {
-		run(b, func(m []byte) error { _, _, err := splitByTraceGenerated(m); return err })
+		run(b, func(m []byte) error { _, _, err := splitPartsGenerated(m, 4); return err })
 	})
 }
