@@ -177,8 +177,10 @@ const (
 	headerRekeySegments  = "causeway.rekey.segments"
 )
 
-// rekeyBalancer sends a watermark record to the partition it names and
-// every trace by the hash of its id.
+// rekeyBalancer sends a message to the re-key partition its header names
+// (every message the stage writes names one: its spans' partition is
+// tracePartition's, a watermark record's each partition in turn), and one
+// naming none by the hash of its key.
 type rekeyBalancer struct{ hash *kafka.Hash }
 
 func (b rekeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
