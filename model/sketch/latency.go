@@ -40,7 +40,8 @@ type Latency struct {
 
 // NewLatency returns an empty sketch with RelativeAccuracy, built for
 // adding to: a window's. Its store (the library's buffered paginated one)
-// adds fast and keeps spare room for it.
+// adds fast and keeps spare room for it; a value's bucket is found without
+// a logarithm (index.go).
 func NewLatency() *Latency {
 	return newLatency(defaultMapping, store.NewBufferedPaginatedStore())
 }
@@ -67,6 +68,7 @@ func (l *Latency) Compact() *Latency {
 // accuracy share one rather than each allocating its own.
 var (
 	defaultMapping = newMapping(RelativeAccuracy)
+	defaultIndex   = newIndexTable(defaultMapping)
 	mappings       sync.Map // relative accuracy -> mapping.IndexMapping
 )
 
@@ -122,8 +124,14 @@ func (l *Latency) Add(v float64) {
 	if !(v > 0) {
 		v = 0
 	}
-	_ = l.d.Add(v) // cannot fail for finite non-negative values
 	l.st.Add(v, 1)
+	if l.d.IndexMapping == defaultMapping {
+		if i, ok := defaultIndex.index(v); ok {
+			l.d.GetPositiveValueStore().Add(i)
+			return
+		}
+	}
+	_ = l.d.Add(v) // cannot fail for finite non-negative values
 }
 
 // ForEach calls f with every bucket's representative value and count.
