@@ -601,14 +601,28 @@ func (d *Decoder) spanAttr(kv []byte, p *picks[[]byte]) error {
 // KeyValue with more than one value field is legal protobuf: the values
 // merge.
 func (d *Decoder) keyValue(b []byte, m walkedMsg) (key, val []byte, nval int, err error) {
-	// Fast path: the usual encoding, a key then a value, short lengths.
-	if len(b) > 3 && b[0] == byte(tagKey) && b[1] < 0x80 && int(b[1])+3 < len(b) {
-		k, r := b[2:2+b[1]], b[2+b[1]:]
-		if r[0] == byte(tagValue) && r[1] < 0x80 && int(r[1])+2 == len(r) {
-			if !validUTF8(k) {
-				return nil, nil, 0, d.fail(k, "attribute key", errUTF8)
+	// Fast paths: one key and one value of short lengths, in field order
+	// (the generated marshalers) or the other way round (the Collector's
+	// pdata marshaler writes a message's fields last first).
+	if len(b) > 3 && b[1] < 0x80 && int(b[1])+3 < len(b) {
+		f, r := b[2:2+b[1]], b[2+b[1]:]
+		if r[1] < 0x80 && int(r[1])+2 == len(r) {
+			var k, v []byte
+			ok := true
+			switch {
+			case b[0] == byte(tagKey) && r[0] == byte(tagValue):
+				k, v = f, r[2:]
+			case b[0] == byte(tagValue) && r[0] == byte(tagKey):
+				k, v = r[2:], f
+			default:
+				ok = false
 			}
-			return k, r[2:], 1, nil
+			if ok {
+				if !validUTF8(k) {
+					return nil, nil, 0, d.fail(k, "attribute key", errUTF8)
+				}
+				return k, v, 1, nil
+			}
 		}
 	}
 	for len(b) > 0 {

@@ -382,6 +382,10 @@ func wireCases() []wireCase {
 			strField(5, "GET /api/orders"), lenField(2, sid), lenField(1, tid)), []span.Span{base}},
 		{"value before key", rawSpan(baseFields(), attrF(valF(iValF(404)), keyF("http.status_code"))),
 			[]span.Span{want(func(s *span.Span) { s.HTTPStatus = 404 })}},
+		{"value before key, as the Collector writes", rawSpan(baseFields(), attrF(valF(sValF("payments")), keyF("peer.service")), attrF(valF(sValF("x")), keyF("db.system.other"))),
+			[]span.Span{want(func(s *span.Span) { s.PeerService = "payments" })}},
+		{"key twice, value between", rawSpan(baseFields(), attrF(keyF("db.name"), valF(sValF("x")), keyF("peer.service"))),
+			[]span.Span{want(func(s *span.Span) { s.PeerService = "x" })}},
 		{"service.name value before key", rsF(resF(rAttrF(valF(sValF("orders")), keyF("service.name"))), ssF(spanF(baseFields()))),
 			[]span.Span{base}},
 		{"key twice: last wins", rawSpan(baseFields(), attrF(keyF("peer.service"), valF(sValF("x")), keyF("db.name"))),
@@ -501,6 +505,7 @@ func errCases() []errCase {
 		{"invalid UTF-8 used value", rawSpan(baseFields(), attrF(keyF("server.address"), valF(sValF(badUTF8)))), span.ReasonNotProtobuf, span.ReasonNotProtobuf},
 		{"invalid UTF-8 lower-priority used value", rawSpan(baseFields(), attrF(keyF("server.address"), valF(sValF("a"))), attrF(keyF("net.peer.name"), valF(sValF(badUTF8)))), span.ReasonNotProtobuf, span.ReasonNotProtobuf},
 		{"invalid UTF-8 key", rawSpan(baseFields(), attrF(keyF(badUTF8), valF(sValF("a")))), span.ReasonNotProtobuf, span.ReasonNotProtobuf},
+		{"invalid UTF-8 key after its value", rawSpan(baseFields(), attrF(valF(sValF("a")), keyF(badUTF8))), span.ReasonNotProtobuf, span.ReasonNotProtobuf},
 		{"invalid UTF-8 resource key", rsF(resF(svcAttr, rAttrF(keyF(badUTF8))), ssF(spanF(baseFields()))), span.ReasonNotProtobuf, span.ReasonNotProtobuf},
 
 		// The documented difference: parts the lenient Decoder skips.
