@@ -109,6 +109,8 @@ func kmeans(points [][]float64, k int, rng *splitmix.Source) []int {
 		centers = append(centers, slices.Clone(points[pick]))
 	}
 	labels := make([]int, n)
+	sums := make([]float64, k*dims) // per center and dimension
+	cnts := make([]float64, k*dims)
 	for iter := 0; iter < 50; iter++ {
 		changed := false
 		for i, p := range points {
@@ -126,17 +128,23 @@ func kmeans(points [][]float64, k int, rng *splitmix.Source) []int {
 		if !changed && iter > 0 {
 			break
 		}
-		for j := range centers {
-			for d := 0; d < dims; d++ {
-				var sum, cnt float64
-				for i, p := range points {
-					if labels[i] == j && !math.IsNaN(p[d]) {
-						sum += p[d]
-						cnt++
-					}
+		// Each center moves to the mean of its points, summed in the
+		// points' order: one pass over them for every center.
+		clear(sums)
+		clear(cnts)
+		for i, p := range points {
+			at := labels[i] * dims
+			for d, x := range p {
+				if !math.IsNaN(x) {
+					sums[at+d] += x
+					cnts[at+d]++
 				}
-				if cnt > 0 {
-					centers[j][d] = sum / cnt
+			}
+		}
+		for j := range centers {
+			for d := range dims {
+				if c := cnts[j*dims+d]; c > 0 {
+					centers[j][d] = sums[j*dims+d] / c
 				}
 			}
 		}
@@ -175,8 +183,9 @@ func bic(points [][]float64, labels []int, k int, minSpread []float64) float64 {
 				floor = minSpread[d]
 			}
 			variance = max(variance, floor*floor)
+			norm := -0.5 * math.Log(2*math.Pi*variance)
 			for _, x := range col {
-				ll += -0.5*math.Log(2*math.Pi*variance) - (x-mean)*(x-mean)/(2*variance)
+				ll += norm - (x-mean)*(x-mean)/(2*variance)
 			}
 		}
 	}
