@@ -7,11 +7,11 @@ import (
 )
 
 // indexTable computes a logarithmic mapping's Index without a logarithm,
-// bucket for bucket the same. Every span adds two or three durations to
-// window sketches, and the logarithm was a tenth of replaying a recorded
-// file (docs/replay.md). The library's interpolated mappings avoid it too,
-// but they are other mappings: sketches of two versions of Causeway (a
-// snapshot, a fleet mid-upgrade) would no longer merge bucket for bucket.
+// bucket for bucket the same: every span adds two or three durations to
+// window sketches, a logarithm each (README, Performance). The library's
+// interpolated mappings avoid it too, but they are other mappings:
+// sketches of two versions of Causeway (a snapshot, a fleet mid-upgrade)
+// would no longer merge bucket for bucket.
 //
 // A positive float64's bits, shifted right by 52-subBits, number its
 // octave and the first subBits bits of its mantissa: a row per 1/2^subBits

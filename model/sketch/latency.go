@@ -36,14 +36,19 @@ const RelativeAccuracy = 0.01
 type Latency struct {
 	d  ddsketch.DDSketch
 	st stat.SummaryStatistics
+	// add is d's positive store when it is a window's (NewLatency), for
+	// Add to increment directly.
+	add *windowStore
 }
 
 // NewLatency returns an empty sketch with RelativeAccuracy, built for
-// adding to: a window's. Its store (the library's buffered paginated one)
-// adds fast and keeps spare room for it; a value's bucket is found without
-// a logarithm (index.go).
+// adding to: a window's. Its store is built for that (window_store.go),
+// and a value's bucket is found without a logarithm (index.go).
 func NewLatency() *Latency {
-	return newLatency(defaultMapping, store.NewBufferedPaginatedStore())
+	w := newWindowStore()
+	l := newLatency(defaultMapping, w)
+	l.add = w
+	return l
 }
 
 // NewCompact returns an empty sketch whose quantiles are within rel (in
@@ -127,7 +132,11 @@ func (l *Latency) Add(v float64) {
 	l.st.Add(v, 1)
 	if l.d.IndexMapping == defaultMapping {
 		if i, ok := defaultIndex.index(v); ok {
-			l.d.GetPositiveValueStore().Add(i)
+			if l.add != nil {
+				l.add.inc(i)
+			} else {
+				l.d.GetPositiveValueStore().Add(i)
+			}
 			return
 		}
 	}
@@ -267,7 +276,9 @@ func (l *Latency) Max() float64 {
 
 // Clone returns an independent copy, with a store of the same kind.
 func (l *Latency) Clone() *Latency {
-	return &Latency{d: *l.d.Copy(), st: *l.st.Copy()}
+	c := &Latency{d: *l.d.Copy(), st: *l.st.Copy()}
+	c.add, _ = c.d.GetPositiveValueStore().(*windowStore)
+	return c
 }
 
 // String returns count and the usual quantiles on one line, for test failures.

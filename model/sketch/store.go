@@ -11,7 +11,8 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
-// Two DDSketch stores of our own, for memory: a detector tracking 100,000
+// Two DDSketch stores of our own for kept sketches, for memory (a third,
+// for windows, is in window_store.go): a detector tracking 100,000
 // edges keeps several long-lived sketches per edge, and the library's
 // stores are built for speed of adding. Measured here: a 5% sketch of 550
 // log-normal calls, merged window by window as a reference is, took about
@@ -87,18 +88,43 @@ const compactMaxBins = 512
 // numbers in practice (calls), so they are kept as uint32, half the size
 // of float64; the first count that is not whole or would pass 2^32-1
 // turns the store to float64 counts for good.
+//
+// A window's sketch uses the same store with spare room (roomy): it is
+// added to call by call, so each growth leaves room beyond the new range
+// on the side that grew, and its range is wider (windowMaxBins) since
+// the window is all it has seen. Adding is then an index and an
+// increment, where the library's buffered store sorted its buffer of
+// indexes every few hundred calls.
 type compactStore struct {
 	lo    int
 	whole []uint32  // the counts, while they fit
 	frac  []float64 // the counts once they do not; nil before
 	total float64
+	roomy bool
+}
+
+// windowMaxBins bounds a roomy store: 2,048 counts, 8 KiB, a factor of
+// 10^17 at 1% accuracy, so a window's sketch never folds in practice.
+const windowMaxBins = 2048
+
+// windowRoom is the least room a roomy store takes when it grows: a
+// window's calls usually spread over dozens of buckets (a factor of two
+// is 35 at 1%), and each growth is an allocation and a copy.
+const windowRoom = 24
+
+// maxBins is how many bins s may hold.
+func (s *compactStore) maxBins() int {
+	if s.roomy {
+		return windowMaxBins
+	}
+	return compactMaxBins
 }
 
 func (s *compactStore) Add(index int)            { s.AddWithCount(index, 1) }
 func (s *compactStore) AddBin(bin store.Bin)     { s.AddWithCount(bin.Index(), bin.Count()) }
 func (s *compactStore) IsEmpty() bool            { return s.total == 0 }
 func (s *compactStore) TotalCount() float64      { return s.total }
-func (s *compactStore) Clear()                   { *s = compactStore{} }
+func (s *compactStore) Clear()                   { *s = compactStore{roomy: s.roomy} }
 func (s *compactStore) hi() int                  { return s.lo + s.len() - 1 }
 func (s *compactStore) ToProto() *sketchpb.Store { return s.dense().ToProto() }
 
@@ -151,11 +177,24 @@ func (s *compactStore) AddWithCount(index int, count float64) {
 	s.total += count
 }
 
-// extend makes the counts cover lo..hi, or the highest compactMaxBins of
-// that range with everything below folded into its lowest bin.
+// inc adds one at index: Add, on a window's hot path.
+func (s *compactStore) inc(index int) {
+	if s.frac == nil && s.len() > 0 && index >= s.lo && index <= s.hi() {
+		if c := &s.whole[index-s.lo]; *c < math.MaxUint32 {
+			*c++
+			s.total++
+			return
+		}
+	}
+	s.AddWithCount(index, 1)
+}
+
+// extend makes the counts cover lo..hi, or the highest maxBins of that
+// range with everything below folded into its lowest bin. Bins outside
+// lo..hi must be empty, or below lo.
 func (s *compactStore) extend(lo, hi int) {
-	if hi-lo+1 > compactMaxBins {
-		lo = hi - compactMaxBins + 1
+	if hi-lo+1 > s.maxBins() {
+		lo = hi - s.maxBins() + 1
 	}
 	if s.frac == nil {
 		var folded float64
@@ -171,16 +210,47 @@ func (s *compactStore) extend(lo, hi int) {
 	if s.frac != nil {
 		c := make([]float64, hi-lo+1)
 		for i, n := range s.frac {
-			c[max(s.lo+i, lo)-lo] += n
+			if n != 0 {
+				c[max(s.lo+i, lo)-lo] += n
+			}
 		}
 		s.lo, s.frac = lo, c
 		return
 	}
 	c := make([]uint32, hi-lo+1)
 	for i, n := range s.whole {
-		c[max(s.lo+i, lo)-lo] += n
+		if n != 0 {
+			c[max(s.lo+i, lo)-lo] += n
+		}
 	}
 	s.lo, s.whole = lo, c
+}
+
+// grow is reserve for a roomy store: the side that grew gets room beyond
+// lo..hi, half as much as the data's range, and the other keeps what it
+// had. Past maxBins the room goes first (the low side's, then the high
+// side's), then, as in extend, the lowest data.
+func (s *compactStore) grow(lo, hi int) {
+	ulo, uhi := lo, hi // the data to hold
+	if blo, bhi, ok := s.bounds(); ok {
+		ulo, uhi = min(lo, blo), max(hi, bhi)
+	}
+	nlo, nhi := s.lo, s.hi()
+	room := max(windowRoom, (uhi-ulo+1)/2)
+	if s.len() == 0 || lo < nlo {
+		nlo = lo - room
+	}
+	if s.len() == 0 || hi > nhi {
+		nhi = hi + room
+	}
+	m := s.maxBins()
+	if nhi-nlo+1 > m {
+		nlo = max(nlo, ulo)
+	}
+	if nhi-nlo+1 > m {
+		nhi = max(uhi, nlo+m-1)
+	}
+	s.extend(nlo, nhi)
 }
 
 func (s *compactStore) bounds() (lo, hi int, ok bool) {
@@ -229,6 +299,14 @@ func (s *compactStore) KeyAtRank(rank float64) int {
 }
 
 func (s *compactStore) ForEach(f func(index int, count float64) (stop bool)) {
+	if s.frac == nil {
+		for i, c := range s.whole {
+			if c != 0 && f(s.lo+i, float64(c)) {
+				return
+			}
+		}
+		return
+	}
 	for i := range s.len() {
 		if c := s.count(i); c != 0 && f(s.lo+i, c) {
 			return
@@ -266,6 +344,10 @@ func (s *compactStore) MergeWith(o store.Store) {
 // allocates once rather than once per bin beyond the range.
 func (s *compactStore) reserve(lo, hi int) {
 	switch {
+	case s.roomy:
+		if s.len() == 0 || lo < s.lo || hi > s.hi() {
+			s.grow(lo, hi)
+		}
 	case s.len() == 0:
 		s.lo = lo
 		s.extend(lo, hi)
@@ -275,7 +357,7 @@ func (s *compactStore) reserve(lo, hi int) {
 }
 
 func (s *compactStore) Copy() store.Store {
-	return &compactStore{lo: s.lo, whole: slices.Clone(s.whole), frac: slices.Clone(s.frac), total: s.total}
+	return &compactStore{lo: s.lo, whole: slices.Clone(s.whole), frac: slices.Clone(s.frac), total: s.total, roomy: s.roomy}
 }
 
 func (s *compactStore) Reweight(w float64) error {
