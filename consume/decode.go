@@ -81,6 +81,17 @@ func (e *Error) Unwrap() error { return e.Err }
 // Decode decodes msg. On error the message is unusable as a whole and the
 // error is an *Error naming the reason.
 func (d *Decoder) Decode(msg []byte) (Result, error) {
+	res, err := d.DecodeInto(msg, d.buf)
+	if err == nil {
+		d.buf = res.Spans
+	}
+	return res, err
+}
+
+// DecodeInto is Decode into dst's storage, from its start, instead of the
+// decoder's own: Result.Spans is the caller's, valid for as long as it
+// likes, and may be handed on without a copy.
+func (d *Decoder) DecodeInto(msg []byte, dst []span.Span) (Result, error) {
 	if d.maxBytes > 0 && len(msg) > d.maxBytes {
 		return Result{}, &Error{Reason: span.ReasonOversize, Err: fmt.Errorf("message of %d bytes exceeds the %d-byte limit", len(msg), d.maxBytes)}
 	}
@@ -97,7 +108,7 @@ func (d *Decoder) Decode(msg []byte) (Result, error) {
 			return Result{}, &Error{Reason: span.ReasonDecodeInternal, Err: fmt.Errorf("re-encode json as protobuf: %w", err)}
 		}
 	}
-	spans, err := d.fast.Decode(pb, d.buf[:0])
+	spans, err := d.fast.Decode(pb, dst[:0])
 	if err != nil {
 		reason := span.ReasonNotProtobuf
 		var de *otlp.DecodeError
@@ -111,7 +122,6 @@ func (d *Decoder) Decode(msg []byte) (Result, error) {
 		}
 		return Result{}, &Error{Reason: reason, Err: err}
 	}
-	d.buf = spans
 	var res Result
 	kept := spans[:0]
 	for i := range spans {

@@ -116,3 +116,33 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
+
+// DecodeInto fills the caller's storage and leaves it alone afterwards:
+// the spans it returned stay as they were through later decodes, into the
+// decoder's own buffer or into other storage.
+func TestDecodeIntoIsTheCallers(t *testing.T) {
+	d := NewDecoder(EncodingProto, span.Limits{}, 0)
+	a := marshal(t, otlptest.RealisticRequest(50, 1))
+	b := marshal(t, otlptest.RealisticRequest(50, 2))
+	want, err := NewDecoder(EncodingProto, span.Limits{}, 0).Decode(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := make([]span.Span, 0, 100)
+	got, err := d.DecodeInto(a, mine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got.Spans[0] != &mine[:1][0] {
+		t.Fatal("DecodeInto did not decode into the storage it was given")
+	}
+	if _, err := d.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DecodeInto(b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Spans, clone(want)) {
+		t.Fatal("later decodes changed the spans DecodeInto returned")
+	}
+}

@@ -18,18 +18,21 @@ type Feed struct {
 	err  error // produce's, read once Batches is closed
 }
 
-// NewFeed starts produce, which hands each message's spans to emit (emit
-// copies them: the caller may reuse its slice) and returns when it has
-// no more, or cannot go on.
-func NewFeed(produce func(emit func([]span.Span)) error) *Feed {
+// NewFeed starts produce, which hands each message's spans to emit and
+// returns when it has no more, or cannot go on. emit takes the slice it is
+// given (the caller must not touch it again) and returns an empty one, one
+// the pipeline is done with when there is, to fill next: spans travel
+// without a copy.
+func NewFeed(produce func(emit func([]span.Span) []span.Span) error) *Feed {
 	f := &Feed{out: make(chan *consume.Batch, 64)}
 	go func() {
 		defer close(f.out)
 		var offset int64
-		f.err = produce(func(spans []span.Span) {
-			buf, _ := f.pool.Get().([]span.Span)
-			f.out <- &consume.Batch{Offset: offset, Spans: append(buf[:0], spans...)}
+		f.err = produce(func(spans []span.Span) []span.Span {
+			f.out <- &consume.Batch{Offset: offset, Spans: spans}
 			offset++
+			buf, _ := f.pool.Get().([]span.Span)
+			return buf
 		})
 	}()
 	return f

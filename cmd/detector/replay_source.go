@@ -29,7 +29,8 @@ func newReplayFiles(paths []string, format string, log *slog.Logger) *replayFile
 // read decodes every file's messages and emits their spans. A file none
 // of whose messages decode is not the spans it was meant to be (another
 // format, another file): that is an error, not an empty replay.
-func (r *replayFiles) read(emit func([]span.Span)) error {
+func (r *replayFiles) read(emit func([]span.Span) []span.Span) error {
+	var buf []span.Span // the next message's spans, emitted without a copy
 	for _, path := range r.paths {
 		enc := consume.Encoding(r.format)
 		if enc == "" {
@@ -41,7 +42,7 @@ func (r *replayFiles) read(emit func([]span.Span)) error {
 		err := consume.ReadFile(path, enc, func(msg []byte) error {
 			r.messages++
 			messages++
-			res, err := dec.Decode(msg)
+			res, err := dec.DecodeInto(msg, buf)
 			if err != nil {
 				firstErr = cmp.Or(firstErr, err)
 				reason := string(reasonOf(err))
@@ -55,7 +56,7 @@ func (r *replayFiles) read(emit func([]span.Span)) error {
 			for reason, n := range res.Rejected {
 				r.rejected[string(reason)] += n
 			}
-			emit(res.Spans)
+			buf = emit(res.Spans)
 			return nil
 		})
 		switch {

@@ -153,14 +153,15 @@ func run(sc scenario, history, after time.Duration, rate float64) (result, error
 	}
 	agg, incs := p.Graph, p.Incidents
 	dec := consume.NewDecoder(consume.EncodingProto, span.Limits{}, 0)
-	feed := pipeline.NewFeed(func(emit func([]span.Span)) error {
+	feed := pipeline.NewFeed(func(emit func([]span.Span) []span.Span) error {
+		var buf []span.Span
 		for range int((history + after + time.Minute) / time.Second) {
 			for _, m := range s.Messages(time.Second) {
-				res, err := dec.Decode(m.Value)
+				res, err := dec.DecodeInto(m.Value, buf)
 				if err != nil {
 					return err
 				}
-				emit(res.Spans)
+				buf = emit(res.Spans)
 			}
 		}
 		return nil
