@@ -160,6 +160,7 @@ type Aggregator struct {
 	adm       *admission                             // the caps on edges and operations, shared by shards
 	ops       map[OpKey]*slot[OpKey, *OpStats]       // operations admitted so far, a cache of adm's
 	edgeSlots map[EdgeKey]*slot[EdgeKey, *EdgeStats] // the same for calls
+	cache     *slotCaches                            // in front of ops and edgeSlots (slotcache.go)
 	shard     bool                                   // one of a parallel aggregator's shards: publish only hands windows on
 	par       *parallel                              // the shards; nil with one worker
 	pendingN  atomic.Int64                           // pending spans, for a parallel aggregator's gauge
@@ -195,6 +196,7 @@ func newAggregator(cfg Config, onWindow WindowFunc, m *Metrics, adm *admission) 
 		adm:       adm,
 		ops:       make(map[OpKey]*slot[OpKey, *OpStats]),
 		edgeSlots: make(map[EdgeKey]*slot[EdgeKey, *EdgeStats]),
+		cache:     new(slotCaches),
 	}
 }
 
@@ -532,7 +534,13 @@ type slot[K comparable, S any] struct {
 // past MaxOpsPerService; nil when MaxOperations is reached and op is not
 // tracked.
 func (a *Aggregator) opSlot(k OpKey) *slot[OpKey, *OpStats] {
+	sid, oid := idOf(k.Service), idOf(k.Operation)
+	c := &a.cache.ops[cacheIndex(sid, oid, strID{})]
+	if c.sl != nil && c.service == sid && c.op == oid {
+		return c.sl
+	}
 	if sl, ok := a.ops[k]; ok {
+		*c = opCacheEntry{sid, oid, sl}
 		return sl
 	}
 	o, ok := a.adm.op(OpKey{Service: a.adm.node(k.Service), Operation: k.Operation})
@@ -551,7 +559,13 @@ func (a *Aggregator) opSlot(k OpKey) *slot[OpKey, *OpStats] {
 // capped as its own runs are. nil when the callee's operation is not
 // tracked.
 func (a *Aggregator) edgeSlot(k EdgeKey) *slot[EdgeKey, *EdgeStats] {
+	sid, tid, oid := idOf(k.Source), idOf(k.Target), idOf(k.Operation)
+	c := &a.cache.edges[cacheIndex(sid, tid, oid)]
+	if c.sl != nil && c.source == sid && c.target == tid && c.op == oid {
+		return c.sl
+	}
 	if sl, ok := a.edgeSlots[k]; ok {
+		*c = edgeCacheEntry{sid, tid, oid, sl}
 		return sl
 	}
 	source, target := a.adm.node(k.Source), a.adm.node(k.Target)
