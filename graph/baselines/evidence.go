@@ -226,12 +226,14 @@ func (s *seqSeries) weigh(w seqWindow) seqWeight {
 	if w.calls <= 0 || s.Ref.Count() < SeqMinHistory {
 		return seqWeight{}
 	}
-	tSlow, tFar, tExt := s.beyond(0.9), s.beyond(0.99), ExtremeFactor*s.Ref.Quantile(0.99)
-	slow, far, ext := w.lat.CountAbove(tSlow), w.lat.CountAbove(tFar), w.lat.CountAbove(tExt)
-	slow = min(slow, w.calls)
-	far = min(far, slow)
-	ext = min(ext, far)
-	p0 := latP0(s.Ref.Count(), s.Ref.CountAbove(tSlow), s.Ref.CountAbove(tFar), s.Ref.CountAbove(tExt))
+	bounds := []float64{s.beyond(0.9), s.beyond(0.99), ExtremeFactor * s.Ref.Quantile(0.99)}
+	var got, ref [3]float64 // the window's calls beyond each bound, and the reference's
+	w.lat.CountsAbove(bounds, got[:])
+	s.Ref.CountsAbove(bounds, ref[:])
+	slow := min(got[0], w.calls)
+	far := min(got[1], slow)
+	ext := min(got[2], far)
+	p0 := latP0(s.Ref.Count(), ref[0], ref[1], ref[2])
 	lat := evidence.LLR([]float64{w.calls - slow, slow - far, far - ext, ext}, p0, latP1, latRho)
 	e0 := s.errorRate()
 	e1 := max(e0*errRel, e0+errAbs)

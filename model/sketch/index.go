@@ -2,6 +2,8 @@ package sketch
 
 import (
 	"math"
+	"sync"
+	"sync/atomic"
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 )
@@ -86,4 +88,52 @@ func (t *indexTable) index(v float64) (i int, ok bool) {
 		i++
 	}
 	return i, true
+}
+
+// valueTable holds a shared mapping's Value (a bucket's representative
+// value, an exponential) for the buckets of indexRange: quantiles and
+// exceedance counts read it for every series in every window.
+type valueTable struct {
+	m  mapping.IndexMapping
+	lo int
+	v  []float64
+}
+
+// valueTables are the shared mappings' tables (mappingFor), replaced as
+// a whole when one is added, so that reading them takes no lock.
+var (
+	valueTables   atomic.Pointer[[]*valueTable]
+	valueTablesMu sync.Mutex
+)
+
+// addValueTable computes m's table and adds it to valueTables.
+func addValueTable(m mapping.IndexMapping) {
+	lo, hi := m.Index(indexRange[0]), m.Index(indexRange[1])
+	t := &valueTable{m: m, lo: lo, v: make([]float64, hi-lo+1)}
+	for i := range t.v {
+		t.v[i] = m.Value(lo + i)
+	}
+	valueTablesMu.Lock()
+	defer valueTablesMu.Unlock()
+	var ts []*valueTable
+	if old := valueTables.Load(); old != nil {
+		ts = append(ts, *old...)
+	}
+	ts = append(ts, t)
+	valueTables.Store(&ts)
+}
+
+// value returns m.Value(i), from m's table when it has one.
+func value(m mapping.IndexMapping, i int) float64 {
+	if ts := valueTables.Load(); ts != nil {
+		for _, t := range *ts {
+			if t.m == m {
+				if j := i - t.lo; uint(j) < uint(len(t.v)) {
+					return t.v[j]
+				}
+				break
+			}
+		}
+	}
+	return m.Value(i)
 }

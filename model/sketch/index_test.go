@@ -87,3 +87,55 @@ func TestWindowSketchMatchesLibrary(t *testing.T) {
 		}
 	}
 }
+
+// The shared mappings' value tables hold what the mappings compute, and
+// Quantile, which reads them, answers as the library's
+// GetValueAtQuantile (clamped to the exact extremes) for sketches of
+// every accuracy, zeros and values beyond the tables included.
+func TestValueTablesAndQuantile(t *testing.T) {
+	for _, rel := range []float64{RelativeAccuracy, 0.02, 0.05} {
+		m := mappingFor(rel)
+		lo, hi := m.Index(indexRange[0])-3, m.Index(indexRange[1])+3
+		for i := lo; i <= hi; i++ {
+			if got, want := value(m, i), m.Value(i); got != want {
+				t.Fatalf("accuracy %v: value of bucket %d is %v, mapping says %v", rel, i, got, want)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for run := range 30 {
+		var l *Latency
+		switch run % 3 {
+		case 0:
+			l = NewLatency()
+		case 1:
+			l = NewCompact(0.02)
+		default:
+			l = NewCompact(0.05)
+		}
+		for range 1 + rng.IntN(500) {
+			v := math.Exp(rng.NormFloat64()*3 + 2)
+			switch rng.IntN(50) {
+			case 0:
+				v = 0
+			case 1:
+				v = indexRange[1] * 100
+			}
+			l.Add(v)
+		}
+		for _, q := range []float64{0, 0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 1, -0.1, 1.1, math.NaN()} {
+			want, err := l.d.GetValueAtQuantile(q)
+			if err != nil {
+				want = math.NaN()
+			} else {
+				want = min(max(want, l.st.Min()), l.st.Max())
+			}
+			if got := l.Quantile(q); got != want && !(math.IsNaN(got) && math.IsNaN(want)) {
+				t.Fatalf("run %d: q%v = %v, library %v", run, q, got, want)
+			}
+		}
+	}
+	if !math.IsNaN(NewLatency().Quantile(0.5)) {
+		t.Fatal("an empty sketch has a median")
+	}
+}

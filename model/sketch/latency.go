@@ -85,8 +85,11 @@ func mappingFor(rel float64) mapping.IndexMapping {
 	if m, ok := mappings.Load(rel); ok {
 		return m.(mapping.IndexMapping)
 	}
-	m, _ := mappings.LoadOrStore(rel, newMapping(rel))
-	sharedRels.LoadOrStore(m, rel)
+	m, loaded := mappings.LoadOrStore(rel, newMapping(rel))
+	if !loaded {
+		sharedRels.Store(m, rel)
+		addValueTable(m.(mapping.IndexMapping))
+	}
 	return m.(mapping.IndexMapping)
 }
 
@@ -94,7 +97,10 @@ func mappingFor(rel float64) mapping.IndexMapping {
 // by mapping: what names a rebinTable.
 var sharedRels sync.Map
 
-func init() { sharedRels.Store(defaultMapping, RelativeAccuracy) }
+func init() {
+	sharedRels.Store(defaultMapping, RelativeAccuracy)
+	addValueTable(defaultMapping)
+}
 
 // newMapping returns DDSketch's logarithmic mapping for rel, its default.
 func newMapping(rel float64) mapping.IndexMapping {
@@ -245,9 +251,16 @@ func rebinTableFor(from, to mapping.IndexMapping) *rebinTable {
 // Quantile returns the value at quantile q in [0, 1], or NaN when the sketch
 // is empty. It lies within the exact minimum and maximum.
 func (l *Latency) Quantile(q float64) float64 {
-	v, err := l.d.GetValueAtQuantile(q)
-	if err != nil {
+	// The library's GetValueAtQuantile, with the bucket's value read from
+	// its mapping's table (durations have no negative bucket).
+	count := l.d.GetCount()
+	if q < 0 || q > 1 || count == 0 {
 		return math.NaN()
+	}
+	rank := float64(q * (count - 1)) // no fused multiply-add, as the library
+	v := 0.0
+	if z := l.d.GetZeroCount(); !(rank < z) {
+		v = value(l.d.IndexMapping, l.d.GetPositiveValueStore().KeyAtRank(rank-z))
 	}
 	return min(max(v, l.st.Min()), l.st.Max())
 }
@@ -338,25 +351,45 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 // CountAbove returns how many observations lie above v, within the
 // sketch's relative accuracy (each bucket counts by its representative
 // value). Buckets are ordered by value, so only the bucket holding v needs
-// its value computed; the others count by their index alone (computing
-// every bucket's value took an exponential each, for several thresholds
-// of every series in every window).
+// its value; the others count by their index alone.
 func (l *Latency) CountAbove(v float64) float64 {
-	switch {
-	case math.IsNaN(v), math.IsInf(v, 1): // nothing is above
-		return 0
-	case v < 0:
-		return l.d.GetCount()
-	case v == 0:
-		return l.d.GetCount() - l.d.GetZeroCount()
+	var n [1]float64
+	l.CountsAbove([]float64{v}, n[:])
+	return n[0]
+}
+
+// CountsAbove sets n[i] to CountAbove(vs[i]) for every i, in one walk
+// over the buckets: a series' window is counted against three bounds.
+func (l *Latency) CountsAbove(vs []float64, n []float64) {
+	var ks [4]int
+	keys := ks[:0]
+	if len(vs) > len(ks) {
+		keys = make([]int, 0, len(vs))
 	}
-	k := l.d.Index(v)
-	var n float64
-	l.d.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
-		if i > k || (i == k && l.d.Value(i) > v) {
-			n += c
+	walk := false
+	for i, v := range vs {
+		n[i] = 0
+		k := math.MaxInt
+		switch {
+		case math.IsNaN(v), math.IsInf(v, 1): // nothing is above
+		case v < 0:
+			n[i] = l.d.GetCount()
+		case v == 0:
+			n[i] = l.d.GetCount() - l.d.GetZeroCount()
+		default:
+			k, walk = l.d.Index(v), true
+		}
+		keys = append(keys, k)
+	}
+	if !walk {
+		return
+	}
+	l.d.GetPositiveValueStore().ForEach(func(j int, c float64) bool {
+		for i, k := range keys {
+			if j > k || (j == k && value(l.d.IndexMapping, j) > vs[i]) {
+				n[i] += c
+			}
 		}
 		return false
 	})
-	return n
 }

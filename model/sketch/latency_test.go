@@ -168,6 +168,19 @@ func TestCountAboveMatchesBucketWalk(t *testing.T) {
 				t.Fatalf("%v: CountAbove(%v) = %v, walking the buckets %v", l, v, got, want)
 			}
 		}
+		// CountsAbove, several thresholds in one walk: groups of one to
+		// six (more than it holds without allocating).
+		for i := 0; i < len(thresholds); {
+			vs := thresholds[i:min(len(thresholds), i+1+i%6)]
+			got := make([]float64, len(vs))
+			l.CountsAbove(vs, got)
+			for j, v := range vs {
+				if want := walk(l, v); got[j] != want {
+					t.Fatalf("%v: CountsAbove(%v)[%d] = %v, walking the buckets %v", l, vs, j, got[j], want)
+				}
+			}
+			i += len(vs)
+		}
 	}
 }
 
