@@ -91,8 +91,10 @@ type pending struct {
 	traces map[span.TraceID]*pendingTrace
 	queue  expiryQueue
 	nSpans int
-	nBytes int64           // the traces' bytes(), summed
-	free   []*pendingTrace // recycled entries, to keep span slices
+	nBytes int64 // the traces' bytes(), summed
+	// free holds recycled traces, to keep their span slices, by the
+	// class of their room (freeClass).
+	free [freeClasses][]*pendingTrace
 }
 
 func newPending() *pending {
@@ -103,8 +105,8 @@ func newPending() *pending {
 func (p *pending) add(s *span.Span) {
 	t, ok := p.traces[s.TraceID]
 	if !ok {
-		if n := len(p.free); n > 0 {
-			t, p.free = p.free[n-1], p.free[:n-1]
+		if n := len(p.free[0]); n > 0 {
+			t, p.free[0] = p.free[0][n-1], p.free[0][:n-1]
 		} else {
 			// Room for a small trace: growing from empty took several
 			// allocations per trace, and room for more would be spare
@@ -118,6 +120,9 @@ func (p *pending) add(s *span.Span) {
 		p.nBytes += t.bytes()
 	}
 	sc, pc := cap(t.spans), cap(t.peers)
+	if len(t.spans) == sc {
+		p.grow(t)
+	}
 	t.append(s)
 	if cap(t.spans) != sc || cap(t.peers) != pc {
 		p.nBytes += t.bytes() - traceBytes(sc, pc)
@@ -180,25 +185,67 @@ func (p *pending) release() {
 	if len(p.traces) > 0 {
 		return
 	}
-	p.traces, p.queue, p.free = make(map[span.TraceID]*pendingTrace), nil, nil
+	p.traces, p.queue, p.free = make(map[span.TraceID]*pendingTrace), nil, [freeClasses][]*pendingTrace{}
 }
 
-// maxFree bounds the recycled traces kept, and maxFreeSpans the room of
-// each (larger slices are let go): at most about 19 MiB of spare room,
-// outside the pending caps.
+// Recycled traces are kept by the room of their span slices: up to 8,
+// 32, 128 and 512 spans, at most freeRoom spans of room in each class
+// (about 4.5 MiB of pendingSpans), outside the pending caps. A new trace
+// takes one of the smallest class; one that fills its room trades its
+// slice for the smallest larger one kept, rather than growing it (a
+// trace of a hundred spans grew five times, and under a concurrent
+// collection each growth's copy is a barrier per pointer).
 const (
-	maxFree      = 4096
-	maxFreeSpans = 64
+	freeClasses  = 4
+	freeRoom     = 1 << 16
+	maxFreeSpans = 8 << (2 * (freeClasses - 1))
 )
+
+// freeClass is the class of a trace with room for n spans: the smallest
+// whose bound (8, 32, 128, 512) holds n; freeClasses when none does.
+func freeClass(n int) int {
+	c, bound := 0, 8
+	for c < freeClasses && n > bound {
+		c, bound = c+1, bound*4
+	}
+	return c
+}
+
+// grow gives t, whose span slice is full, the slice of a recycled trace
+// of a larger class, its spans copied; the recycled trace takes t's slice
+// instead, into t's class. Without one, t's slice grows as append grows
+// it.
+func (p *pending) grow(t *pendingTrace) {
+	for c := freeClass(cap(t.spans)) + 1; c < freeClasses; c++ {
+		n := len(p.free[c])
+		if n == 0 {
+			continue
+		}
+		u := p.free[c][n-1]
+		p.free[c] = p.free[c][:n-1]
+		bigger := append(u.spans[:0], t.spans...)
+		clear(t.spans) // drop string references
+		u.spans = t.spans[:0]
+		t.spans = bigger
+		p.keep(u)
+		return
+	}
+}
 
 // recycle returns a trace taken from the store for reuse.
 func (p *pending) recycle(t *pendingTrace) {
 	clear(t.spans) // drop string references
 	clear(t.peers)
 	t.spans, t.peers = t.spans[:0], t.peers[:0]
-	// A large trace's slices are let go.
-	if cap(t.spans) <= maxFreeSpans && cap(t.peers) <= maxFreeSpans && len(p.free) < maxFree {
-		p.free = append(p.free, t)
+	p.keep(t)
+}
+
+// keep adds an empty trace to its free class, unless that class is full
+// or the trace is too large to keep.
+func (p *pending) keep(t *pendingTrace) {
+	c := freeClass(cap(t.spans))
+	if c < freeClasses && cap(t.peers) <= maxFreeSpans && (len(p.free[c])+1)*(8<<(2*c)) <= freeRoom {
+		p.free[c] = append(p.free[c], t)
 	}
 }
 

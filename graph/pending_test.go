@@ -92,3 +92,63 @@ func TestSplitPending(t *testing.T) {
 		t.Errorf("unset caps became %d spans, %d bytes", got.MaxPendingSpans, got.MaxPendingBytes)
 	}
 }
+
+// A trace that fills its room trades its slice for a recycled one of a
+// larger class, its spans intact, and the recycled trace keeps the
+// smaller slice for a trace of its size; each class keeps at most
+// freeRoom spans of room.
+func TestPendingGrowTradesSlices(t *testing.T) {
+	p := newPending()
+	add := func(id uint64, n int) *pendingTrace {
+		var tr *pendingTrace
+		for j := range n {
+			s := span.Span{Service: "cart", Name: "GetCart", Kind: span.KindServer, Start: int64(j), End: int64(j) + 10}
+			binary.LittleEndian.PutUint64(s.TraceID[:], id)
+			binary.LittleEndian.PutUint64(s.SpanID[:], id<<16|uint64(j)+1)
+			p.add(&s)
+			tr = p.traces[s.TraceID]
+		}
+		return tr
+	}
+	take := func(tr *pendingTrace) {
+		delete(p.traces, tr.id)
+		p.nBytes -= tr.bytes()
+		p.recycle(tr)
+	}
+	big := add(1, 100)
+	c := freeClass(cap(big.spans))
+	bigRoom := &big.spans[:1][0]
+	take(big)
+	if c == 0 || c >= freeClasses || len(p.free[c]) != 1 {
+		t.Fatalf("recycled a trace with room for %d: free classes hold %d %d %d %d", cap(big.spans), len(p.free[0]), len(p.free[1]), len(p.free[2]), len(p.free[3]))
+	}
+	tr := add(2, 9) // a fresh trace's room (4) fills at 4 spans, then at 8
+	if &tr.spans[0] != bigRoom || len(tr.spans) != 9 {
+		t.Fatalf("a growing trace did not take the recycled room: %d spans, room %d", len(tr.spans), cap(tr.spans))
+	}
+	for j, s := range tr.spans {
+		if s.Start != int64(j) {
+			t.Fatalf("span %d starts at %d after the trade", j, s.Start)
+		}
+	}
+	if len(p.free[c]) != 0 || len(p.free[0]) != 1 || cap(p.free[0][0].spans) != 4 {
+		t.Fatalf("after the trade the free classes hold %d %d %d %d", len(p.free[0]), len(p.free[1]), len(p.free[2]), len(p.free[3]))
+	}
+	var counted int64
+	for _, tr := range p.traces {
+		counted += tr.bytes()
+	}
+	if counted != p.nBytes {
+		t.Fatalf("counted %d bytes for traces holding %d", p.nBytes, counted)
+	}
+	var many []*pendingTrace
+	for i := range freeRoom/maxFreeSpans + 10 {
+		many = append(many, add(uint64(100+i), 300)) // the largest class
+	}
+	for _, tr := range many {
+		take(tr)
+	}
+	if got := len(p.free[freeClasses-1]) * maxFreeSpans; got > freeRoom || got < freeRoom/2 {
+		t.Fatalf("the largest class keeps room for %d spans; at most %d", got, freeRoom)
+	}
+}
