@@ -96,10 +96,21 @@ func TestCompactStoreMatchesLibrary(t *testing.T) {
 				}
 				got.AddWithCount(index, n)
 				want.AddWithCount(index, n)
-			case op == 7: // merge a window's store, as Merge does
-				w := store.NewBufferedPaginatedStore()
+			case op == 7: // merge a window's store, as Merge does: the library's, or ours
+				var w store.Store
+				switch r.IntN(3) {
+				case 0:
+					w = store.NewBufferedPaginatedStore()
+				case 1:
+					w = &compactStore{roomy: r.IntN(2) == 0}
+				default:
+					w = newWindowStore()
+				}
 				for range r.IntN(40) {
 					w.Add(centre + int(r.NormFloat64()*30))
+				}
+				if r.IntN(20) == 0 {
+					w.AddWithCount(centre, math.MaxUint32-3) // near the uint32 limit: sums overflow
 				}
 				got.MergeWith(w)
 				want.MergeWith(w)
