@@ -299,15 +299,21 @@ func (b *Baseline) Observe(at int64, x []float64, n float64) Score {
 	}
 	b.seq++
 	var s Score
+	var v verdict
 	if len(b.regimes) == 0 {
 		s.Warming = true
 	} else {
-		s = b.score(x, n)
+		s, v = b.score(x, n)
 	}
 	if b.isSuspect(&s) && (b.familiar(x, &s) || b.recurs(at, x, &s)) {
 		s.Recurring = true
 	}
 	suspect := b.advance(&s, n)
+	if (s.Anomalous || s.Active) && !s.Warming {
+		// Only a window someone will read about gets each feature's
+		// values: most are normal, and judge drops them from those.
+		b.describe(&s, x, n, v)
+	}
 	if suspect {
 		if b.quarantine == nil { // most series never have a suspect window
 			b.quarantine = newRing(quarantineSize, b.cfg.codec)
@@ -487,6 +493,7 @@ func (b *Baseline) advance(s *Score, n float64) (suspect bool) {
 
 // verdict is one regime's judgement of a window.
 type verdict struct {
+	regime   int       // index of the regime judging
 	val      float64   // worst counted z against the load-adjusted expectation
 	worst    int       // its feature, -1 when none counts
 	ctx      float64   // squared distance on context features: how well the load matches
@@ -524,7 +531,8 @@ func (b *Baseline) judge(x []float64, n float64, r *Regime) verdict {
 // score judges x against every regime. The verdict is the most lenient
 // regime's; when every regime finds the window anomalous, the one whose
 // load matches best speaks, as it is the fairest comparison to show.
-func (b *Baseline) score(x []float64, n float64) Score {
+// describe adds each feature's values.
+func (b *Baseline) score(x []float64, n float64) (Score, verdict) {
 	vs := make([]verdict, len(b.regimes))
 	best := 0
 	for i := range b.regimes {
@@ -542,8 +550,22 @@ func (b *Baseline) score(x []float64, n float64) Score {
 		}
 	}
 	r, v := &b.regimes[best], vs[best]
+	v.regime = best
 	s := Score{Value: v.val, Regime: r.Name}
 	s.P = 0.5 * math.Erfc(s.Value/math.Sqrt2)
+	if w := v.worst; w >= 0 {
+		f := &b.cfg.Features[w]
+		s.Feature = f.Name
+		s.Explanation = fmt.Sprintf("%s %s vs %s expected in regime '%s' (%.1f spreads)",
+			f.Name, f.format(x[w]), f.format(v.expected[w]), r.Name, (x[w]-v.expected[w])/r.Spread[w])
+	}
+	return s, v
+}
+
+// describe sets the features of s, the score of window x (n calls) with
+// verdict v.
+func (b *Baseline) describe(s *Score, x []float64, n float64, v verdict) {
+	r := &b.regimes[v.regime]
 	s.Features = make([]FeatureScore, 0, b.dims)
 	for d := range b.dims {
 		if math.IsNaN(x[d]) || math.IsNaN(r.Centroid[d]) {
@@ -555,13 +577,6 @@ func (b *Baseline) score(x []float64, n float64) Score {
 			Expected: round3(f.shown(v.expected[d])), Z: round3(z),
 			Counts: f.Direction != Context && z > 0 && f.effect(x[d], v.expected[d], n)})
 	}
-	if w := v.worst; w >= 0 {
-		f := &b.cfg.Features[w]
-		s.Feature = f.Name
-		s.Explanation = fmt.Sprintf("%s %s vs %s expected in regime '%s' (%.1f spreads)",
-			f.Name, f.format(x[w]), f.format(v.expected[w]), r.Name, (x[w]-v.expected[w])/r.Spread[w])
-	}
-	return s
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
