@@ -627,21 +627,24 @@ func (b *Baseline) fit() {
 	b.sinceFit = 0
 	n := b.sample.len()
 	pts := make([][]float64, n)
+	flat := make([]float64, 2*n*b.dims) // the points' values, then their standardised ones
 	for i := range pts {
-		p := b.sample.row(i, make([]float64, b.dims))
-		pts[i] = p
+		pts[i] = b.sample.row(i, flat[:b.dims:b.dims])
+		flat = flat[b.dims:]
 	}
+	col := make([]float64, 0, n) // medianMAD's room
 	// Cluster on standardised features, so no unit dominates.
 	center, scale := make([]float64, b.dims), make([]float64, b.dims)
 	minSpread := make([]float64, b.dims)
 	for d := range b.dims {
-		center[d], scale[d] = medianMAD(pts, nil, d)
+		center[d], scale[d] = medianMAD(pts, nil, d, &col)
 		scale[d] = max(scale[d], b.cfg.Features[d].MinSpread, 1e-9)
 		minSpread[d] = b.cfg.Features[d].MinSpread / scale[d]
 	}
 	z := make([][]float64, n)
 	for i, p := range pts {
-		z[i] = make([]float64, b.dims)
+		z[i] = flat[:b.dims:b.dims]
+		flat = flat[b.dims:]
 		for d := range p {
 			z[i][d] = (p[d] - center[d]) / scale[d]
 		}
@@ -658,7 +661,7 @@ func (b *Baseline) fit() {
 		}
 		r := Regime{Centroid: make([]float64, b.dims), Spread: make([]float64, b.dims), Weight: float64(len(members)) / float64(n)}
 		for d := range b.dims {
-			m, s := medianMAD(pts, members, d)
+			m, s := medianMAD(pts, members, d, &col)
 			r.Centroid[d], r.Spread[d] = m, max(s, b.cfg.Features[d].MinSpread)
 		}
 		regimes[k] = r
@@ -747,9 +750,10 @@ func (b *Baseline) name(rs []Regime) []Regime {
 
 // medianMAD returns the median of dimension d over the members (all points
 // when members is nil) and a robust standard deviation: the larger of the
-// scaled MAD and the scaled 10-90% range.
-func medianMAD(pts [][]float64, members []int, d int) (float64, float64) {
-	var col []float64
+// scaled MAD and the scaled 10-90% range. scratch is room it may reuse.
+func medianMAD(pts [][]float64, members []int, d int, scratch *[]float64) (float64, float64) {
+	col := (*scratch)[:0]
+	defer func() { *scratch = col }()
 	add := func(i int) {
 		if v := pts[i][d]; !math.IsNaN(v) {
 			col = append(col, v)
