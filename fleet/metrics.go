@@ -12,6 +12,7 @@ type metrics struct {
 	repeated  prometheus.Counter
 	rekeyed   prometheus.Counter
 	repeats   prometheus.Counter
+	dropped   prometheus.Counter
 	acks      prometheus.Counter
 	errors    *prometheus.CounterVec
 }
@@ -36,13 +37,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Spans re-keyed by trace id for the partition workers."}),
 		repeats: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekey_repeats_total",
 			Help: "Re-keyed span messages a partition worker had applied already and skipped: written again after a re-key hand-over or a retried write (expected then; nothing is counted twice)."}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_rekey_dropped_spans_total",
+			Help: "Spans the re-key stage could not write: a part of a span message larger than the re-key topic takes (its max.message.bytes)."}),
 		acks: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_deliveries_heard_total",
 			Help: "Alert deliveries read from the leader topic (recorded by any leader, this member included): events no later leader sends again."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "causeway_fleet_errors_total",
 			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.repeats, m.acks, m.errors)
+		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.repeats, m.dropped, m.acks, m.errors)
 	}
 	return m
 }

@@ -49,6 +49,8 @@ type Node struct {
 	source     string // the topic partition workers read: the span topic, or the re-key topic
 	partitions int    // of source
 	spanParts  int    // of the span topic: the event-time sources of a re-key partition
+	rekeyLimit int    // the largest message the re-key topic takes (checkRekeyLimit)
+	dropLogged bool   // a dropped re-key segment was logged: once is enough
 
 	mu     sync.Mutex
 	merge  *merger
@@ -251,29 +253,62 @@ func (n *Node) checkRetention(ctx context.Context) {
 
 // topicRetention reads a topic's retention.ms; -1 means unlimited.
 func topicRetention(ctx context.Context, c *kafka.Client, topic string) (time.Duration, error) {
-	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"retention.ms"}}}})
+	v, err := topicConfig(ctx, c, topic, "retention.ms")
 	if err != nil {
 		return 0, err
 	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("retention.ms %q: %w", v, err)
+	}
+	if ms < 0 {
+		return -1, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// topicConfig reads one of a topic's configs.
+func topicConfig(ctx context.Context, c *kafka.Client, topic, name string) (string, error) {
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name}}}})
+	if err != nil {
+		return "", err
+	}
 	for _, r := range resp.Resources {
 		if r.Error != nil {
-			return 0, r.Error
+			return "", r.Error
 		}
 		for _, e := range r.ConfigEntries {
-			if e.ConfigName == "retention.ms" {
-				ms, err := strconv.ParseInt(e.ConfigValue, 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("retention.ms %q: %w", e.ConfigValue, err)
-				}
-				if ms < 0 {
-					return -1, nil
-				}
-				return time.Duration(ms) * time.Millisecond, nil
+			if e.ConfigName == name {
+				return e.ConfigValue, nil
 			}
 		}
 	}
-	return 0, fmt.Errorf("topic %s: no retention.ms in its configs", topic)
+	return "", fmt.Errorf("topic %s: no %s in its configs", topic, name)
+}
+
+// checkRekeyLimit reads the largest message the re-key topic takes (its
+// max.message.bytes), which bounds what the re-key stage writes, and
+// warns when it is below the span reader's: a re-keyed segment is about
+// as large as the span message it came from, and one the topic does not
+// take is dropped and counted (causeway_fleet_rekey_dropped_spans_total).
+func (n *Node) checkRekeyLimit(ctx context.Context) {
+	n.rekeyLimit = n.kcfg.MaxMessageBytes // what the topic is created with
+	v, err := topicConfig(ctx, &kafka.Client{Addr: kafka.TCP(n.kcfg.Brokers...), Transport: n.tr, Timeout: 10 * time.Second}, n.cfg.RekeyTopic, "max.message.bytes")
+	if err != nil {
+		n.log.Debug("cannot read the re-key topic's max.message.bytes", "topic", n.cfg.RekeyTopic, "err", err)
+		return
+	}
+	limit, err := strconv.Atoi(v)
+	if err != nil || limit <= 0 {
+		n.log.Debug("the re-key topic's max.message.bytes is not a size", "topic", n.cfg.RekeyTopic, "value", v)
+		return
+	}
+	n.rekeyLimit = limit
+	if limit < n.kcfg.MaxMessageBytes {
+		n.log.Warn("the re-key topic takes smaller messages than the span reader: a re-keyed part of a larger span message is dropped and counted (raise the topic's max.message.bytes to kafka.max_message_bytes)",
+			"topic", n.cfg.RekeyTopic, "max_message_bytes", limit, "kafka_max_message_bytes", n.kcfg.MaxMessageBytes)
+	}
 }
 
 // ensureTopics creates the fleet's topics when missing and returns the
@@ -338,6 +373,9 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 		n.log.Info("created topic", "topic", tc.Topic, "partitions", tc.NumPartitions, "configs", tc.ConfigEntries)
 	}
 	n.checkRetention(ctx)
+	if !n.kcfg.IsTraceKeyed() {
+		n.checkRekeyLimit(ctx)
+	}
 	if n.source != n.kcfg.Topic {
 		// Topic metadata can lag a creation by a moment.
 		for i := 0; ; i++ {

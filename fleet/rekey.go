@@ -2,16 +2,19 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/consume/otlp"
 )
 
 // rekey is the first stage when span messages are batches of many traces
@@ -43,12 +46,15 @@ func (n *Node) rekey(ctx context.Context) error {
 		// partition for each re-key partition, so a batch that fails
 		// while another succeeds never leaves a gap within one span
 		// partition's segments.
-		BatchSize: max(100, 2*n.spanParts)}
+		BatchSize: max(100, 2*n.spanParts),
+		// A record batch as large as the topic takes (kafka-go's own
+		// default, 1 MiB, refused larger segments outright).
+		BatchBytes: int64(n.rekeyLimit)}
 	defer out.Close()
 	// The latest span end read from each span partition: the watermark
 	// carried to every re-key partition after the traces that reach it.
 	reached := map[int]int64{}
-	o := newRekeyOut(n.partitions, n.cfg.MaxMessageBytes)
+	o := newRekeyOut(n.partitions, min(n.cfg.MaxMessageBytes, max(n.rekeyLimit-rekeyHeaderRoom, n.rekeyLimit/2)))
 	for {
 		batch := n.fetchRekeyBatch(ctx, r)
 		if batch == nil {
@@ -194,29 +200,144 @@ func (b rekeyBalancer) Balance(msg kafka.Message, partitions ...int) int {
 	return b.hash.Balance(msg, partitions...)
 }
 
+// rekeyHeaderRoom is what a re-keyed message's headers and framing may
+// add to its value: the segments header lists up to a fetch's span
+// messages.
+const rekeyHeaderRoom = 16 << 10
+
 // writeRekeyed writes msgs to the re-key topic, retrying until the broker
 // takes them; false when ctx ended first. They hold spans spans (counted
 // once written). A retry writes every message again: a partition worker
-// skips the segments it has applied.
+// skips the segments it has applied. A message larger than the topic
+// takes is written segment by segment, and a segment larger than that is
+// dropped and counted: retrying it could never succeed, and would hold
+// every later span back.
 func (n *Node) writeRekeyed(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, spans int) bool {
+	err := n.write(ctx, out, msgs)
+	if tooLarge(err) {
+		var dropped int
+		dropped, err = n.writeApart(ctx, out, msgs)
+		spans -= dropped
+	}
+	if err != nil {
+		return false
+	}
+	n.m.rekeyed.Add(float64(spans))
+	return true
+}
+
+// write writes msgs, retrying until the broker takes them. It returns nil,
+// ctx's error, or an error that tooLarge recognises.
+func (n *Node) write(ctx context.Context, out *kafka.Writer, msgs []kafka.Message) error {
 	for attempt := 1; len(msgs) > 0; attempt++ {
 		err := out.WriteMessages(ctx, msgs...)
-		if err == nil {
-			n.m.rekeyed.Add(float64(spans))
-			break
-		}
-		if ctx.Err() != nil {
-			return false
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case tooLarge(err):
+			return err
 		}
 		n.m.errors.WithLabelValues("rekey").Inc()
 		if attempt == 1 {
 			n.log.Warn("re-key: write; retrying", "err", err)
 		}
 		if !sleep(ctx, min(time.Duration(attempt)*time.Second, 10*time.Second)) {
-			return false
+			return ctx.Err()
 		}
 	}
-	return true
+	return nil
+}
+
+// tooLarge reports whether err says a message is larger than the writer
+// or the topic takes.
+func tooLarge(err error) bool {
+	var big kafka.MessageTooLargeError
+	if errors.As(err, &big) || errors.Is(err, kafka.MessageSizeTooLarge) {
+		return true
+	}
+	var each kafka.WriteErrors
+	if errors.As(err, &each) {
+		for _, e := range each {
+			if e != nil && tooLarge(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// writeApart writes msgs one by one, in order, a message the topic does
+// not take as its segments one by one, and drops a segment it does not
+// take either; it returns the spans dropped.
+func (n *Node) writeApart(ctx context.Context, out *kafka.Writer, msgs []kafka.Message) (dropped int, err error) {
+	for _, m := range msgs {
+		err := n.write(ctx, out, []kafka.Message{m})
+		if !tooLarge(err) {
+			if err != nil {
+				return dropped, err
+			}
+			continue
+		}
+		for _, seg := range segmentMessages(m) {
+			err := n.write(ctx, out, []kafka.Message{seg})
+			if !tooLarge(err) {
+				if err != nil {
+					return dropped, err
+				}
+				continue
+			}
+			lost := segmentSpans(seg.Value)
+			dropped += lost
+			n.m.dropped.Add(float64(lost))
+			n.m.errors.WithLabelValues("rekey").Inc()
+			if !n.dropLogged {
+				n.dropLogged = true
+				n.log.Warn("re-key: a part of a span message is larger than the re-key topic takes; dropped and counted in causeway_fleet_rekey_dropped_spans_total (raise the topic's max.message.bytes)",
+					"topic", n.cfg.RekeyTopic, "bytes", len(seg.Value), "spans", lost, "max_message_bytes", n.rekeyLimit, "err", err)
+			}
+		}
+	}
+	return dropped, nil
+}
+
+// segmentMessages splits a re-keyed message into one message per
+// segment, each with the headers of m and its own segments header.
+func segmentMessages(m kafka.Message) []kafka.Message {
+	var segs []byte
+	var keep []kafka.Header
+	for _, h := range m.Headers {
+		if h.Key == headerRekeySegments {
+			segs = h.Value
+		} else {
+			keep = append(keep, h)
+		}
+	}
+	var out []kafka.Message
+	pos := 0
+	for _, s := range strings.Split(string(segs), ",") {
+		_, length, ok := strings.Cut(s, ":")
+		n, err := strconv.Atoi(length)
+		if !ok || err != nil || n < 0 || pos+n > len(m.Value) {
+			return []kafka.Message{m} // not ours to take apart
+		}
+		hs := append(slices.Clip(keep), kafka.Header{Key: headerRekeySegments, Value: []byte(s)})
+		out = append(out, kafka.Message{Key: m.Key, Value: m.Value[pos : pos+n], Headers: hs})
+		pos += n
+	}
+	return out
+}
+
+// segmentSpans is how many spans an OTLP request holds, for counting a
+// segment that is dropped; 0 when it does not decode.
+func segmentSpans(b []byte) int {
+	var d otlp.Decoder
+	spans, err := d.Decode(b, nil)
+	if err != nil {
+		return 0
+	}
+	return len(spans)
 }
 
 // rekeyOut is what the re-key stage writes for a batch: per span

@@ -1,14 +1,19 @@
 package fleet
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -18,6 +23,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/consume/otlp/otlptest"
+	"github.com/causeway/causeway/internal/wait"
 )
 
 // TestSplitByTrace: every span lands in the re-key partition of its
@@ -400,5 +406,136 @@ func TestTracePartitionMatchesHash(t *testing.T) {
 		if got, want := tracePartition(id, n), bal.Balance(kafka.Message{Key: []byte(hex.EncodeToString(id))}, parts...); got != want {
 			t.Fatalf("trace %x of %d partitions: %d, kafka.Hash %d", id, n, got, want)
 		}
+	}
+}
+
+// TestRekeyTooLargeDropped: a re-key topic that takes smaller messages
+// than the span reader (an operator's, or an older member's) is found at
+// start and said once; a re-keyed part of a span message larger than it
+// takes is dropped and its spans counted, and the stage goes on with the
+// span messages after it instead of retrying that write for ever.
+func TestRekeyTooLargeDropped(t *testing.T) {
+	c := inProcessBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
+	const limit = 64 << 10
+	if _, err := admin.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "rekey", NumPartitions: 2, ReplicationFactor: 1,
+		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(limit)}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs [][]byte
+	small, big := 0, 0
+	for i := range 7 {
+		n := 20
+		if i == 3 {
+			n = 2000 // each of its two parts well over the limit
+		}
+		b, err := proto.Marshal(otlptest.RealisticRequest(n, int64(i+1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 {
+			big += n
+			if len(b) < 3*limit {
+				t.Fatalf("the large span message is only %d bytes", len(b))
+			}
+		} else {
+			small += n
+		}
+		msgs = append(msgs, b)
+	}
+	in := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "spans", BatchTimeout: time.Millisecond, BatchBytes: 16 << 20,
+		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return 0 })}
+	defer in.Close()
+	for _, b := range msgs { // one by one, in order
+		if err := in.WriteMessages(ctx, kafka.Message{Value: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var logs syncBuffer
+	keyed := false
+	n, err := New(Config{Enabled: true, WindowsTopic: "windows", LeaderTopic: "leader", RekeyTopic: "rekey", Member: "m"},
+		Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans", GroupID: "g", TraceKeyed: &keyed},
+			Registerer: prometheus.NewRegistry(), Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("re-keyed %v, dropped %v; the log:\n%s", testutil.ToFloat64(n.m.rekeyed), testutil.ToFloat64(n.m.dropped), logs.String())
+		}
+	}()
+	wait.For(t, 45*time.Second, 20*time.Millisecond, "every span re-keyed or counted as dropped", func() bool {
+		return testutil.ToFloat64(n.m.rekeyed)+testutil.ToFloat64(n.m.dropped) >= float64(small+big)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+	if got := testutil.ToFloat64(n.m.rekeyed); got != float64(small) {
+		t.Errorf("%v spans re-keyed, want the small messages' %d", got, small)
+	}
+	if got := testutil.ToFloat64(n.m.dropped); got != float64(big) {
+		t.Errorf("%v spans counted as dropped, want the large message's %d", got, big)
+	}
+	out := logs.String()
+	for _, want := range []string{"the re-key topic takes smaller messages than the span reader", "re-key: a part of a span message is larger than the re-key topic takes"} {
+		if strings.Count(out, want) != 1 {
+			t.Errorf("log says %q %d times, want once:\n%s", want, strings.Count(out, want), out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A re-keyed message taken apart gives one message per segment, whose
+// values are the segments in order and whose headers name that segment
+// alone.
+func TestSegmentMessages(t *testing.T) {
+	m := kafka.Message{Value: []byte("aaabbbbc"), Headers: []kafka.Header{{Key: headerRekeySource, Value: []byte("1")},
+		{Key: headerRekeySegments, Value: []byte("10:3,11:4,14:1")}, {Key: headerRekeyTo, Value: []byte("0")}}}
+	got := segmentMessages(m)
+	want := []struct{ value, seg string }{{"aaa", "10:3"}, {"bbbb", "11:4"}, {"c", "14:1"}}
+	if len(got) != len(want) {
+		t.Fatalf("%d messages, want %d", len(got), len(want))
+	}
+	for i, g := range got {
+		var seg, src, to string
+		for _, h := range g.Headers {
+			switch h.Key {
+			case headerRekeySegments:
+				seg = string(h.Value)
+			case headerRekeySource:
+				src = string(h.Value)
+			case headerRekeyTo:
+				to = string(h.Value)
+			}
+		}
+		if string(g.Value) != want[i].value || seg != want[i].seg || src != "1" || to != "0" {
+			t.Errorf("message %d: value %q segments %q source %q to %q", i, g.Value, seg, src, to)
+		}
+	}
+	if bad := segmentMessages(kafka.Message{Value: []byte("ab"), Headers: []kafka.Header{{Key: headerRekeySegments, Value: []byte("1:5")}}}); len(bad) != 1 {
+		t.Errorf("a segments header past the value split into %d", len(bad))
 	}
 }
