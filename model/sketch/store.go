@@ -126,7 +126,7 @@ func (s *compactStore) IsEmpty() bool            { return s.total == 0 }
 func (s *compactStore) TotalCount() float64      { return s.total }
 func (s *compactStore) Clear()                   { *s = compactStore{roomy: s.roomy} }
 func (s *compactStore) hi() int                  { return s.lo + s.len() - 1 }
-func (s *compactStore) ToProto() *sketchpb.Store { return s.dense().ToProto() }
+func (s *compactStore) ToProto() *sketchpb.Store { return denseCopy(s).ToProto() }
 
 // len is the number of bins held.
 func (s *compactStore) len() int {
@@ -314,7 +314,11 @@ func (s *compactStore) ForEach(f func(index int, count float64) (stop bool)) {
 	}
 }
 
-func (s *compactStore) Bins() <-chan store.Bin {
+func (s *compactStore) Bins() <-chan store.Bin { return binChan(s) }
+
+// binChan is Store.Bins for our stores: every bin of s, in order, on a
+// channel a goroutine fills.
+func binChan(s store.Store) <-chan store.Bin {
 	ch := make(chan store.Bin)
 	go func() {
 		defer close(ch)
@@ -372,8 +376,9 @@ func (s *compactStore) Reweight(w float64) error {
 	return nil
 }
 
-// dense copies the counts into the library's DenseStore, for its encoders.
-func (s *compactStore) dense() *store.DenseStore {
+// denseCopy copies the counts of one of our stores into the library's
+// DenseStore, for its encoders.
+func denseCopy(s store.Store) *store.DenseStore {
 	d := store.NewDenseStore()
 	s.ForEach(func(index int, count float64) bool {
 		d.AddWithCount(index, count)
@@ -382,10 +387,16 @@ func (s *compactStore) dense() *store.DenseStore {
 	return d
 }
 
-func (s *compactStore) EncodeProto(b *sketchpb.StoreBuilder) { s.dense().EncodeProto(b) }
-func (s *compactStore) Encode(b *[]byte, t enc.FlagType)     { s.dense().Encode(b, t) }
+func (s *compactStore) EncodeProto(b *sketchpb.StoreBuilder) { denseCopy(s).EncodeProto(b) }
+func (s *compactStore) Encode(b *[]byte, t enc.FlagType)     { denseCopy(s).Encode(b, t) }
 
 func (s *compactStore) DecodeAndMergeWith(b *[]byte, mode enc.SubFlag) error {
+	return decodeAndMerge(s, b, mode)
+}
+
+// decodeAndMerge is Store.DecodeAndMergeWith for our stores: the bins
+// decoded by the library's DenseStore, then merged into s.
+func decodeAndMerge(s store.Store, b *[]byte, mode enc.SubFlag) error {
 	d := store.NewDenseStore()
 	if err := d.DecodeAndMergeWith(b, mode); err != nil {
 		return err

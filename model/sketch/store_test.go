@@ -72,6 +72,27 @@ func sameStore(t *testing.T, step string, got store.Store, want *store.DenseStor
 	}
 }
 
+// mergeEncoded encodes w as the library does and decodes it into each of
+// stores; an empty w encodes as nothing, and nothing is decoded.
+func mergeEncoded(t *testing.T, w *store.DenseStore, stores ...store.Store) {
+	t.Helper()
+	var b []byte
+	w.Encode(&b, enc.FlagTypePositiveStore)
+	if len(b) == 0 {
+		return
+	}
+	for _, s := range stores {
+		c := slices.Clone(b)
+		f, err := enc.DecodeFlag(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DecodeAndMergeWith(&c, f.SubFlag()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestCompactStoreMatchesLibrary applies the same random operations to a
 // compact store and to DDSketch's DenseStore and compares them after each;
 // every other run with a roomy store, a window's.
@@ -119,20 +140,7 @@ func TestCompactStoreMatchesLibrary(t *testing.T) {
 				for range r.IntN(10) {
 					w.AddWithCount(centre+r.IntN(60)-30, 2)
 				}
-				var b []byte
-				w.Encode(&b, enc.FlagTypePositiveStore)
-				if len(b) == 0 { // an empty store encodes as nothing
-					continue
-				}
-				b1 := slices.Clone(b)
-				f1, _ := enc.DecodeFlag(&b)
-				f2, _ := enc.DecodeFlag(&b1)
-				if err := got.DecodeAndMergeWith(&b, f1.SubFlag()); err != nil {
-					t.Fatal(err)
-				}
-				if err := want.DecodeAndMergeWith(&b1, f2.SubFlag()); err != nil {
-					t.Fatal(err)
-				}
+				mergeEncoded(t, w, got, want)
 			default:
 				c := got.Copy().(*compactStore)
 				roomy := got.roomy

@@ -176,18 +176,7 @@ func (s *windowStore) ForEach(f func(index int, count float64) (stop bool)) {
 	}
 }
 
-func (s *windowStore) Bins() <-chan store.Bin {
-	ch := make(chan store.Bin)
-	go func() {
-		defer close(ch)
-		s.ForEach(func(index int, count float64) bool {
-			b, _ := store.NewBin(index, count)
-			ch <- *b
-			return false
-		})
-	}()
-	return ch
-}
+func (s *windowStore) Bins() <-chan store.Bin { return binChan(s) }
 
 func (s *windowStore) MergeWith(o store.Store) {
 	if o.IsEmpty() {
@@ -213,19 +202,8 @@ func (s *windowStore) Reweight(w float64) error {
 	return s.dense.Reweight(w)
 }
 
-// dense copies the counts into the library's DenseStore, for its protobuf
-// encoder.
-func (s *windowStore) denseCopy() *store.DenseStore {
-	d := store.NewDenseStore()
-	s.ForEach(func(index int, count float64) bool {
-		d.AddWithCount(index, count)
-		return false
-	})
-	return d
-}
-
-func (s *windowStore) ToProto() *sketchpb.Store             { return s.denseCopy().ToProto() }
-func (s *windowStore) EncodeProto(b *sketchpb.StoreBuilder) { s.denseCopy().EncodeProto(b) }
+func (s *windowStore) ToProto() *sketchpb.Store             { return denseCopy(s).ToProto() }
+func (s *windowStore) EncodeProto(b *sketchpb.StoreBuilder) { denseCopy(s).EncodeProto(b) }
 
 // Encode writes the bins in whichever of the library's three encodings
 // is shortest, as its stores choose among theirs (window_store_test.go
@@ -303,10 +281,5 @@ func (s *windowStore) Encode(b *[]byte, t enc.FlagType) {
 }
 
 func (s *windowStore) DecodeAndMergeWith(b *[]byte, mode enc.SubFlag) error {
-	d := store.NewDenseStore()
-	if err := d.DecodeAndMergeWith(b, mode); err != nil {
-		return err
-	}
-	s.MergeWith(d)
-	return nil
+	return decodeAndMerge(s, b, mode)
 }

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"testing"
 
-	enc "github.com/DataDog/sketches-go/ddsketch/encoding"
 	"github.com/DataDog/sketches-go/ddsketch/store"
 )
 
@@ -49,20 +47,7 @@ func TestWindowStoreMatchesLibrary(t *testing.T) {
 				for range r.IntN(4) {
 					w.AddWithCount(centre+int(r.NormFloat64()*spread), 2)
 				}
-				var b []byte
-				w.Encode(&b, enc.FlagTypePositiveStore)
-				if len(b) == 0 {
-					continue
-				}
-				b1 := slices.Clone(b)
-				f1, _ := enc.DecodeFlag(&b)
-				f2, _ := enc.DecodeFlag(&b1)
-				if err := got.DecodeAndMergeWith(&b, f1.SubFlag()); err != nil {
-					t.Fatal(err)
-				}
-				if err := want.DecodeAndMergeWith(&b1, f2.SubFlag()); err != nil {
-					t.Fatal(err)
-				}
+				mergeEncoded(t, w, got, want)
 			case op == 10:
 				c := got.Copy().(*windowStore)
 				got.inc(index) // the copy must not see it
