@@ -1,7 +1,6 @@
 package fleet
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/consume/otlp/otlptest"
+	"github.com/causeway/causeway/internal/syncbuf"
 	"github.com/causeway/causeway/internal/wait"
 )
 
@@ -454,7 +453,7 @@ func TestRekeyTooLargeDropped(t *testing.T) {
 		}
 	}
 
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	keyed := false
 	n, err := New(Config{Enabled: true, WindowsTopic: "windows", LeaderTopic: "leader", RekeyTopic: "rekey", Member: "m"},
 		Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans", GroupID: "g", TraceKeyed: &keyed},
@@ -488,24 +487,6 @@ func TestRekeyTooLargeDropped(t *testing.T) {
 			t.Errorf("log says %q %d times, want once:\n%s", want, strings.Count(out, want), out)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A re-keyed message taken apart gives one message per segment, whose

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/causeway/causeway/internal/syncbuf"
 )
 
 // TestAPIOverTLSWithToken starts the whole detector (embedded demo) with
@@ -36,8 +38,8 @@ func TestAPIOverTLSWithToken(t *testing.T) {
 	if err := cfg.envOverrides(func(k string) string { return map[string]string{"CAUSEWAY_API_TOKEN": apiToken}[k] }); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
-	var stdout lockedBuffer
+	var logs syncbuf.Buffer
+	var stdout syncbuf.Buffer
 	m := &Main{Config: cfg, Log: newLogger(&logs, cfg.LogLevel), Stdout: &stdout,
 		Getenv: func(k string) string { return map[string]string{"CAUSEWAY_API_TOKEN": apiToken}[k] }}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/internal/metrictest"
+	"github.com/causeway/causeway/internal/syncbuf"
 	"github.com/causeway/causeway/pipeline"
 	"github.com/causeway/causeway/statefs"
 )
@@ -33,7 +34,7 @@ func TestStateDiskFaults(t *testing.T) {
 	cfg.StateDir = t.TempDir()
 	cfg.SnapshotInterval = 50 * time.Millisecond
 	cfg.Kafka.CommitInterval = 10 * time.Millisecond
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	disk := &statefs.Faulty{}
 	windows := make(chan *graph.Window, 1)
 	m := &Main{Config: cfg, FS: disk, Log: slog.New(slog.NewTextHandler(logs, nil)), OnWindow: func(w *graph.Window) {

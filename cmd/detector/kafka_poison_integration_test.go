@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/internal/syncbuf"
 )
 
 // TestIntegrationPoisonMessages: garbage, a truncated message and an
@@ -52,7 +54,7 @@ func TestIntegrationPoisonMessages(t *testing.T) {
 	cfg.Kafka.MaxMessageBytes = 64 << 10
 	cfg.Kafka.CommitInterval = 50 * time.Millisecond
 	cfg.Kafka.LogInterval = time.Hour // "logged once" must not depend on how fast the test runs
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

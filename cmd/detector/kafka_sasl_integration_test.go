@@ -20,6 +20,7 @@ import (
 
 	"github.com/causeway/causeway/consume"
 	"github.com/causeway/causeway/graph"
+	"github.com/causeway/causeway/internal/syncbuf"
 	"github.com/causeway/causeway/internal/wait"
 )
 
@@ -96,7 +97,7 @@ func TestIntegrationKafkaSASLSSL(t *testing.T) {
 			cfg.Listen = "127.0.0.1:0"
 			cfg.Kafka = env.kafkaConfig("SCRAM-SHA-512", topic)
 			tc.edit(&cfg.Kafka)
-			var logs lockedBuffer
+			var logs syncbuf.Buffer
 			m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/graph/baselines"
 	"github.com/causeway/causeway/incident"
+	"github.com/causeway/causeway/internal/syncbuf"
 )
 
 // TestEmbeddedDemo starts the whole detector as `make run` does, on port 0
@@ -40,7 +41,7 @@ func TestEmbeddedDemo(t *testing.T) {
 	cfg.WebhookURL = hook.URL + "/hook"
 	cfg.addWebhook()
 	windows := make(chan *graph.Window, 64)
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	m := &Main{Config: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil)), OnWindow: func(w *graph.Window) {
 		select {
 		case windows <- w:
