@@ -33,19 +33,27 @@ func workload(b *testing.B) ([][]byte, int) {
 	var bytes int
 	for range int(passLength / time.Second) {
 		for _, m := range s.Messages(time.Second) {
-			td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(m.Value)
-			if err != nil {
-				b.Fatal(err)
-			}
-			v, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-			if err != nil {
-				b.Fatal(err)
-			}
+			v := remarshal(b, m.Value, &ptrace.ProtoMarshaler{})
 			msgs = append(msgs, v)
 			bytes += len(v)
 		}
 	}
 	return msgs, bytes
+}
+
+// remarshal reads OTLP protobuf msg as the Collector does and writes it
+// with its marshaler m.
+func remarshal(b *testing.B, msg []byte, m ptrace.Marshaler) []byte {
+	b.Helper()
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(msg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := m.MarshalTraces(td)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
 }
 
 // passLength is how much event time the workload covers.
@@ -153,14 +161,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	var js [][]byte
 	bytes := 0
 	for _, m := range msgs {
-		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		j, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
-		if err != nil {
-			b.Fatal(err)
-		}
+		j := remarshal(b, m, &ptrace.JSONMarshaler{})
 		js = append(js, j)
 		bytes += len(j)
 	}
