@@ -76,6 +76,31 @@ func (m *member) start(t *testing.T, bin, conf, stateDir string) {
 	}
 }
 
+// fleetConfig is the configuration the fleet tests give a detector: topic
+// read from earliest as consumer group group, trace-keyed or not, idle
+// advance after idle; and, unless cluster is empty, cluster membership
+// with the fleet's topics named after cluster.
+func fleetConfig(bs []string, topic, group string, keyed bool, idle time.Duration, cluster string) string {
+	yaml := fmt.Sprintf(`kafka:
+  brokers: [%s]
+  topic: %s
+  group_id: %s
+  trace_keyed: %v
+  max_clock_skew: 1h
+idle_advance: %s
+`, strings.Join(bs, ", "), topic, group, keyed, idle)
+	if cluster != "" {
+		yaml += fmt.Sprintf(`cluster:
+  enabled: true
+  windows_topic: windows_%s
+  leader_topic: leader_%s
+  rekey_topic: rekey_%s
+  session_timeout: 6s
+`, cluster, cluster, cluster)
+	}
+	return yaml
+}
+
 func runFleet(t *testing.T, bin string, keyed bool) string {
 	bs := brokers(t)
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano())
@@ -91,25 +116,12 @@ func runFleet(t *testing.T, bin string, keyed bool) string {
 
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "causeway.yaml")
-	yaml := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  topic: %s
-  group_id: fleet-%s
-  trace_keyed: %v
-  max_clock_skew: 1h
-idle_advance: 0s
-cluster:
-  enabled: true
-  windows_topic: windows_%s
-  leader_topic: leader_%s
-  rekey_topic: rekey_%s
-  session_timeout: 6s
-alerts:
+	yaml := fleetConfig(bs, topic, "fleet-"+suffix, keyed, 0, suffix) + fmt.Sprintf(`alerts:
   receivers:
     - name: hook
       kind: webhook
       url: %s
-`, strings.Join(bs, ", "), topic, suffix, keyed, suffix, suffix, suffix, hook.URL)
+`, hook.URL)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}

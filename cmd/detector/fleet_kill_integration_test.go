@@ -267,20 +267,7 @@ func replayFile(t *testing.T, bin, file string) ReplayOutput {
 func runKilledFleet(t *testing.T, bin string, bs []string, topic string, keyed bool, id string, want ReplayOutput, traffic killTraffic) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "causeway.yaml")
-	yaml := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  topic: %s
-  group_id: kill-%s
-  trace_keyed: %v
-  max_clock_skew: 1h
-idle_advance: %s
-cluster:
-  enabled: true
-  windows_topic: kill_windows_%s
-  leader_topic: kill_leader_%s
-  rekey_topic: kill_rekey_%s
-  session_timeout: 6s
-`, strings.Join(bs, ", "), topic, id, keyed, killIdle, id, id, id)
+	yaml := fleetConfig(bs, topic, "kill-"+id, keyed, killIdle, "kill_"+id)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +377,7 @@ cluster:
 		// kill or a rebalance is split and written again, and the
 		// partition workers skip what they applied already. What it wrote
 		// twice shows the skipping was needed.
-		t.Logf("re-key topic, for the batches' %d traces: %s", traffic.parts, readRekeyed(t, bs, "kill_rekey_"+id))
+		t.Logf("re-key topic, for the batches' %d traces: %s", traffic.parts, readRekeyed(t, bs, "rekey_kill_"+id))
 	}
 	var logs []string
 	for _, m := range members {

@@ -146,23 +146,11 @@ func runForCost(t *testing.T, bin string, bs []string, topic string, keyed bool,
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "causeway.yaml")
-	yaml := fmt.Sprintf(`kafka:
-  brokers: [%s]
-  topic: %s
-  group_id: cost-%s
-  trace_keyed: %v
-  max_clock_skew: 1h
-idle_advance: 0s
-`, strings.Join(bs, ", "), topic, id, keyed)
+	cluster := ""
 	if members > 0 {
-		yaml += fmt.Sprintf(`cluster:
-  enabled: true
-  windows_topic: windows_%s
-  leader_topic: leader_%s
-  rekey_topic: rekey_%s
-  session_timeout: 6s
-`, id, id, id)
+		cluster = id
 	}
+	yaml := fleetConfig(bs, topic, "cost-"+id, keyed, 0, cluster)
 	profiles := os.Getenv("FLEETCOST_PROFILE")
 	if profiles != "" {
 		yaml += "pprof: true\n"
