@@ -218,13 +218,15 @@ func (s *windowStore) Encode(b *[]byte, t enc.FlagType) {
 		return
 	}
 	// The length of each encoding, but for its flag.
-	var bins, calls, repeated, counted, contiguous int
+	var bins, calls, repeated, counted, contiguous, lo int
 	whole := s.nfew >= 0 || s.dense.frac == nil
 	prev := 0
 	s.ForEach(func(index int, count float64) bool {
 		n, d := enc.Varfloat64Size(count), enc.Varint64Size(int64(index-prev))
 		if bins > 0 {
 			contiguous += index - prev - 1 // an empty bin is a zero count, one byte
+		} else {
+			lo = index
 		}
 		bins++
 		counted += d + n
@@ -236,8 +238,7 @@ func (s *windowStore) Encode(b *[]byte, t enc.FlagType) {
 		prev = index
 		return false
 	})
-	lo, _ := s.MinIndex()
-	hi, _ := s.MaxIndex()
+	hi := prev // the last bin's
 	counted += enc.Uvarint64Size(uint64(bins))
 	repeated += enc.Uvarint64Size(uint64(calls))
 	contiguous += enc.Uvarint64Size(uint64(hi-lo+1)) + enc.Varint64Size(int64(lo)) + enc.Varint64Size(1)
