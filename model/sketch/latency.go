@@ -348,18 +348,12 @@ func (l *Latency) UnmarshalBinary(b []byte) error {
 	return nil
 }
 
-// CountAbove returns how many observations lie above v, within the
-// sketch's relative accuracy (each bucket counts by its representative
-// value). Buckets are ordered by value, so only the bucket holding v needs
-// its value; the others count by their index alone.
-func (l *Latency) CountAbove(v float64) float64 {
-	var n [1]float64
-	l.CountsAbove([]float64{v}, n[:])
-	return n[0]
-}
-
-// CountsAbove sets n[i] to CountAbove(vs[i]) for every i, in one walk
-// over the buckets: a series' window is counted against three bounds.
+// CountsAbove sets n[i] to how many observations lie above vs[i], within
+// the sketch's relative accuracy (each bucket counts by its
+// representative value), for every i, in one walk over the buckets: a
+// series' window is counted against three bounds. Buckets are ordered by
+// value, so only the bucket holding a bound needs its value; the others
+// count by their index alone.
 func (l *Latency) CountsAbove(vs []float64, n []float64) {
 	var ks [4]int
 	keys := ks[:0]

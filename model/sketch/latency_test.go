@@ -134,8 +134,8 @@ func TestMergeOtherMapping(t *testing.T) {
 	}
 }
 
-// TestCountAboveMatchesBucketWalk: CountAbove, which computes the value of
-// only the bucket holding its threshold, counts exactly what walking every
+// TestCountAboveMatchesBucketWalk: CountsAbove, which computes the value
+// of only the bucket holding each threshold, counts exactly what walking every
 // bucket by its representative value counts, for window and kept sketches
 // of several accuracies, at thresholds on, just off and between bucket
 // values, and at the edges (zero, negative, NaN, infinite, tiny).
@@ -164,8 +164,9 @@ func TestCountAboveMatchesBucketWalk(t *testing.T) {
 			thresholds = append(thresholds, math.Exp(rng.NormFloat64()*3+3))
 		}
 		for _, v := range thresholds {
-			if got, want := l.CountAbove(v), walk(l, v); got != want {
-				t.Fatalf("%v: CountAbove(%v) = %v, walking the buckets %v", l, v, got, want)
+			var got [1]float64
+			if l.CountsAbove([]float64{v}, got[:]); got[0] != walk(l, v) {
+				t.Fatalf("%v: CountsAbove(%v) = %v, walking the buckets %v", l, v, got[0], walk(l, v))
 			}
 		}
 		// CountsAbove, several thresholds in one walk: groups of one to
