@@ -241,7 +241,7 @@ func (n *Node) firstErr(errc chan error) error {
 // less history than they remember. A broker that cannot say is noted at
 // debug level only.
 func (n *Node) checkRetention(ctx context.Context) {
-	got, err := topicRetention(ctx, &kafka.Client{Addr: kafka.TCP(n.kcfg.Brokers...), Transport: n.tr, Timeout: 10 * time.Second}, n.cfg.WindowsTopic)
+	got, err := topicRetention(ctx, n.admin(), n.cfg.WindowsTopic)
 	switch {
 	case err != nil:
 		n.log.Debug("cannot read the windows topic's retention", "topic", n.cfg.WindowsTopic, "err", err)
@@ -249,6 +249,11 @@ func (n *Node) checkRetention(ctx context.Context) {
 		n.log.Warn("the windows topic keeps less than the baselines remember: a member started later rebuilds them from less history (raise its retention.ms)",
 			"topic", n.cfg.WindowsTopic, "retention", got, "want", n.cfg.WindowsRetention)
 	}
+}
+
+// admin is a client for asking the brokers about topics.
+func (n *Node) admin() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(n.kcfg.Brokers...), Transport: n.tr, Timeout: 10 * time.Second}
 }
 
 // topicRetention reads a topic's retention.ms; -1 means unlimited.
@@ -294,7 +299,7 @@ func topicConfig(ctx context.Context, c *kafka.Client, topic, name string) (stri
 // take is dropped and counted (causeway_fleet_rekey_dropped_spans_total).
 func (n *Node) checkRekeyLimit(ctx context.Context) {
 	n.rekeyLimit = n.kcfg.MaxMessageBytes // what the topic is created with
-	v, err := topicConfig(ctx, &kafka.Client{Addr: kafka.TCP(n.kcfg.Brokers...), Transport: n.tr, Timeout: 10 * time.Second}, n.cfg.RekeyTopic, "max.message.bytes")
+	v, err := topicConfig(ctx, n.admin(), n.cfg.RekeyTopic, "max.message.bytes")
 	if err != nil {
 		n.log.Debug("cannot read the re-key topic's max.message.bytes", "topic", n.cfg.RekeyTopic, "err", err)
 		return
