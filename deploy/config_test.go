@@ -99,7 +99,7 @@ func detectorConfigProblems(b []byte) (map[string]any, []string) {
 	if get(c, "cluster", "enabled") != true {
 		bad("cluster.enabled should be true")
 	}
-	for _, k := range []string{"windows_topic", "leader_topic", "rekey_topic", "max_window_wait"} {
+	for _, k := range []string{"windows_topic", "merged_topic", "leader_topic", "rekey_topic", "max_window_wait"} {
 		if getString(c, "cluster", k) == "" {
 			bad("cluster.%s is not set", k)
 		}
@@ -145,6 +145,7 @@ func clusterTopics(c map[string]any) map[string]string {
 	return map[string]string{
 		"spans":   getString(c, "kafka", "topic"),
 		"windows": getString(c, "cluster", "windows_topic"),
+		"merged":  getString(c, "cluster", "merged_topic"),
 		"leader":  getString(c, "cluster", "leader_topic"),
 		"rekey":   getString(c, "cluster", "rekey_topic"),
 	}

@@ -27,7 +27,7 @@ func TestOperationsGuideCoversConfig(t *testing.T) {
 	for prefix, v := range map[string]any{"kafka": consume.Config{}, "graph": graph.Config{}, "alerts": alert.Config{}} {
 		keys = append(keys, yamlKeys(prefix, reflect.TypeOf(v))...)
 	}
-	for _, k := range []string{"enabled", "windows_topic", "leader_topic", "rekey_topic", "max_window_wait"} {
+	for _, k := range []string{"enabled", "windows_topic", "merged_topic", "merge", "leader_topic", "rekey_topic", "max_window_wait"} {
 		keys = append(keys, "cluster."+k)
 	}
 	for _, k := range apiKeys {

@@ -464,6 +464,9 @@ func TestKafkaTopics(t *testing.T) {
 	if n := partitions[topics["spans"]]; n < maxReplicas || n%maxReplicas != 0 {
 		t.Errorf("%s has %d partitions: want a multiple of the largest replica count %d", topics["spans"], n, maxReplicas)
 	}
+	if a, b := partitions[topics["merged"]], partitions[topics["windows"]]; a != b {
+		t.Errorf("%s has %d partitions, %s %d: want the same (a shard each)", topics["merged"], a, topics["windows"], b)
+	}
 	if a, b := partitions[topics["rekey"]], partitions[topics["spans"]]; a != b {
 		t.Errorf("%s has %d partitions, %s %d: want the same", topics["rekey"], a, topics["spans"], b)
 	}

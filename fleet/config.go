@@ -50,7 +50,28 @@ type Config struct {
 	// MaxMessageBytes bounds one summary message; larger windows are sent
 	// in parts. Default 512 KiB (brokers accept 1 MiB by default).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// Merge is how the partitions' windows become the fleet's:
+	// "sharded" (the default) merges each series once, by the member that
+	// owns its shard (a partition of the windows topic), which publishes
+	// the merged shard to MergedTopic for every member to read;
+	// "every_member" has every member merge every partition's windows
+	// itself, as versions before sharding did.
+	Merge string `yaml:"merge"`
+	// MergedTopic carries the merged shards (Merge "sharded"): every member
+	// reads all of it, and a new member replays it at start. Default
+	// causeway_merged, created with as many partitions as the windows
+	// topic and WindowsRetention.
+	MergedTopic string `yaml:"merged_topic"`
 }
+
+// The values of Config.Merge.
+const (
+	MergeSharded     = "sharded"
+	MergeEveryMember = "every_member"
+)
+
+// Sharded reports whether each series is merged once, by its shard's owner.
+func (c Config) Sharded() bool { return c.Merge != MergeEveryMember }
 
 // WithDefaults fills in what is unset.
 func (c Config) WithDefaults() Config {
@@ -79,6 +100,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = 512 << 10
 	}
+	if c.Merge == "" {
+		c.Merge = MergeSharded
+	}
+	if c.MergedTopic == "" {
+		c.MergedTopic = "causeway_merged"
+	}
 	return c
 }
 
@@ -97,6 +124,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster.max_message_bytes: %d must be at least 4096", c.MaxMessageBytes)
 	case c.Enabled && c.WindowsTopic != "" && c.WindowsTopic == c.LeaderTopic:
 		return errors.New("cluster.leader_topic: must differ from windows_topic")
+	case c.Merge != "" && c.Merge != MergeSharded && c.Merge != MergeEveryMember:
+		return fmt.Errorf("cluster.merge: %q is neither %q nor %q", c.Merge, MergeSharded, MergeEveryMember)
+	case c.Enabled && c.MergedTopic != "" && (c.MergedTopic == c.WindowsTopic || c.MergedTopic == c.LeaderTopic):
+		return errors.New("cluster.merged_topic: must differ from windows_topic and leader_topic")
 	}
 	return nil
 }

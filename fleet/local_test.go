@@ -72,23 +72,28 @@ func TestLocalWindowsMergeAsDecoded(t *testing.T) {
 		}
 		return out
 	}
-	a, b := merged(true), merged(false)
-	if !reflect.DeepEqual(a.Nodes, b.Nodes) || !reflect.DeepEqual(a.ClientOps, b.ClientOps) ||
+	sameWindow(t, merged(true), merged(false))
+}
+
+// sameWindow fails t unless windows a and b hold the same statistics.
+func sameWindow(t *testing.T, a, b *graph.Window) {
+	t.Helper()
+	if !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || !reflect.DeepEqual(a.Nodes, b.Nodes) || !reflect.DeepEqual(a.ClientOps, b.ClientOps) ||
 		!reflect.DeepEqual(a.Callees, b.Callees) || !reflect.DeepEqual(a.Unanswered, b.Unanswered) ||
 		len(a.Edges) != len(b.Edges) || len(a.Ops) != len(b.Ops) {
-		t.Fatalf("merged from memory %+v, decoded %+v", a, b)
+		t.Fatalf("windows differ:\n%+v\n%+v", a, b)
 	}
 	for k, e := range b.Edges {
 		d := a.Edges[k]
 		if d == nil || d.Requests != e.Requests || d.Errors != e.Errors || d.Latency.String() != e.Latency.String() ||
 			d.Latency.Sum() != e.Latency.Sum() || d.GapSum != e.GapSum || d.GapCount != e.GapCount || !reflect.DeepEqual(d.Exemplars, e.Exemplars) {
-			t.Errorf("edge %v: from memory %+v, decoded %+v", k, d, e)
+			t.Errorf("edge %v: %+v, %+v", k, d, e)
 		}
 	}
 	for k, o := range b.Ops {
 		d := a.Ops[k]
 		if d == nil || d.Requests != o.Requests || d.Errors != o.Errors || d.Duration.String() != o.Duration.String() || d.SelfTime.String() != o.SelfTime.String() {
-			t.Errorf("operation %v: from memory %+v, decoded %+v", k, d, o)
+			t.Errorf("operation %v: %+v, %+v", k, d, o)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	owned     prometheus.Gauge
 	workers   prometheus.Gauge
+	shards    prometheus.Gauge
+	shardWins prometheus.Counter
 	leader    prometheus.Gauge
 	published prometheus.Counter
 	merged    prometheus.Counter
@@ -23,6 +25,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Span partitions the group assigned to this member."}),
 		workers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_partition_workers",
 			Help: "Partition workers running (owned partitions being read)."}),
+		shards: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_shards_owned",
+			Help: "Shards (windows-topic partitions) this member merges for the fleet (cluster.merge: sharded)."}),
+		shardWins: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_shard_windows_published_total",
+			Help: "Merged shard windows this member published to the merged topic (cluster.merge: sharded)."}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "causeway_fleet_leader",
 			Help: "1 while this member sends the fleet's alerts."}),
 		published: prometheus.NewCounter(prometheus.CounterOpts{Name: "causeway_fleet_windows_published_total",
@@ -45,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Fleet errors by stage: publish, summary, encode, ack, rekey."}, []string{"stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.owned, m.workers, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.repeats, m.dropped, m.acks, m.errors)
+		reg.MustRegister(m.owned, m.workers, m.shards, m.shardWins, m.leader, m.published, m.merged, m.lateParts, m.repeated, m.rekeyed, m.repeats, m.dropped, m.acks, m.errors)
 	}
 	return m
 }

@@ -49,11 +49,12 @@ type Node struct {
 	source     string // the topic partition workers read: the span topic, or the re-key topic
 	partitions int    // of source
 	spanParts  int    // of the span topic: the event-time sources of a re-key partition
+	shards     int    // partitions of the windows topic: the shards of a sharded merge
 	rekeyLimit int    // the largest message the re-key topic takes (checkRekeyLimit)
 	dropLogged bool   // a dropped re-key segment was logged: once is enough
 
 	mu     sync.Mutex
-	merge  *merger
+	merge  *merger       // the fleet's windows: of the partitions' summaries, or of the merged shards (Sharded)
 	local  *localWindows // windows this process published, until read back
 	ready  atomic.Bool
 	leader atomic.Bool
@@ -169,21 +170,20 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.partitions = spanParts
-	n.merge = newMerger(spanParts, n.cfg.MaxWindowWait, time.Now, func(w *graph.Window) {
+	sources, wait := spanParts, n.cfg.MaxWindowWait
+	if n.cfg.Sharded() {
+		// The shards' mergers stop waiting for a silent span partition;
+		// a shard is always waited for: when its merger goes, the group
+		// hands the shard to another member within the session timeout,
+		// which resumes from the shard's last commit.
+		sources, wait = n.shards, 0
+	}
+	n.merge = newMerger(sources, wait, time.Now, func(w *graph.Window) {
 		n.m.merged.Inc()
 		n.opt.OnWindow(w)
 	})
-	n.merge.onLate = func(source string, p int, start time.Time, repeat bool) {
-		if repeat {
-			n.m.repeated.Inc()
-			return
-		}
-		n.m.lateParts.Inc()
-		n.log.Warn("window summary after the fleet stopped waiting for its partition; its calls are missing", "partition", p, "window", start)
-	}
-	out := &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.WindowsTopic, Balancer: &kafka.Hash{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2,
-		WriteTimeout: 15 * time.Second, Transport: n.tr}
+	n.merge.onLate = n.onLate
+	out := n.summaryWriter(n.cfg.WindowsTopic)
 	defer out.Close()
 	n.mu.Lock()
 	n.acks = &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.LeaderTopic, Balancer: &kafka.LeastBytes{},
@@ -209,6 +209,11 @@ func (n *Node) Run(ctx context.Context) error {
 	goRun("leader topic", func(ctx context.Context) error { return n.readAcks(ctx, acksRead) })
 	caughtUp := make(chan struct{})
 	goRun("window summaries", func(ctx context.Context) error { return n.readSummaries(ctx, caughtUp) })
+	if n.cfg.Sharded() {
+		merged := n.summaryWriter(n.cfg.MergedTopic)
+		defer merged.Close()
+		goRun("shard merge", func(ctx context.Context) error { return n.mergeShards(ctx, merged) })
+	}
 	for _, ch := range []chan struct{}{acksRead, caughtUp} {
 		select {
 		case <-ch:
@@ -217,7 +222,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 	}
 	n.ready.Store(true)
-	n.log.Info("fleet member caught up", "span_topic", n.source, "partitions", spanParts)
+	n.log.Info("fleet member caught up", "span_topic", n.source, "partitions", spanParts, "merge", n.cfg.Merge, "shards", n.shards)
 	if !n.kcfg.IsTraceKeyed() {
 		goRun("re-key", n.rekey)
 	}
@@ -225,6 +230,62 @@ func (n *Node) Run(ctx context.Context) error {
 	goRun("span partitions", func(ctx context.Context) error { return n.consume(ctx, out) })
 	<-ctx.Done()
 	return n.firstErr(errc)
+}
+
+// summaryWriter writes summaries to topic: a summary naming its shard
+// (headerShard) to that partition, any other by its key. One write's
+// messages to a partition go in one batch (unless larger than
+// BatchBytes), so they fail or succeed together and a retry keeps them
+// in order.
+func (n *Node) summaryWriter(topic string) *kafka.Writer {
+	return &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: topic, Balancer: &shardBalancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2, BatchSize: 1 << 20,
+		WriteTimeout: 15 * time.Second, Transport: n.tr}
+}
+
+// onLate counts a window part a merger dropped, and logs one that came
+// after the merger stopped waiting for its partition (or shard).
+func (n *Node) onLate(source string, p int, start time.Time, repeat bool) {
+	if repeat {
+		n.m.repeated.Inc()
+		return
+	}
+	n.m.lateParts.Inc()
+	n.log.Warn("window summary after the fleet stopped waiting for its partition; its calls are missing", "partition", p, "window", start)
+}
+
+// publish writes summaries, retrying until the broker takes them; false
+// when ctx ended first. what and attrs name them in the log. A retry
+// writes only the messages that failed: those of one write go to several
+// partitions (the shards), and a part written twice would be merged
+// twice.
+func (n *Node) publish(ctx context.Context, out *kafka.Writer, msgs []kafka.Message, what string, attrs ...any) bool {
+	for attempt := 1; ; attempt++ {
+		err := out.WriteMessages(ctx, msgs...)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		var each kafka.WriteErrors
+		if errors.As(err, &each) && len(each) == len(msgs) {
+			var failed []kafka.Message
+			for i, e := range each {
+				if e != nil {
+					failed = append(failed, msgs[i])
+				}
+			}
+			msgs = failed
+		}
+		n.m.errors.WithLabelValues("publish").Inc()
+		if attempt == 1 {
+			n.log.Warn("publish "+what+"; retrying", append(attrs, "err", err)...)
+		}
+		if !sleep(ctx, min(time.Duration(attempt)*time.Second, 10*time.Second)) {
+			return false
+		}
+	}
 }
 
 func (n *Node) firstErr(errc chan error) error {
@@ -361,6 +422,9 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 		wp = spans
 	}
 	want = append(want, kafka.TopicConfig{Topic: n.cfg.WindowsTopic, NumPartitions: wp, ReplicationFactor: -1, ConfigEntries: retention})
+	if n.cfg.Sharded() {
+		want = append(want, kafka.TopicConfig{Topic: n.cfg.MergedTopic, NumPartitions: wp, ReplicationFactor: -1, ConfigEntries: retention})
+	}
 	if !n.kcfg.IsTraceKeyed() {
 		// A re-keyed segment is at most about as large as the span message
 		// it came from (a subset of its spans, each resource once): the
@@ -381,15 +445,15 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 	if !n.kcfg.IsTraceKeyed() {
 		n.checkRekeyLimit(ctx)
 	}
-	if n.source != n.kcfg.Topic {
-		// Topic metadata can lag a creation by a moment.
+	// Topic metadata can lag a creation by a moment.
+	settled := func(topic string) (int, error) {
 		for i := 0; ; i++ {
-			p, err := count(n.source)
+			p, err := count(topic)
 			if err == nil && p > 0 {
 				return p, nil
 			}
 			if i == 50 {
-				return 0, fmt.Errorf("topic %s: %v", n.source, err)
+				return 0, fmt.Errorf("topic %s: %v", topic, err)
 			}
 			select {
 			case <-ctx.Done():
@@ -398,7 +462,10 @@ func (n *Node) ensureTopics(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	return spans, nil
+	if n.shards, err = settled(n.cfg.WindowsTopic); err != nil {
+		return 0, err
+	}
+	return settled(n.source)
 }
 
 // lastOffsets returns each partition's end offset now.
@@ -506,7 +573,11 @@ func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}
 // malformed one), not every one.
 func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error {
 	logged := map[string]bool{}
-	return n.readAll(ctx, n.cfg.WindowsTopic, caughtUp, func(m kafka.Message) {
+	topic := n.cfg.WindowsTopic
+	if n.cfg.Sharded() {
+		topic = n.cfg.MergedTopic
+	}
+	return n.readAll(ctx, topic, caughtUp, func(m kafka.Message) {
 		if w, p, ok := n.local.take(m.Headers); ok {
 			n.mu.Lock()
 			n.merge.hear(p)
@@ -522,24 +593,31 @@ func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error 
 			err = n.merge.add(s)
 			n.mu.Unlock()
 		}
-		if err == nil {
-			return
-		}
-		n.m.errors.WithLabelValues("summary").Inc()
-		kind := "malformed"
-		var newer *newerFormatError
-		switch {
-		case errors.As(err, &newer):
-			kind = fmt.Sprintf("format %d", newer.format)
-		case errors.Is(err, errNoFormat):
-			kind = "unversioned"
-		}
-		if !logged[kind] {
-			logged[kind] = true
-			n.log.Error("unreadable window summary; skipped, and further ones of this kind counted in causeway_fleet_errors_total{stage=\"summary\"} without a log line",
-				"kind", kind, "partition", m.Partition, "offset", m.Offset, "err", err)
+		if err != nil {
+			n.unreadable(logged, m, err)
 		}
 	})
+}
+
+// unreadable counts a summary that could not be read (causeway_fleet_errors_total
+// {stage="summary"}) and logs the first of its kind seen by the caller
+// (logged): a newer format during an upgrade, an unversioned one, a
+// malformed one.
+func (n *Node) unreadable(logged map[string]bool, m kafka.Message, err error) {
+	n.m.errors.WithLabelValues("summary").Inc()
+	kind := "malformed"
+	var newer *newerFormatError
+	switch {
+	case errors.As(err, &newer):
+		kind = fmt.Sprintf("format %d", newer.format)
+	case errors.Is(err, errNoFormat):
+		kind = "unversioned"
+	}
+	if !logged[kind] {
+		logged[kind] = true
+		n.log.Error("unreadable window summary; skipped, and further ones of this kind counted in causeway_fleet_errors_total{stage=\"summary\"} without a log line",
+			"kind", kind, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+	}
 }
 
 // readAcks passes on the deliveries the leaders recorded.
@@ -565,11 +643,32 @@ func cut(s string) (string, string, bool) {
 	return "", "", false
 }
 
-// closedTo is what the fleet has seen of partition p's watermark.
+// closedTo is what this member has read of partition p's watermark: the
+// partition's own, or with a sharded merge the least of the shards' (no
+// shard has merged past what p published, so windows of p ending at or
+// before it are published; a worker starting there may publish again
+// what p published after it, which the shards drop as repeats).
 func (n *Node) closedTo(p int) int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.merge.closedTo[p]
+	if !n.cfg.Sharded() {
+		return n.merge.closedTo[p]
+	}
+	lo := int64(-1)
+	for s := range n.shards {
+		if c := n.merge.closedTo[s]; lo < 0 || c < lo {
+			lo = c
+		}
+	}
+	return max(lo, 0)
+}
+
+// shardClosedTo is what this member has read of shard s's watermark: its
+// merged windows ending at or before it are published.
+func (n *Node) shardClosedTo(s int) int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.merge.closedTo[s]
 }
 
 // groupConfig is the consumer group settings shared by the span and

@@ -21,13 +21,21 @@ import (
 // publishes for them afterwards is dropped and counted in
 // causeway_fleet_late_summaries_total, not merged: the calls a member
 // loses that way show in a counter. A member reads the summaries topic of
-// an in-process broker, where the test writes them as members would.
+// an in-process broker, where the test writes them as partition workers
+// would; with a sharded merge the member merges its shards and reads them
+// back merged.
 func TestLateSummaryCounted(t *testing.T) {
+	for _, mode := range []string{MergeEveryMember, MergeSharded} {
+		t.Run(mode, func(t *testing.T) { testLateSummaryCounted(t, mode) })
+	}
+}
+
+func testLateSummaryCounted(t *testing.T, mode string) {
 	c := inProcessBroker(t)
 	reg := prometheus.NewRegistry()
 	var mu sync.Mutex
 	var merged []*graph.Window
-	n, err := New(Config{Enabled: true, WindowsTopic: "windows", LeaderTopic: "leader", Member: "m", MaxWindowWait: time.Second, SessionTimeout: time.Second},
+	n, err := New(Config{Enabled: true, WindowsTopic: "windows", LeaderTopic: "leader", Member: "m", MaxWindowWait: time.Second, SessionTimeout: time.Second, Merge: mode},
 		Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans", GroupID: "g"}, Registerer: reg,
 			Log: slog.New(slog.DiscardHandler), OnWindow: func(w *graph.Window) {
 				mu.Lock()
@@ -49,15 +57,40 @@ func TestLateSummaryCounted(t *testing.T) {
 	}()
 	wait.For(t, 20*time.Second, 20*time.Millisecond, "the member caught up", func() bool { return n.Ready() == nil })
 
-	out := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "windows", Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	out := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "windows", Balancer: &shardBalancer{}, BatchTimeout: time.Millisecond}
 	defer out.Close()
 	publish := func(p int, w *graph.Window, closedTo time.Time) {
 		t.Helper()
 		s := summary{Source: "spans", Partition: p, Member: "other"}
-		if w == nil {
+		var msgs []kafka.Message
+		switch {
+		case mode == MergeEveryMember:
+			if w == nil {
+				s.ClosedTo = closedTo.UnixNano()
+			}
+			msgs = append(msgs, kafka.Message{Key: s.key(), Value: encoded(t, s, w)})
+		case w == nil: // a watermark goes to every shard
 			s.ClosedTo = closedTo.UnixNano()
+			for sh := range n.shards {
+				msgs = append(msgs, kafka.Message{Key: s.key(), Value: encoded(t, s, nil), Headers: []kafka.Header{shardHeader(sh)}})
+			}
+		default:
+			shards, err := shardWindow(w, n.shards, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for sh, parts := range shards {
+				for _, part := range parts {
+					s.Window = part
+					b, err := encodeSummary(&s)
+					if err != nil {
+						t.Fatal(err)
+					}
+					msgs = append(msgs, kafka.Message{Key: s.key(), Value: b, Headers: []kafka.Header{shardHeader(sh)}})
+				}
+			}
 		}
-		if err := out.WriteMessages(ctx, kafka.Message{Key: s.key(), Value: encoded(t, s, w)}); err != nil {
+		if err := out.WriteMessages(ctx, msgs...); err != nil {
 			t.Fatal(err)
 		}
 	}

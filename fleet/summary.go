@@ -232,9 +232,14 @@ func splitWindow(w *graph.Window, maxBytes int) ([]*fleetpb.Window, error) {
 	if err != nil {
 		return nil, err
 	}
+	return splitEncoded(whole, maxBytes), nil
+}
+
+// splitEncoded is splitWindow's cut of a window already encoded.
+func splitEncoded(whole *fleetpb.Window, maxBytes int) []*fleetpb.Window {
 	size := proto.Size(whole)
 	if size <= maxBytes {
-		return []*fleetpb.Window{whole}, nil
+		return []*fleetpb.Window{whole}
 	}
 	parts := size/maxBytes + 1
 	chunks := make([]*fleetpb.Window, parts)
@@ -251,7 +256,7 @@ func splitWindow(w *graph.Window, maxBytes int) ([]*fleetpb.Window, error) {
 		i++
 	}
 	chunks[0].Nodes = whole.Nodes
-	return chunks, nil
+	return chunks
 }
 
 // merger folds the summaries of every span partition into whole windows and

@@ -63,7 +63,9 @@ func TestWindowsTopicRetention(t *testing.T) {
 // span topic "spans" of two partitions, closed when the test ends.
 func inProcessBroker(t *testing.T) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"))
+	// Groups in these tests use session timeouts of a second.
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "spans"),
+		kfake.BrokerConfigs(map[string]string{"group.min.session.timeout.ms": "500"}))
 	if err != nil {
 		t.Fatal(err)
 	}

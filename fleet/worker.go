@@ -7,6 +7,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
+	"github.com/causeway/causeway/fleet/fleetpb"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/pipeline"
 )
@@ -92,18 +93,14 @@ func (w *worker) run(ctx context.Context) {
 }
 
 // publish writes the closed windows, then the watermark, retrying until
-// the broker takes them; false when ctx ended first.
+// the broker takes them; false when ctx ended first. With a sharded merge
+// each window's series go to their shards, and the watermark to every
+// shard.
 func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo int64) bool {
 	n := w.n
 	var msgs []kafka.Message
-	for _, win := range closed {
-		parts, err := splitWindow(win, n.cfg.MaxMessageBytes)
-		if err != nil {
-			n.m.errors.WithLabelValues("encode").Inc()
-			n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
-			continue
-		}
-		first := len(msgs)
+	add := func(win *graph.Window, parts []*fleetpb.Window, shard int) int {
+		added := 0
 		for _, p := range parts {
 			m, err := w.message(&summary{Window: p})
 			if err != nil {
@@ -111,11 +108,37 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 				n.log.Error("encode window summary; dropped", "partition", w.partition, "window", win.Start, "err", err)
 				continue
 			}
+			if shard >= 0 {
+				m.Headers = append(m.Headers, shardHeader(shard))
+			}
 			msgs = append(msgs, m)
+			added++
 		}
+		return added
+	}
+	for _, win := range closed {
+		if n.cfg.Sharded() {
+			shards, err := shardWindow(win, n.shards, n.cfg.MaxMessageBytes)
+			if err != nil {
+				n.m.errors.WithLabelValues("encode").Inc()
+				n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
+				continue
+			}
+			for s, parts := range shards {
+				add(win, parts, s)
+			}
+			continue
+		}
+		parts, err := splitWindow(win, n.cfg.MaxMessageBytes)
+		if err != nil {
+			n.m.errors.WithLabelValues("encode").Inc()
+			n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
+			continue
+		}
+		first := len(msgs)
 		// Kept whole only when every part goes out: this member merges
 		// the window as it is when it reads the first part back.
-		if len(msgs)-first == len(parts) {
+		if add(win, parts, -1) == len(parts) {
 			if h, ok := n.local.put(win, w.partition, len(parts)); ok {
 				for i := first; i < len(msgs); i++ {
 					msgs[i].Headers = append(msgs[i].Headers, h)
@@ -127,24 +150,19 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 	if err != nil {
 		panic(err) // strings of this member and integers always encode
 	}
-	msgs = append(msgs, m)
-	for attempt := 1; ; attempt++ {
-		err := w.out.WriteMessages(ctx, msgs...)
-		if err == nil {
-			n.m.published.Add(float64(len(closed)))
-			return true
+	if n.cfg.Sharded() {
+		for s := range n.shards {
+			m.Headers = []kafka.Header{shardHeader(s)}
+			msgs = append(msgs, m)
 		}
-		if ctx.Err() != nil {
-			return false
-		}
-		n.m.errors.WithLabelValues("publish").Inc()
-		if attempt == 1 {
-			n.log.Warn("publish window summaries; retrying", "partition", w.partition, "err", err)
-		}
-		if !sleep(ctx, min(time.Duration(attempt)*time.Second, 10*time.Second)) {
-			return false
-		}
+	} else {
+		msgs = append(msgs, m)
 	}
+	if !n.publish(ctx, w.out, msgs, "window summaries", "partition", w.partition) {
+		return false
+	}
+	n.m.published.Add(float64(len(closed)))
+	return true
 }
 
 func (w *worker) message(s *summary) (kafka.Message, error) {

@@ -93,10 +93,11 @@ idle_advance: %s
 		yaml += fmt.Sprintf(`cluster:
   enabled: true
   windows_topic: windows_%s
+  merged_topic: merged_%s
   leader_topic: leader_%s
   rekey_topic: rekey_%s
   session_timeout: 6s
-`, cluster, cluster, cluster)
+`, cluster, cluster, cluster, cluster)
 	}
 	return yaml
 }

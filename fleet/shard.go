@@ -1,0 +1,106 @@
+package fleet
+
+import (
+	"hash/fnv"
+	"io"
+	"strconv"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/causeway/causeway/fleet/fleetpb"
+	"github.com/causeway/causeway/graph"
+)
+
+// Sharded merging. Every partition's window holds a slice of every busy
+// series, and a member that merged them all itself would merge partitions
+// × series entries per window, however many members share the work
+// (docs/fleet.md, Sizing model). Instead each series belongs to one shard,
+// a partition of the windows topic: partition workers publish a window's
+// entries to their series' shards, and each partition's watermark to every
+// shard; the member the group "<group>-merge" assigns a shard merges the
+// partitions' entries of that shard (the merger of the every-member mode,
+// over the shard's entries alone) and publishes each merged window, then
+// the shard's watermark, to the merged topic; every member reads the
+// merged topic and unions the shards, whose series are disjoint.
+
+// headerShard names the windows-topic partition (shard) a summary is
+// written to; shardBalancer reads it.
+const headerShard = "causeway.shard"
+
+// seriesShard is the shard, of shards, of the series named by parts: 64-bit
+// FNV-1a of the parts joined by NUL bytes. A series' shard must be the
+// same in every member and every version, so the hash takes no
+// per-process seed (TestSeriesShardStable pins it).
+func seriesShard(shards int, parts ...string) int {
+	h := fnv.New64a()
+	for i, p := range parts {
+		if i > 0 {
+			_, _ = h.Write([]byte{0})
+		}
+		_, _ = io.WriteString(h, p)
+	}
+	return int(h.Sum64() % uint64(shards))
+}
+
+// shardWindow cuts w into what each shard merges: shard s's parts hold
+// the edges and operations (with their flags) whose key falls in s, and
+// the nodes whose name does, cut further to about maxBytes each. A shard
+// none of w's series falls in gets no part; the partition's watermark
+// tells it the window is complete.
+func shardWindow(w *graph.Window, shards, maxBytes int) (map[int][]*fleetpb.Window, error) {
+	whole, err := encodeWindow(w)
+	if err != nil {
+		return nil, err
+	}
+	by := map[int]*fleetpb.Window{}
+	part := func(s int) *fleetpb.Window {
+		p, ok := by[s]
+		if !ok {
+			p = &fleetpb.Window{StartUnixNano: whole.StartUnixNano, EndUnixNano: whole.EndUnixNano}
+			by[s] = p
+		}
+		return p
+	}
+	for _, e := range whole.Edges {
+		p := part(seriesShard(shards, e.Source, e.Target, e.Operation))
+		p.Edges = append(p.Edges, e)
+	}
+	for _, o := range whole.Operations {
+		p := part(seriesShard(shards, o.Service, o.Operation))
+		p.Operations = append(p.Operations, o)
+	}
+	for _, n := range whole.Nodes {
+		p := part(seriesShard(shards, n.Name))
+		p.Nodes = append(p.Nodes, n)
+	}
+	out := make(map[int][]*fleetpb.Window, len(by))
+	for s, p := range by {
+		out[s] = splitEncoded(p, maxBytes)
+	}
+	return out, nil
+}
+
+func shardHeader(s int) kafka.Header {
+	return kafka.Header{Key: headerShard, Value: []byte(strconv.Itoa(s))}
+}
+
+// shardBalancer writes a message carrying headerShard to that partition,
+// any other as kafka.Hash does by its key.
+type shardBalancer struct{ hash kafka.Hash }
+
+func (b *shardBalancer) Balance(m kafka.Message, partitions ...int) int {
+	for _, h := range m.Headers {
+		if h.Key != headerShard {
+			continue
+		}
+		if s, err := strconv.Atoi(string(h.Value)); err == nil {
+			for _, p := range partitions {
+				if p == s {
+					return p
+				}
+			}
+		}
+		break
+	}
+	return b.hash.Balance(m, partitions...)
+}
