@@ -233,13 +233,10 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // summaryWriter writes summaries to topic: a summary naming its shard
-// (headerShard) to that partition, any other by its key. One write's
-// messages to a partition go in one batch (unless larger than
-// BatchBytes), so they fail or succeed together and a retry keeps them
-// in order.
+// (headerShard) to that partition, any other by its key.
 func (n *Node) summaryWriter(topic string) *kafka.Writer {
 	return &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: topic, Balancer: &shardBalancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2, BatchSize: 1 << 20,
+		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchBytes: int64(n.cfg.MaxMessageBytes) * 2,
 		WriteTimeout: 15 * time.Second, Transport: n.tr}
 }
 
