@@ -27,6 +27,10 @@ type localWindows struct {
 	id   string
 	next uint64
 	m    map[uint64]*localWindow
+	// owned are the shards this process merges (a sharded merge): a
+	// partition worker keeps its window's part for one of them until its
+	// shard worker reads it back.
+	owned map[int]bool
 }
 
 // localWindow is one published window: its partition, and how many of
@@ -34,6 +38,7 @@ type localWindows struct {
 type localWindow struct {
 	w           *graph.Window
 	partition   int
+	shard       int // the shard whose worker reads it, or -1: this member's merger of the whole
 	parts, read int
 }
 
@@ -48,20 +53,46 @@ const headerLocal = "causeway.local"
 func newLocalWindows() *localWindows {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return &localWindows{id: hex.EncodeToString(b[:]), m: map[uint64]*localWindow{}}
+	return &localWindows{id: hex.EncodeToString(b[:]), m: map[uint64]*localWindow{}, owned: map[int]bool{}}
 }
 
 // put keeps w, published as parts summary parts of partition p, and
 // returns the header its parts carry; false when it keeps no more.
 func (l *localWindows) put(w *graph.Window, p, parts int) (kafka.Header, bool) {
+	return l.putShard(w, p, -1, parts)
+}
+
+// putShard is put for the part of a window that shard s merges (-1: none);
+// false too when this process does not merge s.
+func (l *localWindows) putShard(w *graph.Window, p, s, parts int) (kafka.Header, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.m) >= maxLocalWindows {
+	if len(l.m) >= maxLocalWindows || (s >= 0 && !l.owned[s]) {
 		return kafka.Header{}, false
 	}
 	l.next++
-	l.m[l.next] = &localWindow{w: w, partition: p, parts: parts}
+	l.m[l.next] = &localWindow{w: w, partition: p, shard: s, parts: parts}
 	return kafka.Header{Key: headerLocal, Value: []byte(l.id + ":" + strconv.FormatUint(l.next, 10))}, true
+}
+
+// own notes that this process merges shard s from now on.
+func (l *localWindows) own(s int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.owned[s] = true
+}
+
+// release notes that this process stopped merging shard s, and forgets
+// the parts kept for it: whoever merges s next decodes them.
+func (l *localWindows) release(s int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.owned, s)
+	for k, lw := range l.m {
+		if lw.shard == s {
+			delete(l.m, k)
+		}
+	}
 }
 
 // take returns the window kept for a summary part with these headers:

@@ -45,6 +45,34 @@ func TestLocalWindows(t *testing.T) {
 	}
 }
 
+// TestLocalShardParts: a partition worker's part for a shard is kept only
+// while this process merges that shard, and forgotten when it stops.
+func TestLocalShardParts(t *testing.T) {
+	l := newLocalWindows()
+	w := fullWindow(t0, 3, 1)
+	if _, ok := l.putShard(w, 1, 3, 1); ok {
+		t.Fatal("kept a part for a shard this process does not merge")
+	}
+	l.own(3)
+	h, ok := l.putShard(w, 1, 3, 1)
+	if !ok {
+		t.Fatal("a part for an owned shard not kept")
+	}
+	kept, _ := l.putShard(w, 2, 3, 1)
+	l.release(3)
+	if _, _, found := l.take([]kafka.Header{h}); found {
+		t.Fatal("a part taken after its shard was released")
+	}
+	if _, _, found := l.take([]kafka.Header{kept}); found {
+		t.Fatal("a second part taken after its shard was released")
+	}
+	l.own(3)
+	h, _ = l.putShard(w, 1, 3, 1)
+	if got, p, found := l.take([]kafka.Header{h}); got != w || p != 1 || !found {
+		t.Fatalf("part of an owned shard: window %p, partition %d, found %v", got, p, found)
+	}
+}
+
 // TestLocalWindowsMergeAsDecoded: a member merging its own partition's
 // window as it is ends with the window a member decoding every summary
 // does.

@@ -42,40 +42,53 @@ func seriesShard(shards int, parts ...string) int {
 	return int(h.Sum64() % uint64(shards))
 }
 
-// shardWindow cuts w into what each shard merges: shard s's parts hold
+// splitShards cuts w into what each shard merges: shard s's window holds
 // the edges and operations (with their flags) whose key falls in s, and
-// the nodes whose name does, cut further to about maxBytes each. A shard
-// none of w's series falls in gets no part; the partition's watermark
-// tells it the window is complete.
-func shardWindow(w *graph.Window, shards, maxBytes int) (map[int][]*fleetpb.Window, error) {
-	whole, err := encodeWindow(w)
-	if err != nil {
-		return nil, err
-	}
-	by := map[int]*fleetpb.Window{}
-	part := func(s int) *fleetpb.Window {
+// the nodes whose name does; their statistics are w's, not copies. A
+// shard none of w's series falls in gets no window; the partition's
+// watermark tells it the window is complete.
+func splitShards(w *graph.Window, shards int) map[int]*graph.Window {
+	by := map[int]*graph.Window{}
+	part := func(s int) *graph.Window {
 		p, ok := by[s]
 		if !ok {
-			p = &fleetpb.Window{StartUnixNano: whole.StartUnixNano, EndUnixNano: whole.EndUnixNano}
+			p = graph.NewWindow(w.Start, w.End)
 			by[s] = p
 		}
 		return p
 	}
-	for _, e := range whole.Edges {
-		p := part(seriesShard(shards, e.Source, e.Target, e.Operation))
-		p.Edges = append(p.Edges, e)
+	opShard := func(k graph.OpKey) int { return seriesShard(shards, k.Service, k.Operation) }
+	for k, e := range w.Edges {
+		part(seriesShard(shards, k.Source, k.Target, k.Operation)).Edges[k] = e
 	}
-	for _, o := range whole.Operations {
-		p := part(seriesShard(shards, o.Service, o.Operation))
-		p.Operations = append(p.Operations, o)
+	for k, o := range w.Ops {
+		part(opShard(k)).Ops[k] = o
 	}
-	for _, n := range whole.Nodes {
-		p := part(seriesShard(shards, n.Name))
-		p.Nodes = append(p.Nodes, n)
+	for k := range w.ClientOps {
+		part(opShard(k)).ClientOps[k] = true
 	}
-	out := make(map[int][]*fleetpb.Window, len(by))
-	for s, p := range by {
-		out[s] = splitEncoded(p, maxBytes)
+	for k := range w.Unanswered {
+		part(opShard(k)).Unanswered[k] = true
+	}
+	for k, c := range w.Callees {
+		part(opShard(k)).Callees[k] = c
+	}
+	for name, n := range w.Nodes {
+		part(seriesShard(shards, name)).Nodes[name] = n
+	}
+	return by
+}
+
+// shardWindow is splitShards with each shard's window encoded, in parts
+// of about maxBytes or less.
+func shardWindow(w *graph.Window, shards, maxBytes int) (map[int][]*fleetpb.Window, error) {
+	out := map[int][]*fleetpb.Window{}
+	for s, sub := range splitShards(w, shards) {
+		parts, err := splitWindow(sub, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		out[s] = parts
 	}
 	return out, nil
 }

@@ -50,6 +50,10 @@ func (n *Node) mergeShards(ctx context.Context, out *kafka.Writer) error {
 // so a member that takes the shard over resumes from a point where it
 // rebuilds every window not yet published, and the merged windows already
 // published are dropped by their readers as repeats.
+// shardCommitEvery spaces a shard worker's commits: reading a backlog, its
+// watermark moves many times a second.
+const shardCommitEvery = time.Second
+
 type shardWorker struct {
 	n      *Node
 	gen    *kafka.Generation
@@ -86,9 +90,12 @@ func (w *shardWorker) run(ctx context.Context) {
 		log.Error("shard merge", "err", err)
 		return
 	}
+	n.local.own(w.shard)
+	defer n.local.release(w.shard)
 	log.Info("shard merge started", "offset", start, "watermark", time.Unix(0, published).UTC())
 	logged := map[string]bool{}
 	open := map[int64]int64{} // open window's start → the lowest offset of its parts read
+	var committed time.Time
 	for {
 		msg, err := r.FetchMessage(ctx)
 		if ctx.Err() != nil {
@@ -101,23 +108,34 @@ func (w *shardWorker) run(ctx context.Context) {
 			}
 			continue
 		}
-		s, err := decodeSummary(msg.Value)
-		if err != nil {
-			n.unreadable(logged, msg, err)
-			continue
+		var winStart int64 // of the window a part read belongs to; 0 for a watermark
+		if lw, p, found := n.local.take(msg.Headers); found {
+			// A part of this member's partition worker, kept as it is.
+			m.hear(p)
+			if lw != nil {
+				winStart = lw.Start.UnixNano()
+				m.addWindow(n.source, p, lw)
+			}
+		} else {
+			s, err := decodeSummary(msg.Value)
+			if err != nil {
+				n.unreadable(logged, msg, err)
+				continue
+			}
+			if s.Source != n.source {
+				continue // of another span topic (a configuration changed)
+			}
+			if err := m.add(s); err != nil {
+				n.unreadable(logged, msg, err)
+				continue
+			}
+			if s.Window != nil {
+				winStart = s.Window.StartUnixNano
+			}
 		}
-		if s.Source != n.source {
-			continue // of another span topic (a configuration changed)
-		}
-		if err := m.add(s); err != nil {
-			n.unreadable(logged, msg, err)
-			continue
-		}
-		if s.Window != nil {
-			if _, ok := m.open[s.Window.StartUnixNano]; ok {
-				if o, seen := open[s.Window.StartUnixNano]; !seen || msg.Offset < o {
-					open[s.Window.StartUnixNano] = msg.Offset
-				}
+		if _, ok := m.open[winStart]; ok && winStart != 0 {
+			if o, seen := open[winStart]; !seen || msg.Offset < o {
+				open[winStart] = msg.Offset
 			}
 		}
 		if len(merged) == 0 && m.emitted <= published {
@@ -137,6 +155,12 @@ func (w *shardWorker) run(ctx context.Context) {
 				next = min(next, o)
 			}
 		}
+		// A commit at most every shardCommitEvery: a later one only
+		// saves the shard's next owner some re-reading.
+		if time.Since(committed) < shardCommitEvery {
+			continue
+		}
+		committed = time.Now()
 		n.commitMu.Lock()
 		err = w.gen.CommitOffsets(map[string]map[int]int64{n.cfg.WindowsTopic: {w.shard: next}})
 		n.commitMu.Unlock()
@@ -158,6 +182,7 @@ func (w *shardWorker) publish(ctx context.Context, merged []*graph.Window, close
 			n.log.Error("encode merged window; dropped", "shard", w.shard, "window", win.Start, "err", err)
 			continue
 		}
+		first := len(msgs)
 		for _, p := range parts {
 			m, err := w.message(&summary{Window: p})
 			if err != nil {
@@ -166,6 +191,16 @@ func (w *shardWorker) publish(ctx context.Context, merged []*graph.Window, close
 				continue
 			}
 			msgs = append(msgs, m)
+		}
+		// This member puts the window together with the other shards as it
+		// is, when it reads the first part back, as it does its own
+		// partitions' windows without a sharded merge.
+		if len(msgs)-first == len(parts) {
+			if h, ok := n.local.put(win, w.shard, len(parts)); ok {
+				for i := first; i < len(msgs); i++ {
+					msgs[i].Headers = append(msgs[i].Headers, h)
+				}
+			}
 		}
 	}
 	m, err := w.message(&summary{ClosedTo: closedTo})

@@ -118,14 +118,22 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 	}
 	for _, win := range closed {
 		if n.cfg.Sharded() {
-			shards, err := shardWindow(win, n.shards, n.cfg.MaxMessageBytes)
-			if err != nil {
-				n.m.errors.WithLabelValues("encode").Inc()
-				n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
-				continue
-			}
-			for s, parts := range shards {
-				add(win, parts, s)
+			for s, sub := range splitShards(win, n.shards) {
+				parts, err := splitWindow(sub, n.cfg.MaxMessageBytes)
+				if err != nil {
+					n.m.errors.WithLabelValues("encode").Inc()
+					n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
+					continue
+				}
+				first := len(msgs)
+				// A shard this member merges takes the part as it is.
+				if add(win, parts, s) == len(parts) {
+					if h, ok := n.local.putShard(sub, w.partition, s, len(parts)); ok {
+						for i := first; i < len(msgs); i++ {
+							msgs[i].Headers = append(msgs[i].Headers, h)
+						}
+					}
+				}
 			}
 			continue
 		}
