@@ -36,6 +36,8 @@ import (
 // prints medians, each ratio taken within its run, with their range (a
 // shared machine's runs vary by a fifth). FLEETCOST_PROFILE=DIR writes a
 // CPU profile of each process's first ten seconds there.
+// FLEETCOST_MERGE=every_member measures members merging every partition's
+// windows themselves instead of the sharded merge (cluster.merge).
 func TestFleetCost(t *testing.T) {
 	bin := buildDetector(t)
 	bs := brokers(t)
@@ -151,6 +153,9 @@ func runForCost(t *testing.T, bin string, bs []string, topic string, keyed bool,
 		cluster = id
 	}
 	yaml := fleetConfig(bs, topic, "cost-"+id, keyed, 0, cluster)
+	if merge := os.Getenv("FLEETCOST_MERGE"); merge != "" && cluster != "" {
+		yaml += "  merge: " + merge + "\n" // the cluster block is fleetConfig's last
+	}
 	profiles := os.Getenv("FLEETCOST_PROFILE")
 	if profiles != "" {
 		yaml += "pprof: true\n"
