@@ -185,6 +185,8 @@ func (n *Node) Run(ctx context.Context) error {
 	n.merge.onLate = n.onLate
 	out := n.summaryWriter(n.cfg.WindowsTopic)
 	defer out.Close()
+	merged := n.summaryWriter(n.cfg.MergedTopic) // written only by a sharded merge
+	defer merged.Close()
 	n.mu.Lock()
 	n.acks = &kafka.Writer{Addr: kafka.TCP(n.kcfg.Brokers...), Topic: n.cfg.LeaderTopic, Balancer: &kafka.LeastBytes{},
 		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, WriteTimeout: 10 * time.Second, Transport: n.tr}
@@ -209,11 +211,6 @@ func (n *Node) Run(ctx context.Context) error {
 	goRun("leader topic", func(ctx context.Context) error { return n.readAcks(ctx, acksRead) })
 	caughtUp := make(chan struct{})
 	goRun("window summaries", func(ctx context.Context) error { return n.readSummaries(ctx, caughtUp) })
-	if n.cfg.Sharded() {
-		merged := n.summaryWriter(n.cfg.MergedTopic)
-		defer merged.Close()
-		goRun("shard merge", func(ctx context.Context) error { return n.mergeShards(ctx, merged) })
-	}
 	for _, ch := range []chan struct{}{acksRead, caughtUp} {
 		select {
 		case <-ch:
@@ -225,6 +222,11 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("fleet member caught up", "span_topic", n.source, "partitions", spanParts, "merge", n.cfg.Merge, "shards", n.shards)
 	if !n.kcfg.IsTraceKeyed() {
 		goRun("re-key", n.rekey)
+	}
+	if n.cfg.Sharded() {
+		// Shards are taken once the merged windows are read: a shard's
+		// worker starts from the shard's watermark this member has read.
+		goRun("shard merge", func(ctx context.Context) error { return n.mergeShards(ctx, merged) })
 	}
 	goRun("leader election", n.elect)
 	goRun("span partitions", func(ctx context.Context) error { return n.consume(ctx, out) })
