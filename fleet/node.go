@@ -722,7 +722,24 @@ func (n *Node) elect(ctx context.Context) error {
 // consume takes this member's share of the source partitions: one worker
 // per assigned partition, started on assignment and stopped on revocation.
 func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
-	g, err := kafka.NewConsumerGroup(n.groupConfig(n.kcfg.GroupID, n.source))
+	onError := func() {
+		if n.opt.DecodeMetrics != nil {
+			n.opt.DecodeMetrics.KafkaError()
+		}
+	}
+	return n.eachGeneration(ctx, n.kcfg.GroupID, n.source, "span partitions", n.m.owned, onError,
+		func(gen *kafka.Generation, a kafka.PartitionAssignment) func(context.Context) {
+			return (&worker{n: n, gen: gen, partition: a.ID, offset: a.Offset, out: out}).run
+		})
+}
+
+// eachGeneration holds this member in consumer group id on topic and, for
+// each generation, starts work on every partition the group assigns it;
+// what names the partitions in logs, owned counts them. onError, if set,
+// sees each failed generation.
+func (n *Node) eachGeneration(ctx context.Context, id, topic, what string, owned prometheus.Gauge, onError func(),
+	work func(*kafka.Generation, kafka.PartitionAssignment) func(context.Context)) error {
+	g, err := kafka.NewConsumerGroup(n.groupConfig(id, topic))
 	if err != nil {
 		return err
 	}
@@ -733,24 +750,23 @@ func (n *Node) consume(ctx context.Context, out *kafka.Writer) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if n.opt.DecodeMetrics != nil {
-				n.opt.DecodeMetrics.KafkaError()
+			if onError != nil {
+				onError()
 			}
-			n.log.Warn("span consumer group", "err", err)
+			n.log.Warn(what+": consumer group", "group", id, "err", err)
 			continue
 		}
-		owned := gen.Assignments[n.source]
-		n.m.owned.Set(float64(len(owned)))
-		ids := make([]int, 0, len(owned))
-		for _, a := range owned {
+		assigned := gen.Assignments[topic]
+		owned.Set(float64(len(assigned)))
+		ids := make([]int, 0, len(assigned))
+		for _, a := range assigned {
 			ids = append(ids, a.ID)
 		}
-		n.log.Info("span partitions assigned", "generation", gen.ID, "partitions", ids)
-		for _, a := range owned {
-			w := &worker{n: n, gen: gen, partition: a.ID, offset: a.Offset, out: out}
-			gen.Start(w.run)
+		n.log.Info(what+" assigned", "generation", gen.ID, "partitions", ids)
+		for _, a := range assigned {
+			gen.Start(work(gen, a))
 		}
-		if len(owned) == 0 {
+		if len(assigned) == 0 {
 			gen.Start(func(ctx context.Context) { <-ctx.Done() })
 		}
 	}

@@ -14,33 +14,10 @@ import (
 // shardWorker per shard assigned, started on assignment and stopped on
 // revocation.
 func (n *Node) mergeShards(ctx context.Context, out *kafka.Writer) error {
-	g, err := kafka.NewConsumerGroup(n.groupConfig(n.kcfg.GroupID+"-merge", n.cfg.WindowsTopic))
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	for {
-		gen, err := g.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			n.log.Warn("shard merge group", "err", err)
-			continue
-		}
-		owned := gen.Assignments[n.cfg.WindowsTopic]
-		n.m.shards.Set(float64(len(owned)))
-		ids := make([]int, 0, len(owned))
-		for _, a := range owned {
-			ids = append(ids, a.ID)
-			w := &shardWorker{n: n, gen: gen, shard: a.ID, offset: a.Offset, out: out}
-			gen.Start(w.run)
-		}
-		n.log.Info("shards assigned", "generation", gen.ID, "shards", ids)
-		if len(owned) == 0 {
-			gen.Start(func(ctx context.Context) { <-ctx.Done() })
-		}
-	}
+	return n.eachGeneration(ctx, n.kcfg.GroupID+"-merge", n.cfg.WindowsTopic, "shards", n.m.shards, nil,
+		func(gen *kafka.Generation, a kafka.PartitionAssignment) func(context.Context) {
+			return (&shardWorker{n: n, gen: gen, shard: a.ID, offset: a.Offset, out: out}).run
+		})
 }
 
 // shardWorker merges one shard: the partitions' entries of its series, read
@@ -171,37 +148,13 @@ func (w *shardWorker) run(ctx context.Context) {
 }
 
 // publish writes the merged windows, then the shard's watermark; false
-// when ctx ended first.
+// when ctx ended first. This member puts each merged window together with
+// the other shards as it is, when it reads the first part back.
 func (w *shardWorker) publish(ctx context.Context, merged []*graph.Window, closedTo int64) bool {
 	n := w.n
 	var msgs []kafka.Message
 	for _, win := range merged {
-		parts, err := splitWindow(win, n.cfg.MaxMessageBytes)
-		if err != nil {
-			n.m.errors.WithLabelValues("encode").Inc()
-			n.log.Error("encode merged window; dropped", "shard", w.shard, "window", win.Start, "err", err)
-			continue
-		}
-		first := len(msgs)
-		for _, p := range parts {
-			m, err := w.message(&summary{Window: p})
-			if err != nil {
-				n.m.errors.WithLabelValues("encode").Inc()
-				n.log.Error("encode merged window summary; dropped", "shard", w.shard, "window", win.Start, "err", err)
-				continue
-			}
-			msgs = append(msgs, m)
-		}
-		// This member puts the window together with the other shards as it
-		// is, when it reads the first part back, as it does its own
-		// partitions' windows without a sharded merge.
-		if len(msgs)-first == len(parts) {
-			if h, ok := n.local.put(win, w.shard, len(parts)); ok {
-				for i := first; i < len(msgs); i++ {
-					msgs[i].Headers = append(msgs[i].Headers, h)
-				}
-			}
-		}
+		msgs = n.queueWindow(msgs, win, w.message, w.shard, -1)
 	}
 	m, err := w.message(&summary{ClosedTo: closedTo})
 	if err != nil {

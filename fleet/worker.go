@@ -7,7 +7,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/causeway/causeway/consume"
-	"github.com/causeway/causeway/fleet/fleetpb"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/pipeline"
 )
@@ -99,59 +98,18 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo int64) bool {
 	n := w.n
 	var msgs []kafka.Message
-	add := func(win *graph.Window, parts []*fleetpb.Window, shard int) int {
-		added := 0
-		for _, p := range parts {
-			m, err := w.message(&summary{Window: p})
-			if err != nil {
-				n.m.errors.WithLabelValues("encode").Inc()
-				n.log.Error("encode window summary; dropped", "partition", w.partition, "window", win.Start, "err", err)
-				continue
-			}
-			if shard >= 0 {
-				m.Headers = append(m.Headers, shardHeader(shard))
-			}
-			msgs = append(msgs, m)
-			added++
-		}
-		return added
-	}
 	for _, win := range closed {
-		if n.cfg.Sharded() {
-			for s, sub := range splitShards(win, n.shards) {
-				parts, err := splitWindow(sub, n.cfg.MaxMessageBytes)
-				if err != nil {
-					n.m.errors.WithLabelValues("encode").Inc()
-					n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
-					continue
-				}
-				first := len(msgs)
-				// A shard this member merges takes the part as it is.
-				if add(win, parts, s) == len(parts) {
-					if h, ok := n.local.putShard(sub, w.partition, s, len(parts)); ok {
-						for i := first; i < len(msgs); i++ {
-							msgs[i].Headers = append(msgs[i].Headers, h)
-						}
-					}
-				}
-			}
+		if !n.cfg.Sharded() {
+			msgs = n.queueWindow(msgs, win, w.message, w.partition, -1)
 			continue
 		}
-		parts, err := splitWindow(win, n.cfg.MaxMessageBytes)
-		if err != nil {
-			n.m.errors.WithLabelValues("encode").Inc()
-			n.log.Error("encode window; dropped", "partition", w.partition, "window", win.Start, "err", err)
-			continue
-		}
-		first := len(msgs)
-		// Kept whole only when every part goes out: this member merges
-		// the window as it is when it reads the first part back.
-		if add(win, parts, -1) == len(parts) {
-			if h, ok := n.local.put(win, w.partition, len(parts)); ok {
-				for i := first; i < len(msgs); i++ {
-					msgs[i].Headers = append(msgs[i].Headers, h)
-				}
+		for s, sub := range splitShards(win, n.shards) {
+			message := func(sm *summary) (kafka.Message, error) {
+				m, err := w.message(sm)
+				m.Headers = append(m.Headers, shardHeader(s))
+				return m, err
 			}
+			msgs = n.queueWindow(msgs, sub, message, w.partition, s)
 		}
 	}
 	m, err := w.message(&summary{ClosedTo: closedTo})
@@ -171,6 +129,38 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 	}
 	n.m.published.Add(float64(len(closed)))
 	return true
+}
+
+// queueWindow appends to msgs the messages, made by message, of window w
+// of partition p (or of the part of it shard s merges; -1: no shard) in
+// summary parts. When every part is there, this member keeps w to take
+// as it is when it reads the first part back: its merger of the whole
+// (s -1), or its worker of shard s while it merges s.
+func (n *Node) queueWindow(msgs []kafka.Message, w *graph.Window, message func(*summary) (kafka.Message, error), p, s int) []kafka.Message {
+	parts, err := splitWindow(w, n.cfg.MaxMessageBytes)
+	if err != nil {
+		n.m.errors.WithLabelValues("encode").Inc()
+		n.log.Error("encode window; dropped", "partition", p, "shard", s, "window", w.Start, "err", err)
+		return msgs
+	}
+	first := len(msgs)
+	for _, part := range parts {
+		m, err := message(&summary{Window: part})
+		if err != nil {
+			n.m.errors.WithLabelValues("encode").Inc()
+			n.log.Error("encode window summary; dropped", "partition", p, "shard", s, "window", w.Start, "err", err)
+			continue
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs)-first == len(parts) {
+		if h, ok := n.local.putShard(w, p, s, len(parts)); ok {
+			for i := first; i < len(msgs); i++ {
+				msgs[i].Headers = append(msgs[i].Headers, h)
+			}
+		}
+	}
+	return msgs
 }
 
 func (w *worker) message(s *summary) (kafka.Message, error) {
