@@ -296,18 +296,23 @@ func (n *Node) firstErr(errc chan error) error {
 	}
 }
 
-// checkRetention warns when the windows topic keeps less than
+// checkRetention warns when the topic a new member replays (the merged
+// topic, or the windows topic without a sharded merge) keeps less than
 // WindowsRetention: a member starting later rebuilds the baselines from
 // less history than they remember. A broker that cannot say is noted at
 // debug level only.
 func (n *Node) checkRetention(ctx context.Context) {
-	got, err := topicRetention(ctx, n.admin(), n.cfg.WindowsTopic)
+	topic := n.cfg.WindowsTopic
+	if n.cfg.Sharded() {
+		topic = n.cfg.MergedTopic
+	}
+	got, err := topicRetention(ctx, n.admin(), topic)
 	switch {
 	case err != nil:
-		n.log.Debug("cannot read the windows topic's retention", "topic", n.cfg.WindowsTopic, "err", err)
+		n.log.Debug("cannot read the retention of the topic a new member replays", "topic", topic, "err", err)
 	case got >= 0 && got < n.cfg.WindowsRetention:
-		n.log.Warn("the windows topic keeps less than the baselines remember: a member started later rebuilds them from less history (raise its retention.ms)",
-			"topic", n.cfg.WindowsTopic, "retention", got, "want", n.cfg.WindowsRetention)
+		n.log.Warn("the topic a new member replays keeps less than the baselines remember: a member started later rebuilds them from less history (raise its retention.ms)",
+			"topic", topic, "retention", got, "want", n.cfg.WindowsRetention)
 	}
 }
 

@@ -15,18 +15,19 @@ import (
 	"github.com/causeway/causeway/graph/baselines"
 )
 
-// TestWindowsTopicRetention: a member creates the windows and leader
-// topics keeping what the baselines remember (baselines.Horizon by
-// default), and one that finds the windows topic keeping less warns at
-// start, naming it.
+// TestWindowsTopicRetention: a member creates the windows, merged and
+// leader topics keeping what the baselines remember (baselines.Horizon by
+// default), and one that finds the topic a new member replays (the merged
+// topic, or the windows topic without a sharded merge) keeping less warns
+// at start, naming it.
 func TestWindowsTopicRetention(t *testing.T) {
 	c := inProcessBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	client := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...), Timeout: 10 * time.Second}
-	node := func(windows string) (*Node, *bytes.Buffer) {
+	node := func(windows, merged, mode string) *bytes.Buffer {
 		var logs bytes.Buffer
-		n, err := New(Config{Enabled: true, WindowsTopic: windows, LeaderTopic: windows + "_leader", Member: "m"},
+		n, err := New(Config{Enabled: true, WindowsTopic: windows, MergedTopic: merged, LeaderTopic: windows + "_leader", Member: "m", Merge: mode},
 			Options{Kafka: consume.Config{Brokers: c.ListenAddrs(), Topic: "spans"}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -34,11 +35,11 @@ func TestWindowsTopicRetention(t *testing.T) {
 		if _, err := n.ensureTopics(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return n, &logs
+		return &logs
 	}
 
-	_, logs := node("windows")
-	for _, topic := range []string{"windows", "windows_leader"} {
+	logs := node("windows", "merged", MergeSharded)
+	for _, topic := range []string{"windows", "merged", "windows_leader"} {
 		if got, err := topicRetention(ctx, client, topic); err != nil || got != baselines.Horizon {
 			t.Errorf("%s created with retention %v (%v), want %v", topic, got, err, baselines.Horizon)
 		}
@@ -47,15 +48,27 @@ func TestWindowsTopicRetention(t *testing.T) {
 		t.Errorf("a warning for a topic this member created:\n%s", logs)
 	}
 
-	// A windows topic someone created keeping an hour.
-	resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "short", NumPartitions: 2, ReplicationFactor: 1,
-		ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "3600000"}}}}})
-	if err != nil || resp.Errors["short"] != nil {
-		t.Fatalf("create topic: %v %v", err, resp)
+	// Topics someone created keeping an hour.
+	for _, topic := range []string{"short", "short_merged"} {
+		resp, err := client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 2, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "retention.ms", ConfigValue: "3600000"}}}}})
+		if err != nil || resp.Errors[topic] != nil {
+			t.Fatalf("create topic: %v %v", err, resp)
+		}
 	}
-	_, logs = node("short")
-	if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "topic=short") || !strings.Contains(logs.String(), "retention=1h0m0s") {
-		t.Errorf("no warning for a windows topic keeping an hour:\n%s", logs)
+	for _, tc := range []struct{ windows, merged, mode, warned string }{
+		{"short", "merged", MergeEveryMember, "short"},
+		{"windows", "short_merged", MergeSharded, "short_merged"},
+	} {
+		logs = node(tc.windows, tc.merged, tc.mode)
+		if !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "topic="+tc.warned+" ") || !strings.Contains(logs.String(), "retention=1h0m0s") {
+			t.Errorf("%s: no warning for %s keeping an hour:\n%s", tc.mode, tc.warned, logs)
+		}
+	}
+	// A short windows topic is no loss with a sharded merge: only a
+	// shard's new owner re-reads it.
+	if logs = node("short", "merged", MergeSharded); strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("sharded merge, short windows topic: a warning:\n%s", logs)
 	}
 }
 
