@@ -27,10 +27,6 @@ func (n *Node) mergeShards(ctx context.Context, out *kafka.Writer) error {
 // so a member that takes the shard over resumes from a point where it
 // rebuilds every window not yet published, and the merged windows already
 // published are dropped by their readers as repeats.
-// shardCommitEvery spaces a shard worker's commits: reading a backlog, its
-// watermark moves many times a second.
-const shardCommitEvery = time.Second
-
 type shardWorker struct {
 	n      *Node
 	gen    *kafka.Generation
@@ -38,6 +34,10 @@ type shardWorker struct {
 	offset int64 // where the group says to start
 	out    *kafka.Writer
 }
+
+// shardCommitEvery spaces a shard worker's commits: reading a backlog, its
+// watermark moves many times a second.
+const shardCommitEvery = time.Second
 
 func (w *shardWorker) run(ctx context.Context) {
 	n := w.n
