@@ -144,29 +144,41 @@ func (c Config) CheckDeadLetter(ctx context.Context) (warning string, err error)
 		return "", err
 	}
 	cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Transport: tr, Timeout: 10 * time.Second}
-	resp, err := cl.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: c.DeadLetterTopic, ConfigNames: []string{"max.message.bytes"},
-	}}})
-	if err != nil {
+	v, found, err := TopicConfig(ctx, cl, c.DeadLetterTopic, "max.message.bytes")
+	switch {
+	case errors.Is(err, kafka.UnknownTopicOrPartition):
+		return "", nil
+	case err != nil:
 		return "", fmt.Errorf("kafka.dead_letter_topic %s: describe: %w", c.DeadLetterTopic, err)
+	case !found:
+		return "", nil
+	}
+	limit, perr := strconv.Atoi(v)
+	if perr == nil && limit < c.MaxMessageBytes+deadLetterOverhead {
+		return fmt.Sprintf("kafka.dead_letter_topic %s accepts messages up to %d bytes (its max.message.bytes) but kafka.max_message_bytes is %d: a larger poison message cannot be copied there; raise the topic's max.message.bytes to %d",
+			c.DeadLetterTopic, limit, c.MaxMessageBytes, c.MaxMessageBytes+deadLetterOverhead), nil
+	}
+	return "", nil
+}
+
+// TopicConfig reads one of a topic's configs through c: its value, and
+// whether the brokers listed it. A topic that does not exist is an error
+// that errors.Is kafka.UnknownTopicOrPartition.
+func TopicConfig(ctx context.Context, c *kafka.Client, topic, name string) (value string, found bool, err error) {
+	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name}}}})
+	if err != nil {
+		return "", false, err
 	}
 	for _, r := range resp.Resources {
 		if r.Error != nil {
-			if errors.Is(r.Error, kafka.UnknownTopicOrPartition) {
-				return "", nil
-			}
-			return "", fmt.Errorf("kafka.dead_letter_topic %s: describe: %w", c.DeadLetterTopic, r.Error)
+			return "", false, r.Error
 		}
 		for _, e := range r.ConfigEntries {
-			if e.ConfigName != "max.message.bytes" {
-				continue
-			}
-			limit, perr := strconv.Atoi(e.ConfigValue)
-			if perr == nil && limit < c.MaxMessageBytes+deadLetterOverhead {
-				return fmt.Sprintf("kafka.dead_letter_topic %s accepts messages up to %d bytes (its max.message.bytes) but kafka.max_message_bytes is %d: a larger poison message cannot be copied there; raise the topic's max.message.bytes to %d",
-					c.DeadLetterTopic, limit, c.MaxMessageBytes, c.MaxMessageBytes+deadLetterOverhead), nil
+			if e.ConfigName == name {
+				return e.ConfigValue, true, nil
 			}
 		}
 	}
-	return "", nil
+	return "", false, nil
 }

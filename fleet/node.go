@@ -337,24 +337,14 @@ func topicRetention(ctx context.Context, c *kafka.Client, topic string) (time.Du
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// topicConfig reads one of a topic's configs.
+// topicConfig reads one of a topic's configs; one the brokers do not
+// list is an error.
 func topicConfig(ctx context.Context, c *kafka.Client, topic, name string) (string, error) {
-	resp, err := c.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
-		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{name}}}})
-	if err != nil {
-		return "", err
+	v, found, err := consume.TopicConfig(ctx, c, topic, name)
+	if err == nil && !found {
+		err = fmt.Errorf("topic %s: no %s in its configs", topic, name)
 	}
-	for _, r := range resp.Resources {
-		if r.Error != nil {
-			return "", r.Error
-		}
-		for _, e := range r.ConfigEntries {
-			if e.ConfigName == name {
-				return e.ConfigValue, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("topic %s: no %s in its configs", topic, name)
+	return v, err
 }
 
 // checkRekeyLimit reads the largest message the re-key topic takes (its
