@@ -520,7 +520,7 @@ func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}
 	defer wg.Wait()
 	for p := range ends {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: topic, Partition: p, Dialer: n.dialer,
-			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond, StartOffset: kafka.FirstOffset,
+			MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 2 * time.Second, StartOffset: kafka.FirstOffset,
 			Logger: kafka.LoggerFunc(func(string, ...any) {})})
 		wg.Add(1)
 		go func() {

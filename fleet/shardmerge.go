@@ -60,7 +60,7 @@ func (w *shardWorker) run(ctx context.Context) {
 		start = kafka.FirstOffset
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.cfg.WindowsTopic, Partition: w.shard, Dialer: n.dialer,
-		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 250 * time.Millisecond,
+		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 2 * time.Second,
 		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: n.kafkaErrors()})
 	defer r.Close()
 	if err := r.SetOffset(start); err != nil {

@@ -36,7 +36,7 @@ func newPartitionSource(n *Node, gen *kafka.Generation, partition int, start int
 	s := &partitionSource{n: n, gen: gen, topic: n.source, partition: partition, start: start, md: md, log: log,
 		out: make(chan *consume.Batch, 16), applied: map[int]int64{}}
 	s.r = kafka.NewReader(kafka.ReaderConfig{Brokers: n.kcfg.Brokers, Topic: n.source, Partition: partition, Dialer: n.dialer,
-		MinBytes: 1, MaxBytes: maxBytes, MaxWait: 500 * time.Millisecond,
+		MinBytes: 1, MaxBytes: maxBytes, MaxWait: 2 * time.Second,
 		Logger: kafka.LoggerFunc(func(string, ...any) {}), ErrorLogger: kafka.LoggerFunc(func(f string, a ...any) {
 			s.troubled.Note()
 			n.kafkaErrors().Printf(f, a...)
