@@ -15,8 +15,9 @@ type Config struct {
 	// Enabled runs this detector as one member of a fleet sharing the
 	// consumer group of kafka.group_id.
 	Enabled bool `yaml:"enabled"`
-	// WindowsTopic carries every member's per-partition window summaries;
-	// every member reads all of it. Default causeway_windows. Created if
+	// WindowsTopic carries every member's per-partition window summaries,
+	// each partition a shard of the series (or, with Merge "every_member",
+	// read whole by every member). Default causeway_windows. Created if
 	// missing, with WindowsPartitions partitions (default: as many as the
 	// span topic).
 	WindowsTopic      string `yaml:"windows_topic"`

@@ -1,12 +1,16 @@
 // Package fleet runs several detectors as one, through Kafka alone: the
 // members of one consumer group share the span topic's partitions; each
-// aggregates the partitions it owns into windows and publishes them, per
-// source partition, to a summaries topic; every member reads all summaries
-// and merges them, so each sees the whole graph and computes the same
-// baselines and incidents; and the member that owns the one partition of a
-// leader topic sends the alerts.
+// aggregates the partitions it owns into windows and publishes them to a
+// summaries topic, each series to the partition of its shard; the members
+// share those shards in a second group, each merging its shards' series
+// once and publishing the merged windows to a merged topic; every member
+// reads all merged windows and puts them together, so each sees the whole
+// graph and computes the same baselines and incidents (shard.go); and the
+// member that owns the one partition of a leader topic sends the alerts.
+// Without the sharded merge every member reads and merges every
+// partition's summaries itself.
 //
-// A partition's summaries are ordered (they share a key): windows, then a
+// A partition's summaries to a shard are ordered: windows, then a
 // watermark saying every window of that partition ending at or before it
 // is complete. Offsets of the span topic are committed only once the
 // windows holding their spans are published, so a member that takes over
