@@ -7,7 +7,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/causeway/causeway/fleet/fleetpb"
 	"github.com/causeway/causeway/graph"
 )
 
@@ -77,20 +76,6 @@ func splitShards(w *graph.Window, shards int) map[int]*graph.Window {
 		part(seriesShard(shards, name)).Nodes[name] = n
 	}
 	return by
-}
-
-// shardWindow is splitShards with each shard's window encoded, in parts
-// of about maxBytes or less.
-func shardWindow(w *graph.Window, shards, maxBytes int) (map[int][]*fleetpb.Window, error) {
-	out := map[int][]*fleetpb.Window{}
-	for s, sub := range splitShards(w, shards) {
-		parts, err := splitWindow(sub, maxBytes)
-		if err != nil {
-			return nil, err
-		}
-		out[s] = parts
-	}
-	return out, nil
 }
 
 func shardHeader(s int) kafka.Header {

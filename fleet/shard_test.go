@@ -9,9 +9,25 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/causeway/causeway/fleet/fleetpb"
 	"github.com/causeway/causeway/graph"
 	"github.com/causeway/causeway/model/sketch"
 )
+
+// shardWindow is what a partition worker writes of w with a sharded
+// merge: splitShards with each shard's window encoded, in parts of about
+// maxBytes or less.
+func shardWindow(w *graph.Window, shards, maxBytes int) (map[int][]*fleetpb.Window, error) {
+	out := map[int][]*fleetpb.Window{}
+	for s, sub := range splitShards(w, shards) {
+		parts, err := splitWindow(sub, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		out[s] = parts
+	}
+	return out, nil
+}
 
 // TestSeriesShardStable: a series' shard is part of the wire contract
 // (members of two versions must agree on it), so it is pinned here.
