@@ -60,6 +60,9 @@ type Config struct {
 	// --webhook-url, adds a generic webhook receiver named "webhook".
 	Alerts     alert.Config `yaml:"alerts"`
 	WebhookURL string       `yaml:"-"`
+	// CPUProfile, from --cpuprofile, is where a CPU profile of the whole
+	// run is written, from start to stop.
+	CPUProfile string `yaml:"-"`
 	// Demo configures the embedded demo.
 	Demo DemoConfig `yaml:"demo"`
 }

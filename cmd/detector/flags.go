@@ -57,6 +57,7 @@ func parseRunFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP API address")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&cfg.Pprof, "pprof", cfg.Pprof, "serve /debug/pprof on the API listener")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", cfg.CPUProfile, "write a CPU profile of the whole run here, from start to stop (go tool pprof)")
 	fs.StringVar(&cfg.API.TLS.CertFile, "tls-cert", cfg.API.TLS.CertFile, "serve the API over HTTPS with this PEM certificate (with --tls-key)")
 	fs.StringVar(&cfg.API.TLS.KeyFile, "tls-key", cfg.API.TLS.KeyFile, "the PEM private key of --tls-cert")
 	var brokers []string

@@ -50,6 +50,7 @@ type member struct {
 	name, api string
 	cmd       *exec.Cmd
 	log       string
+	flags     []string // more flags for `detector run`
 }
 
 // start runs `detector run` with configuration conf (and state directory
@@ -63,7 +64,7 @@ func (m *member) start(t *testing.T, bin, conf, stateDir string) {
 	if stateDir != "" {
 		args = append(args, "--state-dir", stateDir)
 	}
-	m.cmd = exec.Command(bin, args...)
+	m.cmd = exec.Command(bin, append(args, m.flags...)...)
 	f, err := os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,21 +21,44 @@ import (
 	"github.com/causeway/causeway/span"
 )
 
+// costTraffic is a density of traffic TestFleetCost measures: simulated
+// Online Boutique at rate user requests a second, for d of event time.
+type costTraffic struct {
+	name string
+	rate float64
+	d    time.Duration
+}
+
+// The two densities: the simulator's default rate, about 1,000 spans a
+// second over some fifty series (edges and operations), so a series has a
+// handful of calls per partition and window and the per-window work of a
+// member (encoding, merging, one message per shard) weighs as much as the
+// spans; and ten times that rate, still a hundredth of what one detector
+// takes, where the spans weigh most, as they do wherever a fleet is
+// needed. docs/fleet.md has the model.
+var costTraffics = []costTraffic{
+	{"50 req/s", 50, 10 * time.Minute},
+	{"500 req/s", 500, 3 * time.Minute},
+}
+
 // TestFleetCost (make bench-fleet) measures what scaling out costs per
 // span: the CPU seconds per million spans of one unclustered detector, one
-// cluster member and two, each reading the same ten simulated minutes from
+// cluster member and two, each reading the same simulated traffic from
 // earliest on a real broker, written trace-keyed (one message per trace,
 // keyed by its id) and as the Collector writes without
-// partition_traces_by_id (batches, which members re-key). CPU is the
-// processes' own (user and system), from start to idle; it prints one
-// table and compares with the targets of docs/fleet.md. It is a
-// measurement: it fails only when a run does not read every span.
+// partition_traces_by_id (batches, which members re-key), at each density
+// of costTraffics. CPU is the processes' own (user and system), from start
+// to idle; it prints one table and compares with the targets of
+// docs/fleet.md. It is a measurement: it fails only when a run does not
+// read every span.
 // FLEETCOST_RUNS=N reads each topic N times with each set of readers and
 // prints medians, each ratio taken within its run, with their range (a
-// shared machine's runs vary by a fifth). FLEETCOST_PROFILE=DIR writes a
-// CPU profile of each process's first ten seconds there.
-// FLEETCOST_MERGE=every_member measures members merging every partition's
-// windows themselves instead of the sharded merge (cluster.merge).
+// shared machine's runs vary by a fifth). FLEETCOST_TRAFFIC=NAME measures
+// one density only ("50 req/s" or "500 req/s"). FLEETCOST_PROFILE=DIR
+// writes a CPU profile of each process's whole run there (detector run
+// --cpuprofile). FLEETCOST_MERGE=every_member measures members merging
+// every partition's windows themselves instead of the sharded merge
+// (cluster.merge).
 func TestFleetCost(t *testing.T) {
 	bin := buildDetector(t)
 	bs := brokers(t)
@@ -53,36 +74,45 @@ func TestFleetCost(t *testing.T) {
 	// ratio to one detector of the same run.
 	perM, ratio := map[string][]float64{}, map[string][]float64{}
 	var order []string
-	for _, keyed := range []bool{true, false} {
-		topic := fmt.Sprintf("cost_%v_%s", keyed, suffix)
-		createTopic(t, bs, topic, 6)
-		n := produceMinutes(t, bs, topic, keyed, 10*time.Minute)
-		for run := range runs {
-			var alone float64
-			for _, members := range []int{0, 1, 2} {
-				name := fmt.Sprintf("%s, %s", map[bool]string{true: "trace-keyed", false: "batches"}[keyed],
-					map[int]string{0: "one detector", 1: "one member", 2: "two members"}[members])
-				cpu, read := runForCost(t, bin, bs, topic, keyed, members, fmt.Sprintf("%s_%d_%v_%d", suffix, members, keyed, run), n)
-				per := cpu.Seconds() / float64(n) * 1e6
-				if members == 0 {
-					alone = per
+	only := os.Getenv("FLEETCOST_TRAFFIC")
+	if only != "" && !slices.ContainsFunc(costTraffics, func(c costTraffic) bool { return c.name == only }) {
+		t.Fatalf("FLEETCOST_TRAFFIC=%q: want one of %v", only, costTraffics)
+	}
+	for ti, traffic := range costTraffics {
+		if only != "" && traffic.name != only {
+			continue
+		}
+		for _, keyed := range []bool{true, false} {
+			topic := fmt.Sprintf("cost_%d_%v_%s", ti, keyed, suffix)
+			createTopic(t, bs, topic, 6)
+			n := produceMinutes(t, bs, topic, keyed, traffic.d, traffic.rate)
+			for run := range runs {
+				var alone float64
+				for _, members := range []int{0, 1, 2} {
+					name := fmt.Sprintf("%s, %s, %s", traffic.name, map[bool]string{true: "trace-keyed", false: "batches"}[keyed],
+						map[int]string{0: "one detector", 1: "one member", 2: "two members"}[members])
+					cpu, read := runForCost(t, bin, bs, topic, keyed, members, fmt.Sprintf("%s_%d_%d_%v_%d", suffix, ti, members, keyed, run), n)
+					per := cpu.Seconds() / float64(n) * 1e6
+					if members == 0 {
+						alone = per
+					}
+					if run == 0 {
+						order = append(order, name)
+					}
+					perM[name], ratio[name] = append(perM[name], per), append(ratio[name], per/alone)
+					t.Logf("%s, run %d: %v CPU for %d spans (%v read)", name, run+1, cpu.Round(time.Millisecond), n, read)
 				}
-				if run == 0 {
-					order = append(order, name)
-				}
-				perM[name], ratio[name] = append(perM[name], per), append(ratio[name], per/alone)
-				t.Logf("%s, run %d: %v CPU for %d spans (%v read)", name, run+1, cpu.Round(time.Millisecond), n, read)
 			}
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-32s %12s %10s", "readers", "CPU s/M spans", "vs alone")
+	fmt.Fprintf(&b, "%-44s %12s %10s", "traffic, messages, readers", "CPU s/M spans", "vs alone")
 	if runs > 1 {
 		fmt.Fprintf(&b, "   (medians of %d runs; ratios' range)", runs)
 	}
 	b.WriteString("\n")
 	for _, name := range order {
-		fmt.Fprintf(&b, "%-32s %12.2f %9.2fx", name, median(perM[name]), median(ratio[name]))
+		fmt.Fprintf(&b, "%-44s %12.2f %9.2fx", name, median(perM[name]), median(ratio[name]))
 		if runs > 1 {
 			fmt.Fprintf(&b, "   %.2f-%.2fx", slices.Min(ratio[name]), slices.Max(ratio[name]))
 		}
@@ -102,13 +132,14 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// produceMinutes writes d of simulated traffic, ending now, to topic:
+// produceMinutes writes d of simulated traffic at rate requests a second
+// (0: the simulator's default), ending now, to topic:
 // trace-keyed (hashed to partitions by trace id) or in batches spread
 // round robin. It returns the spans written.
-func produceMinutes(t *testing.T, bs []string, topic string, keyed bool, d time.Duration) int {
+func produceMinutes(t *testing.T, bs []string, topic string, keyed bool, d time.Duration, rate float64) int {
 	t.Helper()
 	cfg := sim.Default()
-	cfg.Faults, cfg.ByTrace, cfg.Start = nil, keyed, time.Now().Add(-d)
+	cfg.Faults, cfg.ByTrace, cfg.Start, cfg.Rate = nil, keyed, time.Now().Add(-d), rate
 	s, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -157,20 +188,17 @@ func runForCost(t *testing.T, bin string, bs []string, topic string, keyed bool,
 		yaml += "  merge: " + merge + "\n" // the cluster block is fleetConfig's last
 	}
 	profiles := os.Getenv("FLEETCOST_PROFILE")
-	if profiles != "" {
-		yaml += "pprof: true\n"
-	}
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var ps []*member
 	for i := range max(members, 1) {
 		p := &member{name: strconv.Itoa(i), log: filepath.Join(dir, fmt.Sprintf("%d.log", i))}
+		if profiles != "" {
+			p.flags = []string{"--cpuprofile", filepath.Join(profiles, fmt.Sprintf("%s-%d.pprof", id, i))}
+		}
 		p.start(t, bin, conf, "")
 		ps = append(ps, p)
-		if profiles != "" {
-			go profileCPU(t, p.api, filepath.Join(profiles, fmt.Sprintf("%s-%d.pprof", id, i)))
-		}
 	}
 	stopAll := func() {
 		for _, p := range ps {
@@ -242,25 +270,4 @@ func procCPU(t *testing.T, pid int) time.Duration {
 	u, _ := strconv.ParseInt(f[11], 10, 64)
 	s, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(u+s) * time.Second / 100 // USER_HZ
-}
-
-// profileCPU writes ten seconds of the CPU profile of the detector at api
-// to path, once its API answers.
-func profileCPU(t *testing.T, api, path string) {
-	for range 100 {
-		resp, err := http.Get("http://" + api + "/debug/pprof/profile?seconds=10")
-		if err != nil {
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(path, b, 0o644)
-		}
-		if err != nil {
-			t.Logf("profile %s: %v", path, err)
-		}
-		return
-	}
 }

@@ -80,15 +80,11 @@ func parseReplayFlags(args []string) (replayArgs, error) {
 // traffic, in event time, as fast as the CPU allows. Progress goes to log.
 func replay(a replayArgs, log *slog.Logger, stdout io.Writer) (err error) {
 	if a.cpuProfile != "" {
-		f, err := os.Create(a.cpuProfile)
+		stop, err := startCPUProfile("replay: --cpuprofile", a.cpuProfile)
 		if err != nil {
-			return fmt.Errorf("replay: --cpuprofile: %w", err)
+			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("replay: --cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	if a.memProfile != "" {
 		defer func() {

@@ -97,6 +97,13 @@ func (m *Main) init() {
 func (m *Main) Run(ctx context.Context) error {
 	m.initOnce.Do(m.init)
 	cfg := m.Config
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile("run: --cpuprofile", cfg.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	srv, err := m.prepare(ctx, &cfg)
 	if err != nil {
 		return err
