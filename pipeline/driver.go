@@ -39,6 +39,18 @@ type Source interface {
 // time stops waiting for it (at least Options.Idle).
 const QuietPartition = 30 * time.Second
 
+// A publishing driver that is behind (more batches already waiting) lets
+// the windows closed so far wait for them, so that a backlog's windows go
+// out several to a write, with one watermark and one commit for them all,
+// rather than one by one: each write is a message per shard and a round
+// trip. It waits at most Options.PublishHold of wall time or
+// publishWindows windows; a driver that is caught up publishes each
+// window at once.
+const (
+	DefaultPublishHold = time.Second
+	publishWindows     = 32
+)
+
 // Options configure a Driver.
 type Options struct {
 	Source Source
@@ -59,6 +71,10 @@ type Options struct {
 	// message's offset is committed once every window its spans fell in
 	// is published (a fleet partition's windows go to the other members).
 	Publish func(ctx context.Context, closedTo int64) bool
+	// PublishHold is how long, at most, closed windows wait to be
+	// published with the next while more batches are already waiting;
+	// 0: DefaultPublishHold.
+	PublishHold time.Duration
 	// Tick is how often idle partitions and the wall clock are looked at;
 	// 0: a second.
 	Tick time.Duration
@@ -88,6 +104,8 @@ type Driver struct {
 	// Publish mode: messages applied and not yet committed, in order.
 	held      []held
 	published int64
+	holding   time.Time // since when closed windows wait for a backlog; zero: none wait
+	holdFrom  int64     // the event time the waiting windows start at
 
 	parts   []int        // the event-time sources the source may deliver, as listed at start
 	seen    map[int]bool // the event-time sources applied here
@@ -112,6 +130,9 @@ func NewDriver(opt Options) *Driver {
 	}
 	if opt.Quiet <= 0 {
 		opt.Quiet = QuietPartition
+	}
+	if opt.PublishHold <= 0 {
+		opt.PublishHold = DefaultPublishHold
 	}
 	d := &Driver{opt: opt, src: opt.Source, agg: opt.Graph, log: opt.Log, next: map[int]int64{}, seen: map[int]bool{}}
 	if opt.Checkpoint != nil {
@@ -189,10 +210,25 @@ func (d *Driver) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if d.opt.Publish != nil && d.agg.ClosedTo() > d.published && !d.publish(ctx) {
+		if d.opt.Publish != nil && d.agg.ClosedTo() > d.published && !d.hold(time.Now()) && !d.publish(ctx) {
 			return
 		}
 	}
+}
+
+// hold reports whether the windows closed and not yet published should
+// wait for the batches already waiting (PublishHold, publishWindows).
+func (d *Driver) hold(now time.Time) bool {
+	if len(d.src.Batches()) == 0 {
+		return false
+	}
+	window := int64(d.agg.Config().Window)
+	if d.holding.IsZero() {
+		// From the first window closed since the last publish (at the
+		// start, event time jumps from zero to the first window).
+		d.holding, d.holdFrom = now, max(d.published, d.agg.ClosedTo()-window)
+	}
+	return now.Sub(d.holding) < d.opt.PublishHold && d.agg.ClosedTo()-d.holdFrom < publishWindows*window
 }
 
 // apply adds one batch to the graph (unless the state already holds it)
@@ -248,7 +284,7 @@ func (d *Driver) publish(ctx context.Context) bool {
 	if !d.opt.Publish(ctx, closedTo) {
 		return false
 	}
-	d.published = closedTo
+	d.published, d.holding = closedTo, time.Time{}
 	last := map[int]consume.Position{}
 	n := 0
 	for ; n < len(d.held) && d.held[n].until <= closedTo; n++ {

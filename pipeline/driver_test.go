@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -148,6 +149,61 @@ func TestDriverCommitsPublishedWindows(t *testing.T) {
 		if off > 2 {
 			t.Errorf("committed offset %d: message 2's window (ending %d) is not published (closedTo %d)", off, base+30*s, published[len(published)-1])
 		}
+	}
+}
+
+// TestDriverPublishesBacklogTogether: while more batches are waiting, the
+// windows closed so far wait for them and go out in one publish, at most
+// publishWindows windows to a publish; every window is published in the
+// end, and the offsets after them committed.
+func TestDriverPublishesBacklogTogether(t *testing.T) {
+	const s = int64(time.Second)
+	base := int64(1_700_000_000) * s // a window boundary
+	for _, c := range []struct {
+		messages, publishes int // messages queued (one a window); publishes expected
+	}{{20, 1}, {80, 3}} {
+		t.Run(strconv.Itoa(c.messages), func(t *testing.T) {
+			src := &fakeSource{out: make(chan *consume.Batch, c.messages)}
+			for i := range c.messages { // all waiting before the driver starts
+				src.out <- call(int64(i), byte(i), base+int64(i)*10*s+2*s)
+			}
+			var mu sync.Mutex
+			var published []int64
+			d := NewDriver(Options{Source: src, Graph: testGraph(nil), Idle: time.Hour, Tick: 10 * time.Millisecond,
+				PublishHold: time.Hour, // the window bound alone, not the machine's speed, cuts a long backlog
+				Publish: func(_ context.Context, closedTo int64) bool {
+					mu.Lock()
+					defer mu.Unlock()
+					published = append(published, closedTo)
+					return true
+				}})
+			stop := startDriver(d)
+			defer stop()
+			// The last message's window stays open: trace idle and
+			// lateness hold the watermark short of its end.
+			last := base + int64(c.messages-1)*10*s
+			wait.For(t, 5*time.Second, 5*time.Millisecond, "every closed window published", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(published) > 0 && published[len(published)-1] == last
+			})
+			stop()
+			mu.Lock()
+			defer mu.Unlock()
+			if len(published) != c.publishes {
+				t.Errorf("%d publishes (closedTo %v), want %d", len(published), published, c.publishes)
+			}
+			prev := base
+			for _, to := range published {
+				if to-prev > publishWindows*10*s {
+					t.Errorf("a publish of %d windows, more than %d", (to-prev)/(10*s), publishWindows)
+				}
+				prev = to
+			}
+			if got := src.commits(); len(got) == 0 || got[len(got)-1] != int64(c.messages-1) {
+				t.Errorf("commits %v: want the last up to offset %d, the first message of the open window", got, c.messages-1)
+			}
+		})
 	}
 }
 
