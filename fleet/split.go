@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -75,8 +76,20 @@ func (s *splitter) splitParts(msg []byte, parts int, dst [][]byte) (spans int, n
 // scan walks msg and files its spans by re-key partition, of parts, in
 // s.order; it returns the latest span end (Unix ns).
 func (s *splitter) scan(msg []byte, parts int) (int64, error) {
+	// The last message's groups and heads keep their memory, not its
+	// bytes.
 	for _, t := range s.order {
+		for i := range t.groups {
+			clear(t.groups[i].spans)
+			t.groups[i].spans = t.groups[i].spans[:0]
+		}
 		t.groups = t.groups[:0]
+	}
+	for _, hs := range [][]head{s.rsHeads, s.ssHeads} {
+		for i := range hs {
+			clear(hs[i].parts)
+			hs[i] = head{parts: hs[i].parts[:0]}
+		}
 	}
 	s.order = s.order[:0]
 	if len(s.parts) != parts {
@@ -93,14 +106,14 @@ func (s *splitter) scan(msg []byte, parts int) (int64, error) {
 			return nil // unknown at the top: dropped, as the generated split drops it
 		}
 		rs := len(s.rsHeads)
-		var rhead head
+		rhead := nextHead(&s.rsHeads)
 		err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
 			if num != fieldScopeSpans || typ != protowire.BytesType {
 				rhead.add(raw)
 				return nil
 			}
 			ss := len(s.ssHeads)
-			var shead head
+			shead := nextHead(&s.ssHeads)
 			err := fields(v, func(num protowire.Number, typ protowire.Type, v, raw []byte) error {
 				if num != fieldSpans || typ != protowire.BytesType {
 					shead.add(raw)
@@ -115,10 +128,8 @@ func (s *splitter) scan(msg []byte, parts int) (int64, error) {
 				s.spans++
 				return nil
 			})
-			s.ssHeads = append(s.ssHeads, shead)
 			return err
 		})
-		s.rsHeads = append(s.rsHeads, rhead)
 		return err
 	})
 	if err != nil {
@@ -158,7 +169,26 @@ func (s *splitter) add(id []byte, rs, ss int, span []byte) {
 		t.groups[n-1].spans = append(t.groups[n-1].spans, span)
 		return
 	}
+	if n < cap(t.groups) { // a group of an earlier message: its memory is kept
+		t.groups = t.groups[:n+1]
+		g := &t.groups[n]
+		g.rs, g.ss, g.spans = rs, ss, append(g.spans, span)
+		return
+	}
 	t.groups = append(t.groups, spanGroup{rs: rs, ss: ss, spans: [][]byte{span}})
+}
+
+// nextHead adds a head to hs, with the memory of the one an earlier
+// message had there, and returns it. The caller does not add to hs while
+// it fills the head.
+func nextHead(hs *[]head) *head {
+	n := len(*hs)
+	if n < cap(*hs) {
+		*hs = (*hs)[:n+1]
+	} else {
+		*hs = append(*hs, head{})
+	}
+	return &(*hs)[n]
 }
 
 // head is the fields of a ResourceSpans or ScopeSpans other than its
@@ -248,37 +278,17 @@ func sizeField(num protowire.Number, n int) int {
 // re-keyed message passes here, and the walk is most of the split's cost.
 func spanKey(b []byte) (id []byte, end int64, err error) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := field(b)
 		if n < 0 {
 			return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(n))
 		}
-		b = b[n:]
-		switch typ {
-		case protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
-			}
-			if num == fieldTraceID {
-				id = v
-			}
-			b = b[m:]
-		case protowire.Fixed64Type:
-			x, m := protowire.ConsumeFixed64(b)
-			if m < 0 {
-				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
-			}
-			if num == fieldEndTime {
-				end = int64(x)
-			}
-			b = b[m:]
-		default:
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return nil, 0, fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
-			}
-			b = b[m:]
+		switch {
+		case num == fieldTraceID && typ == protowire.BytesType:
+			id = v
+		case num == fieldEndTime && typ == protowire.Fixed64Type:
+			end = int64(binary.LittleEndian.Uint64(v))
 		}
+		b = b[n:]
 	}
 	return id, end, nil
 }
@@ -289,23 +299,59 @@ func spanKey(b []byte) (id []byte, end int64, err error) {
 // errors, as proto.Unmarshal finds them.
 func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v, raw []byte) error) error {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
+		num, typ, v, n := field(b)
 		if n < 0 {
 			return fmt.Errorf("%w: %v", errSplit, protowire.ParseError(n))
 		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return fmt.Errorf("%w: %v", errSplit, protowire.ParseError(m))
-		}
-		raw := b[:n+m]
-		v := b[n : n+m]
-		if typ == protowire.BytesType {
-			v, _ = protowire.ConsumeBytes(v)
-		}
-		if err := f(num, typ, v, raw); err != nil {
+		if err := f(num, typ, v, b[:n]); err != nil {
 			return err
 		}
-		b = b[n+m:]
+		b = b[n:]
 	}
 	return nil
+}
+
+// field reads the field at the start of b: its number, wire type, value
+// (the bytes of a length-delimited one, else the encoded value) and its
+// whole length, or a protowire error code (n < 0). It is protowire's
+// ConsumeTag and ConsumeFieldValue, with the common case read inline: a
+// one-byte tag (every field number of an OTLP span up to 15) and a
+// length, fixed value or varint that fits. Anything else, errors
+// included, goes to protowire, so both agree on every input
+// (TestFieldMatchesProtowire).
+func field(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) {
+	if len(b) >= 2 && b[0] >= 1<<3 && b[0] < 0x80 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch typ {
+		case protowire.BytesType:
+			if l := int(b[1]); b[1] < 0x80 && l <= len(b)-2 {
+				return num, typ, b[2 : 2+l], 2 + l
+			}
+		case protowire.Fixed64Type:
+			if len(b) >= 9 {
+				return num, typ, b[1:9], 9
+			}
+		case protowire.Fixed32Type:
+			if len(b) >= 5 {
+				return num, typ, b[1:5], 5
+			}
+		case protowire.VarintType:
+			if b[1] < 0x80 {
+				return num, typ, b[1:2], 2
+			}
+		}
+	}
+	num, typ, t := protowire.ConsumeTag(b)
+	if t < 0 {
+		return 0, 0, nil, t
+	}
+	m := protowire.ConsumeFieldValue(num, typ, b[t:])
+	if m < 0 {
+		return 0, 0, nil, m
+	}
+	v = b[t : t+m]
+	if typ == protowire.BytesType {
+		v, _ = protowire.ConsumeBytes(v)
+	}
+	return num, typ, v, t + m
 }

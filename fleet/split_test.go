@@ -1,10 +1,12 @@
 package fleet
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/causeway/causeway/consume/otlp/otlptest"
@@ -129,5 +131,82 @@ func BenchmarkSplitByTrace(b *testing.B) {
 	})
 	b.Run("generated", func(b *testing.B) {
 		run(b, func(m []byte) error { _, _, err := splitPartsGenerated(m, 4); return err })
+	})
+}
+
+// fieldByProtowire is field as protowire reads it, with no inline case:
+// the reference field is checked against.
+func fieldByProtowire(b []byte) (protowire.Number, protowire.Type, []byte, int) {
+	num, typ, t := protowire.ConsumeTag(b)
+	if t < 0 {
+		return 0, 0, nil, t
+	}
+	m := protowire.ConsumeFieldValue(num, typ, b[t:])
+	if m < 0 {
+		return 0, 0, nil, m
+	}
+	v := b[t : t+m]
+	if typ == protowire.BytesType {
+		v, _ = protowire.ConsumeBytes(v)
+	}
+	return num, typ, v, t + m
+}
+
+// checkField fails t when field and protowire read b differently.
+func checkField(t *testing.T, b []byte) {
+	num, typ, v, n := field(b)
+	wnum, wtyp, wv, wn := fieldByProtowire(b)
+	if num != wnum || typ != wtyp || !bytes.Equal(v, wv) || n != wn || (v == nil) != (wv == nil) {
+		t.Fatalf("field(%x) = %d, %d, %x, %d; protowire reads %d, %d, %x, %d", b, num, typ, v, n, wnum, wtyp, wv, wn)
+	}
+}
+
+// TestFieldMatchesProtowire: the splitter's field reader and protowire
+// agree on every two-byte start of a field, each followed by nothing, a
+// few bytes or many, and on fields protowire wrote.
+func TestFieldMatchesProtowire(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for first := range 256 {
+		for second := range 256 {
+			for _, tail := range []int{0, 1, 3, 7, 8, 9, 40, 127, 200} {
+				b := make([]byte, 2+tail)
+				b[0], b[1] = byte(first), byte(second)
+				for i := 2; i < len(b); i++ {
+					b[i] = byte(r.IntN(256))
+				}
+				for cut := range min(len(b), 12) + 1 { // and every short prefix
+					checkField(t, b[:cut])
+				}
+				checkField(t, b)
+			}
+		}
+	}
+	var b []byte
+	for _, num := range []protowire.Number{1, 8, 15, 16, 2047, 1 << 20} {
+		b = protowire.AppendTag(b[:0], num, protowire.BytesType)
+		checkField(t, protowire.AppendBytes(b, make([]byte, 300)))
+		b = protowire.AppendTag(b[:0], num, protowire.VarintType)
+		checkField(t, protowire.AppendVarint(b, 1<<40))
+		b = protowire.AppendTag(b[:0], num, protowire.Fixed64Type)
+		checkField(t, protowire.AppendFixed64(b, 1<<63))
+	}
+}
+
+// FuzzField: the splitter's field reader and protowire agree on any input.
+func FuzzField(f *testing.F) {
+	f.Add([]byte{0x0a, 0x02, 0x01, 0x02})
+	f.Add([]byte{0x41, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{0x08, 0x96, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkField(t, b)
+		// And the whole input walked field by field, as the splitter does.
+		for len(b) > 0 {
+			_, _, _, n := field(b)
+			if n <= 0 {
+				break
+			}
+			checkField(t, b)
+			b = b[n:]
+		}
 	})
 }
