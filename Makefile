@@ -140,7 +140,7 @@ bench-peer: build
 	cd $(PEER_DIR)/peer && RUNS=$(PEER_RUNS) PASSES=1 DATASETS="$(PEER_DATASETS)" NO_COLLECTOR=1 \
 		OURS_CMD='$(CURDIR)/$(BIN)/detector replay --input {lpb} --format otlp_proto --out $(PEER_DIR)/ours.json' ./run.sh
 
-## bench-fleet: CPU seconds per million spans of one detector, one cluster member and two, trace-keyed and re-keyed, reading the same ten simulated minutes from a real broker on loopback (TestFleetCost); prints one table (FLEETCOST_RUNS=3: medians of three runs; FLEETCOST_MERGE=every_member: without the sharded merge)
+## bench-fleet: CPU seconds per million spans of one detector, one cluster member and two, trace-keyed and re-keyed, reading the same simulated traffic (50 requests/s for 10 min, 500/s for 3 min) from a real broker on loopback (TestFleetCost); prints one table (FLEETCOST_RUNS=3: medians of three runs; FLEETCOST_TRAFFIC='500 req/s': one density; FLEETCOST_MERGE=every_member: without the sharded merge)
 bench-fleet:
 	OTELCOL_BIN=unused KAFKA_PORT=19392 KAFKA_DIR=$${TMPDIR:-/tmp}/causeway-kafka-fleetcost scripts/integration.sh -run '^TestFleetCost$$' -v ./cmd/detector
 
