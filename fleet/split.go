@@ -341,6 +341,11 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int)
 			}
 		}
 	}
+	return protowireField(b)
+}
+
+// protowireField is field as protowire reads it, with no inline case.
+func protowireField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) {
 	num, typ, t := protowire.ConsumeTag(b)
 	if t < 0 {
 		return 0, 0, nil, t

@@ -134,28 +134,10 @@ func BenchmarkSplitByTrace(b *testing.B) {
 	})
 }
 
-// fieldByProtowire is field as protowire reads it, with no inline case:
-// the reference field is checked against.
-func fieldByProtowire(b []byte) (protowire.Number, protowire.Type, []byte, int) {
-	num, typ, t := protowire.ConsumeTag(b)
-	if t < 0 {
-		return 0, 0, nil, t
-	}
-	m := protowire.ConsumeFieldValue(num, typ, b[t:])
-	if m < 0 {
-		return 0, 0, nil, m
-	}
-	v := b[t : t+m]
-	if typ == protowire.BytesType {
-		v, _ = protowire.ConsumeBytes(v)
-	}
-	return num, typ, v, t + m
-}
-
 // checkField fails t when field and protowire read b differently.
 func checkField(t *testing.T, b []byte) {
 	num, typ, v, n := field(b)
-	wnum, wtyp, wv, wn := fieldByProtowire(b)
+	wnum, wtyp, wv, wn := protowireField(b)
 	if num != wnum || typ != wtyp || !bytes.Equal(v, wv) || n != wn || (v == nil) != (wv == nil) {
 		t.Fatalf("field(%x) = %d, %d, %x, %d; protowire reads %d, %d, %x, %d", b, num, typ, v, n, wnum, wtyp, wv, wn)
 	}
