@@ -56,15 +56,11 @@ func newLocalWindows() *localWindows {
 	return &localWindows{id: hex.EncodeToString(b[:]), m: map[uint64]*localWindow{}, owned: map[int]bool{}}
 }
 
-// put keeps w, published as parts summary parts of partition p, and
-// returns the header its parts carry; false when it keeps no more.
-func (l *localWindows) put(w *graph.Window, p, parts int) (kafka.Header, bool) {
-	return l.putShard(w, p, -1, parts)
-}
-
-// putShard is put for the part of a window that shard s merges (-1: none);
-// false too when this process does not merge s.
-func (l *localWindows) putShard(w *graph.Window, p, s, parts int) (kafka.Header, bool) {
+// put keeps w, published as parts summary parts of partition p for
+// shard s to merge (-1: no shard, this member's merger of the whole), and
+// returns the header its parts carry; false when it keeps no more, or
+// when this process does not merge s.
+func (l *localWindows) put(w *graph.Window, p, s, parts int) (kafka.Header, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.m) >= maxLocalWindows || (s >= 0 && !l.owned[s]) {

@@ -17,7 +17,7 @@ import (
 func TestLocalWindows(t *testing.T) {
 	l := newLocalWindows()
 	w := fullWindow(t0, 3, 1)
-	h, ok := l.put(w, 5, 2)
+	h, ok := l.put(w, 5, -1, 2)
 	if !ok {
 		t.Fatal("nothing kept")
 	}
@@ -38,9 +38,9 @@ func TestLocalWindows(t *testing.T) {
 		t.Fatal("a part without the header taken")
 	}
 	for range maxLocalWindows {
-		l.put(w, 0, 1)
+		l.put(w, 0, -1, 1)
 	}
-	if _, ok := l.put(w, 0, 1); ok {
+	if _, ok := l.put(w, 0, -1, 1); ok {
 		t.Fatalf("kept more than %d windows", maxLocalWindows)
 	}
 }
@@ -50,15 +50,15 @@ func TestLocalWindows(t *testing.T) {
 func TestLocalShardParts(t *testing.T) {
 	l := newLocalWindows()
 	w := fullWindow(t0, 3, 1)
-	if _, ok := l.putShard(w, 1, 3, 1); ok {
+	if _, ok := l.put(w, 1, 3, 1); ok {
 		t.Fatal("kept a part for a shard this process does not merge")
 	}
 	l.own(3)
-	h, ok := l.putShard(w, 1, 3, 1)
+	h, ok := l.put(w, 1, 3, 1)
 	if !ok {
 		t.Fatal("a part for an owned shard not kept")
 	}
-	kept, _ := l.putShard(w, 2, 3, 1)
+	kept, _ := l.put(w, 2, 3, 1)
 	l.release(3)
 	if _, _, found := l.take([]kafka.Header{h}); found {
 		t.Fatal("a part taken after its shard was released")
@@ -67,7 +67,7 @@ func TestLocalShardParts(t *testing.T) {
 		t.Fatal("a second part taken after its shard was released")
 	}
 	l.own(3)
-	h, _ = l.putShard(w, 1, 3, 1)
+	h, _ = l.put(w, 1, 3, 1)
 	if got, p, found := l.take([]kafka.Header{h}); got != w || p != 1 || !found {
 		t.Fatalf("part of an owned shard: window %p, partition %d, found %v", got, p, found)
 	}

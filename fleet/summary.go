@@ -236,14 +236,9 @@ func splitWindow(w *graph.Window, maxBytes int) ([]*fleetpb.Window, error) {
 	if err != nil {
 		return nil, err
 	}
-	return splitEncoded(whole, maxBytes), nil
-}
-
-// splitEncoded is splitWindow's cut of a window already encoded.
-func splitEncoded(whole *fleetpb.Window, maxBytes int) []*fleetpb.Window {
 	size := proto.Size(whole)
 	if size <= maxBytes {
-		return []*fleetpb.Window{whole}
+		return []*fleetpb.Window{whole}, nil
 	}
 	parts := size/maxBytes + 1
 	chunks := make([]*fleetpb.Window, parts)
@@ -260,7 +255,7 @@ func splitEncoded(whole *fleetpb.Window, maxBytes int) []*fleetpb.Window {
 		i++
 	}
 	chunks[0].Nodes = whole.Nodes
-	return chunks
+	return chunks, nil
 }
 
 // merger folds the summaries of every span partition into whole windows and

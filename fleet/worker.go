@@ -154,7 +154,7 @@ func (n *Node) queueWindow(msgs []kafka.Message, w *graph.Window, message func(*
 		msgs = append(msgs, m)
 	}
 	if len(msgs)-first == len(parts) {
-		if h, ok := n.local.putShard(w, p, s, len(parts)); ok {
+		if h, ok := n.local.put(w, p, s, len(parts)); ok {
 			for i := first; i < len(msgs); i++ {
 				msgs[i].Headers = append(msgs[i].Headers, h)
 			}
