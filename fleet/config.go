@@ -74,6 +74,16 @@ const (
 // Sharded reports whether each series is merged once, by its shard's owner.
 func (c Config) Sharded() bool { return c.Merge != MergeEveryMember }
 
+// ReplayedTopic is the topic every member reads whole, and a new member
+// replays at start: the merged topic, or the windows topic without a
+// sharded merge.
+func (c Config) ReplayedTopic() string {
+	if c.Sharded() {
+		return c.MergedTopic
+	}
+	return c.WindowsTopic
+}
+
 // WithDefaults fills in what is unset.
 func (c Config) WithDefaults() Config {
 	if c.WindowsTopic == "" {

@@ -302,10 +302,7 @@ func (n *Node) firstErr(errc chan error) error {
 // less history than they remember. A broker that cannot say is noted at
 // debug level only.
 func (n *Node) checkRetention(ctx context.Context) {
-	topic := n.cfg.WindowsTopic
-	if n.cfg.Sharded() {
-		topic = n.cfg.MergedTopic
-	}
+	topic := n.cfg.ReplayedTopic()
 	got, err := topicRetention(ctx, n.admin(), topic)
 	switch {
 	case err != nil:
@@ -567,11 +564,7 @@ func (n *Node) readAll(ctx context.Context, topic string, caughtUp chan struct{}
 // malformed one), not every one.
 func (n *Node) readSummaries(ctx context.Context, caughtUp chan struct{}) error {
 	logged := map[string]bool{}
-	topic := n.cfg.WindowsTopic
-	if n.cfg.Sharded() {
-		topic = n.cfg.MergedTopic
-	}
-	return n.readAll(ctx, topic, caughtUp, func(m kafka.Message) {
+	return n.readAll(ctx, n.cfg.ReplayedTopic(), caughtUp, func(m kafka.Message) {
 		if w, p, ok := n.local.take(m.Headers); ok {
 			n.mu.Lock()
 			n.merge.hear(p)

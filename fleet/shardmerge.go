@@ -170,10 +170,5 @@ func (w *shardWorker) publish(ctx context.Context, merged []*graph.Window, close
 
 // message is a summary of the shard: its Partition is the shard's number.
 func (w *shardWorker) message(s *summary) (kafka.Message, error) {
-	s.Source, s.Partition, s.Member = w.n.source, w.shard, w.n.cfg.Member
-	b, err := encodeSummary(s)
-	if err != nil {
-		return kafka.Message{}, err
-	}
-	return kafka.Message{Key: s.key(), Value: b, Headers: []kafka.Header{shardHeader(w.shard)}}, nil
+	return w.n.summaryMessage(s, w.shard, shardHeader(w.shard))
 }

@@ -104,11 +104,7 @@ func (w *worker) publish(ctx context.Context, closed []*graph.Window, closedTo i
 			continue
 		}
 		for s, sub := range splitShards(win, n.shards) {
-			message := func(sm *summary) (kafka.Message, error) {
-				m, err := w.message(sm)
-				m.Headers = append(m.Headers, shardHeader(s))
-				return m, err
-			}
+			message := func(sm *summary) (kafka.Message, error) { return n.summaryMessage(sm, w.partition, shardHeader(s)) }
 			msgs = n.queueWindow(msgs, sub, message, w.partition, s)
 		}
 	}
@@ -163,13 +159,20 @@ func (n *Node) queueWindow(msgs []kafka.Message, w *graph.Window, message func(*
 	return msgs
 }
 
+// message is a summary of the worker's partition.
 func (w *worker) message(s *summary) (kafka.Message, error) {
-	s.Source, s.Partition, s.Member = w.n.source, w.partition, w.n.cfg.Member
+	return w.n.summaryMessage(s, w.partition)
+}
+
+// summaryMessage encodes s as this member's summary of partition p (a
+// span partition, or a shard), with headers.
+func (n *Node) summaryMessage(s *summary, p int, headers ...kafka.Header) (kafka.Message, error) {
+	s.Source, s.Partition, s.Member = n.source, p, n.cfg.Member
 	b, err := encodeSummary(s)
 	if err != nil {
 		return kafka.Message{}, err
 	}
-	return kafka.Message{Key: s.key(), Value: b}, nil
+	return kafka.Message{Key: s.key(), Value: b, Headers: headers}, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
